@@ -1,0 +1,197 @@
+// createApp wires config, cloud accounts, jobs, metrics and HTTP; main only parses flags and listens.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { ExporterConfig } from './config/load';
+import { CloudAccounts, LimiterPool, type TransportFactory } from './cloud/accounts';
+import { JOB_TYPES, defaultApiQps } from './jobs';
+import type { AnyJobType } from './jobs/types';
+import { JobRunner } from './job-runner';
+import { createLogger, type Logger } from './log';
+import { createSelfMetrics, type SelfMetrics } from './metrics/self-metrics';
+import { SnapshotStore } from './metrics/snapshot-store';
+import { createHttpHandler } from './http';
+import { BUILD } from './build-info';
+
+export interface AppDeps {
+  logger?: Logger;
+  jobTypes?: readonly AnyJobType[];
+  transports?: Readonly<Record<string, TransportFactory>>;
+  /** Reads the config again for POST /-/reload and SIGHUP; throws ConfigError on a bad file. */
+  loadConfig?: () => ExporterConfig;
+  telemetryPath?: string;
+  processMetrics?: boolean;
+  now?: () => number;
+}
+
+export interface App {
+  readonly metrics: SelfMetrics;
+  readonly store: SnapshotStore;
+  readonly logger: Logger;
+  start(): void;
+  isReady(): boolean;
+  /** Resolves once every job finished its first attempt. */
+  whenReady(): Promise<void>;
+  reload(): Promise<{ ok: boolean; error?: string }>;
+  /** Runs every job now (tests, benchmarks). */
+  runAllNow(): Promise<void>;
+  runner(jobName: string): JobRunner | undefined;
+  handler: http.RequestListener;
+  listen(address: string): Promise<AddressInfo>;
+  stop(graceMs?: number): Promise<void>;
+}
+
+export function createApp(initial: ExporterConfig, deps: AppDeps = {}): App {
+  const logger = deps.logger ?? createLogger();
+  const jobTypes = deps.jobTypes ?? JOB_TYPES;
+  const typeByName = new Map(jobTypes.map((t) => [t.type, t]));
+  const metrics = createSelfMetrics(BUILD, { processMetrics: deps.processMetrics });
+  const store = new SnapshotStore();
+  const limiters = new LimiterPool(metrics.api);
+  const qpsDefaults = defaultApiQps(jobTypes);
+  const runners = new Map<string, { runner: JobRunner; fingerprint: string; accounts: CloudAccounts }>();
+  let config = initial;
+  let started = false;
+  let server: http.Server | undefined;
+  const readyWaiters: Array<() => void> = [];
+
+  const fingerprintOf = (job: ExporterConfig['jobs'][number], cfg: ExporterConfig) =>
+    JSON.stringify({ job, account: cfg.accounts.find((a) => a.name === job.account) ?? null, dir: cfg.dir });
+
+  function build(cfg: ExporterConfig): void {
+    const accounts = new CloudAccounts({ accounts: cfg.accounts, metrics: metrics.api, limiters, defaultQps: qpsDefaults, transports: deps.transports });
+    const wanted = new Set(cfg.jobs.map((j) => j.name));
+    for (const [name, entry] of runners) {
+      if (!wanted.has(name) || entry.fingerprint !== fingerprintOf(cfg.jobs.find((j) => j.name === name)!, cfg)) {
+        runners.delete(name);
+        void entry.runner.stop(0).then(() => {
+          if (!runners.has(name)) store.removeJob(name);
+        });
+        entry.runner.forgetMetrics();
+        if (!wanted.has(name)) store.removeJob(name);
+      }
+    }
+    for (const jobCfg of cfg.jobs) {
+      if (runners.has(jobCfg.name)) continue;
+      const jobType = typeByName.get(jobCfg.type)!;
+      const jobLogger = logger.child({ job_name: jobCfg.name });
+      const job = jobType.create(jobCfg, { jobName: jobCfg.name, labels: jobCfg.labels, accounts, logger: jobLogger, configDir: cfg.dir });
+      const runner = new JobRunner({ config: jobCfg, job, instanceIds: job.instanceIds, store, metrics, logger: jobLogger, now: deps.now });
+      runners.set(jobCfg.name, { runner, fingerprint: fingerprintOf(jobCfg, cfg), accounts });
+      runner.firstAttemptDone = false;
+      if (started) {
+        runner.start();
+        void waitFirst(runner);
+      }
+    }
+    const keys = new Set<string>();
+    for (const jobCfg of cfg.jobs) for (const api of Object.keys(typeByName.get(jobCfg.type)!.apiQps)) if (jobCfg.account) keys.add(`${jobCfg.account}\u0000${api}`);
+    limiters.retain(keys);
+  }
+
+  async function waitFirst(runner: JobRunner): Promise<void> {
+    while (!runner.firstAttemptDone) await new Promise((r) => setTimeout(r, 20));
+    if (isReady()) readyWaiters.splice(0).forEach((w) => w());
+  }
+
+  function isReady(): boolean {
+    return [...runners.values()].every((e) => e.runner.firstAttemptDone);
+  }
+
+  function refreshStaleness(): void {
+    const now = (deps.now ?? Date.now)();
+    const expired = store.expire(now);
+    for (const name of runners.keys()) {
+      if (expired.has(name)) {
+        metrics.jobStale.set({ job_name: name }, 1);
+        logger.warn({ job_name: name }, 'dropping data older than stale_after');
+      } else if (store.hasData(name)) metrics.jobStale.set({ job_name: name }, 0);
+    }
+  }
+
+  const app: App = {
+    metrics,
+    store,
+    logger,
+    start() {
+      started = true;
+      for (const { runner } of runners.values()) {
+        runner.start();
+        void waitFirst(runner);
+      }
+    },
+    isReady,
+    whenReady() {
+      return isReady() ? Promise.resolve() : new Promise((resolve) => readyWaiters.push(resolve));
+    },
+    async reload() {
+      if (!deps.loadConfig) return { ok: false, error: 'reload is not available: no config file' };
+      try {
+        const next = deps.loadConfig();
+        build(next);
+        config = next;
+        metrics.reloadSuccessful.set(1);
+        metrics.reloadTimestamp.set(Date.now() / 1000);
+        logger.info({ jobs: config.jobs.length }, 'configuration reloaded');
+        return { ok: true };
+      } catch (err) {
+        metrics.reloadSuccessful.set(0);
+        const message = (err as Error).message;
+        logger.error({ err }, 'configuration reload failed; keeping the previous configuration');
+        return { ok: false, error: message };
+      }
+    },
+    async runAllNow() {
+      await Promise.all([...runners.values()].map((e) => e.runner.trigger()));
+    },
+    runner(name) {
+      return runners.get(name)?.runner;
+    },
+    handler: undefined as unknown as http.RequestListener,
+    async listen(address) {
+      const { host, port } = parseListenAddress(address);
+      server = http.createServer(app.handler);
+      server.keepAliveTimeout = 65_000;
+      await new Promise<void>((resolve, reject) => {
+        server!.once('error', reject);
+        server!.listen(port, host, () => resolve());
+      });
+      return server.address() as AddressInfo;
+    },
+    async stop(graceMs = 10_000) {
+      await Promise.all([...runners.values()].map((e) => e.runner.stop(graceMs)));
+      limiters.cancelAll();
+      for (const e of runners.values()) e.accounts.close();
+      if (server) {
+        const s = server;
+        await new Promise<void>((resolve) => {
+          s.close(() => resolve());
+          s.closeIdleConnections();
+          setTimeout(() => s.closeAllConnections(), Math.min(graceMs, 2000)).unref();
+        });
+      }
+    },
+  };
+  app.handler = createHttpHandler({
+    telemetryPath: deps.telemetryPath ?? '/metrics',
+    registry: metrics.registry,
+    store,
+    beforeScrape: refreshStaleness,
+    isReady,
+    reload: () => app.reload(),
+    logger,
+    jobsSummary: () => [...runners.values()].map((e) => ({ name: e.runner.name, schedule: '', ready: e.runner.firstAttemptDone })),
+  });
+
+  build(config);
+  metrics.reloadSuccessful.set(1);
+  metrics.reloadTimestamp.set(Date.now() / 1000);
+  return app;
+}
+
+export function parseListenAddress(address: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(address.trim());
+  if (!m) throw new Error(`invalid listen address "${address}": use host:port, :port or [::1]:port`);
+  const port = Number(m[3]);
+  if (port > 65535) throw new Error(`invalid port in listen address "${address}"`);
+  return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
+}

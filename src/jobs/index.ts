@@ -1,0 +1,10 @@
+// Every job type the exporter knows. Adding a cloud API: write its module, add it here.
+import type { AnyJobType } from './types';
+import { aliyunMqttSessions } from './aliyun-mqtt-sessions';
+
+export const JOB_TYPES: readonly AnyJobType[] = [aliyunMqttSessions];
+
+/** Documented per-account QPS of every API any job type calls. */
+export function defaultApiQps(types: readonly AnyJobType[] = JOB_TYPES): Record<string, number> {
+  return Object.assign({}, ...types.map((t) => t.apiQps));
+}

@@ -1,0 +1,74 @@
+// The contract of a job type: how its config looks, what it costs in API calls, and how one run produces metrics.
+import type { z } from 'zod';
+import type { Logger } from '../log';
+import type { CloudAccounts } from '../cloud/accounts';
+import type { CommonJobConfig } from '../config/schema';
+import type { MetricFamily } from '../metrics/family';
+
+/** The result for one cloud instance (or the job's single target). Families are rendered only when ok. */
+export interface TargetResult {
+  instanceId: string;
+  ok: boolean;
+  families: MetricFamily[];
+  error?: Error;
+}
+
+export interface JobRunResult {
+  targets: TargetResult[];
+  /** Inventory figures for jobs that have one (cloud_session_exporter_inventory_*). */
+  inventory?: { valid: number; invalid: number };
+}
+
+export interface RunContext {
+  /** Absolute deadline (Date.now() ms). */
+  deadline: number;
+  signal: AbortSignal;
+}
+
+export interface JobContext {
+  jobName: string;
+  labels: Readonly<Record<string, string>>;
+  accounts: CloudAccounts;
+  logger: Logger;
+  /** Base directory for relative paths in the job's config (the config file's folder). */
+  configDir: string;
+}
+
+export interface Job {
+  /** Cloud instances this job reports on; their success series exist from start-up. */
+  readonly instanceIds: readonly string[];
+  run(ctx: RunContext): Promise<JobRunResult>;
+  close?(): Promise<void>;
+}
+
+/** One API call pattern of a job, for `--config.check`'s quota plan. */
+export interface ApiUsage {
+  account: string;
+  api: string;
+  callsPerRun: number;
+  /** Free-text basis of the estimate, e.g. "6,000 devices / 10 per call". */
+  basis: string;
+  /** Billed calls, e.g. SendMessage: shown as messages per day. */
+  billed?: boolean;
+}
+
+export interface JobType<C extends CommonJobConfig = CommonJobConfig> {
+  /** Value of the config's `type` key. */
+  type: string;
+  /** Provider the job's account must have. */
+  provider: 'aliyun' | 'tencentcloud';
+  /** The type's own keys (merged with the common keys, strictly). */
+  schema: z.ZodRawShape;
+  /** Extra checks across fields; return problems as [path, message]. */
+  validate?(config: C): Array<[Array<string | number>, string]>;
+  /** Documented per-account rate limits of the APIs this type calls (calls per second). */
+  apiQps: Record<string, number>;
+  /** Label names this type emits: static labels may not reuse them. */
+  labelNames: readonly string[];
+  plan(config: C, configDir: string): ApiUsage[];
+  create(config: C, ctx: JobContext): Job;
+}
+
+// Type-erased form used by registries; each module keeps its precise config type internally.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyJobType = JobType<any>;

@@ -1,0 +1,151 @@
+#!/usr/bin/env node
+// cloud-session-exporter entry point: parses flags, loads the config, then listens (or checks the config and exits).
+import { createApp } from './app';
+import { ConfigError, loadConfigFile } from './config/load';
+import { JOB_TYPES, defaultApiQps } from './jobs';
+import { createLogger, type LogFormat, type LogLevel } from './log';
+import { buildQuotaPlan, formatQuotaPlan } from './quota-plan';
+import { BUILD } from './build-info';
+import { parseDuration } from './config/duration';
+
+export const DEFAULT_LISTEN_ADDRESS = ':10780';
+
+const FLAGS = {
+  'config.file': { default: 'cloud-session-exporter.yml', help: 'Configuration file (YAML).' },
+  'config.check': { default: false, help: 'Validate the configuration, print the quota plan, and exit.' },
+  'web.listen-address': { default: DEFAULT_LISTEN_ADDRESS, help: 'Address to listen on for the web interface and telemetry.' },
+  'web.telemetry-path': { default: '/metrics', help: 'Path under which to expose metrics.' },
+  'web.shutdown-grace-period': { default: '15s', help: 'On SIGTERM, how long in-flight polls may run before they are aborted.' },
+  'log.level': { default: 'info', help: 'Only log messages with the given severity or above: debug, info, warn, error.' },
+  'log.format': { default: 'logfmt', help: 'Output format of log messages: logfmt or json.' },
+  version: { default: false, help: 'Show the version and exit.' },
+  help: { default: false, help: 'Show this help and exit.' },
+} as const;
+
+type FlagName = keyof typeof FLAGS;
+export type Flags = { [K in FlagName]: (typeof FLAGS)[K]['default'] extends boolean ? boolean : string };
+
+export function parseFlags(argv: string[]): Flags {
+  const out: Record<string, string | boolean> = {};
+  for (const [k, v] of Object.entries(FLAGS)) out[k] = v.default;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    const m = /^--?([a-z][a-z0-9.-]*)(?:=(.*))?$/.exec(arg);
+    if (!m) throw new Error(`unexpected argument "${arg}" (flags look like --config.file=FILE)`);
+    let name = m[1];
+    let value: string | undefined = m[2];
+    const negated = name.startsWith('no-') && name.slice(3) in FLAGS;
+    if (negated) name = name.slice(3);
+    if (!(name in FLAGS)) throw new Error(`unknown flag --${name} (see --help)`);
+    const def = FLAGS[name as FlagName].default;
+    if (typeof def === 'boolean') {
+      if (value !== undefined && !['true', 'false'].includes(value)) throw new Error(`flag --${name} takes true or false, got "${value}"`);
+      out[name] = negated ? false : value === undefined ? true : value === 'true';
+    } else {
+      if (value === undefined) {
+        value = argv[++i];
+        if (value === undefined) throw new Error(`flag --${name} needs a value`);
+      }
+      out[name] = value;
+    }
+  }
+  const level = out['log.level'] as string;
+  if (!['debug', 'info', 'warn', 'error'].includes(level)) throw new Error(`--log.level must be debug, info, warn or error, got "${level}"`);
+  const format = out['log.format'] as string;
+  if (!['logfmt', 'json'].includes(format)) throw new Error(`--log.format must be logfmt or json, got "${format}"`);
+  return out as Flags;
+}
+
+function usage(): string {
+  const lines = Object.entries(FLAGS).map(([k, v]) => `  --${k}${typeof v.default === 'boolean' ? '' : `=${v.default}`}\n      ${v.help}`);
+  return `usage: cloud-session-exporter [flags]\n\nFlags:\n${lines.join('\n')}\n`;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let flags: Flags;
+  try {
+    flags = parseFlags(argv);
+  } catch (err) {
+    process.stderr.write(`cloud-session-exporter: ${(err as Error).message}\n`);
+    return 2;
+  }
+  if (flags.help) {
+    process.stdout.write(usage());
+    return 0;
+  }
+  if (flags.version) {
+    process.stdout.write(`cloud-session-exporter ${BUILD.version} (revision ${BUILD.revision}, node ${process.version})\n`);
+    return 0;
+  }
+  const logger = createLogger({ level: flags['log.level'] as LogLevel, format: flags['log.format'] as LogFormat });
+  const file = flags['config.file'];
+  const load = () => loadConfigFile(file, { jobTypes: JOB_TYPES });
+
+  if (flags['config.check']) {
+    try {
+      const cfg = load();
+      const plan = buildQuotaPlan(cfg, JOB_TYPES, defaultApiQps());
+      process.stdout.write(`${file}: configuration is valid (${cfg.accounts.length} account(s), ${cfg.jobs.length} job(s))\n\n`);
+      process.stdout.write(formatQuotaPlan(plan));
+      return 0;
+    } catch (err) {
+      process.stderr.write(`${err instanceof ConfigError ? err.message : `${file}: ${(err as Error).message}`}\n`);
+      return 1;
+    }
+  }
+
+  let graceMs: number;
+  try {
+    graceMs = parseDuration(flags['web.shutdown-grace-period']);
+  } catch (err) {
+    process.stderr.write(`cloud-session-exporter: --web.shutdown-grace-period: ${(err as Error).message}\n`);
+    return 2;
+  }
+
+  let config;
+  try {
+    config = load();
+  } catch (err) {
+    logger.error({ msg_detail: (err as Error).message }, 'cannot load the configuration');
+    process.stderr.write(`${(err as Error).message}\n`);
+    return 1;
+  }
+  const app = createApp(config, { logger, loadConfig: load, telemetryPath: flags['web.telemetry-path'] });
+  let address;
+  try {
+    address = await app.listen(flags['web.listen-address']);
+  } catch (err) {
+    logger.error({ err, address: flags['web.listen-address'] }, 'cannot listen');
+    return 1;
+  }
+  logger.info({ address: `${address.address}:${address.port}`, telemetry_path: flags['web.telemetry-path'], version: BUILD.version, jobs: config.jobs.length }, 'listening');
+  app.start();
+
+  process.on('SIGHUP', () => {
+    logger.info('SIGHUP received, reloading the configuration');
+    void app.reload();
+  });
+  process.on('unhandledRejection', (err) => logger.error({ err }, 'unhandled promise rejection (kept running)'));
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const shutdown = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ signal, grace_ms: graceMs }, 'shutting down');
+      app.stop(graceMs).then(
+        () => resolve(0),
+        (err) => {
+          logger.error({ err }, 'error during shutdown');
+          resolve(1);
+        },
+      );
+    };
+    process.on('SIGTERM', () => shutdown('SIGTERM'));
+    process.on('SIGINT', () => shutdown('SIGINT'));
+  });
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then((code) => process.exit(code));
+}

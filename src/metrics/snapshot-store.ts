@@ -1,0 +1,69 @@
+// Holds the latest good metric families of every (job, cloud instance), expires them when stale,
+// and merges same-named families of different jobs under one HELP/TYPE header.
+import type { MetricFamily } from './family';
+
+interface Part {
+  families: readonly MetricFamily[];
+  producedAt: number;
+}
+
+export class SnapshotStore {
+  private readonly jobs = new Map<string, Map<string, Part>>();
+  private readonly staleAfterMs = new Map<string, number>();
+
+  setStaleAfter(jobName: string, ms: number): void {
+    this.staleAfterMs.set(jobName, ms);
+  }
+
+  put(jobName: string, instanceId: string, families: readonly MetricFamily[], producedAt: number): void {
+    let parts = this.jobs.get(jobName);
+    if (!parts) this.jobs.set(jobName, (parts = new Map()));
+    parts.set(instanceId, { families, producedAt });
+  }
+
+  /** Drops instances no longer configured. */
+  retainInstances(jobName: string, instanceIds: ReadonlySet<string>): void {
+    const parts = this.jobs.get(jobName);
+    if (!parts) return;
+    for (const id of parts.keys()) if (!instanceIds.has(id)) parts.delete(id);
+  }
+
+  removeJob(jobName: string): void {
+    this.jobs.delete(jobName);
+    this.staleAfterMs.delete(jobName);
+  }
+
+  /** Deletes parts older than their job's stale_after; returns the jobs that now hold stale (dropped) data. */
+  expire(now: number): Set<string> {
+    const staleJobs = new Set<string>();
+    for (const [jobName, parts] of this.jobs) {
+      const limit = this.staleAfterMs.get(jobName) ?? Infinity;
+      for (const [id, part] of parts) {
+        if (now - part.producedAt > limit) {
+          parts.delete(id);
+          staleJobs.add(jobName);
+        }
+      }
+    }
+    return staleJobs;
+  }
+
+  hasData(jobName: string): boolean {
+    return (this.jobs.get(jobName)?.size ?? 0) > 0;
+  }
+
+  /** Families grouped by name, in first-seen order; each group is rendered under one header. */
+  grouped(): Array<{ name: string; help: string; type: MetricFamily['type']; members: MetricFamily[] }> {
+    const byName = new Map<string, { name: string; help: string; type: MetricFamily['type']; members: MetricFamily[] }>();
+    for (const parts of this.jobs.values()) {
+      for (const part of parts.values()) {
+        for (const fam of part.families) {
+          let group = byName.get(fam.name);
+          if (!group) byName.set(fam.name, (group = { name: fam.name, help: fam.help, type: fam.type, members: [] }));
+          group.members.push(fam);
+        }
+      }
+    }
+    return [...byName.values()];
+  }
+}

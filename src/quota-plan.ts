@@ -1,0 +1,97 @@
+// --config.check's quota plan: per account and API, calls per cycle, the shortest cycle the QPS limit allows,
+// and the share of each schedule interval it uses. Warns when a job cannot finish within its interval.
+import type { ExporterConfig } from './config/load';
+import type { AnyJobType } from './jobs/types';
+import { scheduleIntervalMs } from './schedule';
+import { formatDuration } from './config/duration';
+
+export interface PlanRow {
+  account: string;
+  api: string;
+  qps: number;
+  job: string;
+  callsPerRun: number;
+  basis: string;
+  intervalMs: number;
+  shortestCycleMs: number;
+  share: number;
+  messagesPerDay?: number;
+}
+
+export interface QuotaPlan {
+  rows: PlanRow[];
+  warnings: string[];
+}
+
+export function buildQuotaPlan(cfg: ExporterConfig, jobTypes: readonly AnyJobType[], defaultQps: Record<string, number>): QuotaPlan {
+  const typeByName = new Map(jobTypes.map((t) => [t.type, t]));
+  const rows: PlanRow[] = [];
+  const warnings: string[] = [];
+  for (const job of cfg.jobs) {
+    const jobType = typeByName.get(job.type)!;
+    const intervalMs = scheduleIntervalMs(job.schedule);
+    for (const use of jobType.plan(job, cfg.dir)) {
+      const account = cfg.accounts.find((a) => a.name === use.account);
+      const qps = account?.qps?.[use.api] ?? defaultQps[use.api];
+      const shortestCycleMs = (use.callsPerRun / qps) * 1000;
+      rows.push({
+        account: use.account,
+        api: use.api,
+        qps,
+        job: job.name,
+        callsPerRun: use.callsPerRun,
+        basis: use.basis,
+        intervalMs,
+        shortestCycleMs,
+        share: shortestCycleMs / intervalMs,
+        messagesPerDay: use.billed ? Math.round(use.callsPerRun * (86_400_000 / intervalMs)) : undefined,
+      });
+    }
+  }
+  for (const row of rows) {
+    const deadline = cfg.jobs.find((j) => j.name === row.job)?.timeout ?? row.intervalMs;
+    if (row.shortestCycleMs > deadline) {
+      warnings.push(`job ${row.job}: ${row.callsPerRun} ${row.api} calls need at least ${formatSeconds(row.shortestCycleMs)} at ${row.qps} QPS, longer than its ${formatDuration(deadline)} deadline: it cannot finish; slow the schedule or raise accounts[].qps.${row.api} if your quota allows`);
+    }
+  }
+  // Jobs of one account share each API's limiter: their combined demand must fit too.
+  const demand = new Map<string, { qps: number; perSecond: number; jobs: string[] }>();
+  for (const row of rows) {
+    const key = `${row.account}/${row.api}`;
+    const d = demand.get(key) ?? { qps: row.qps, perSecond: 0, jobs: [] };
+    d.perSecond += row.callsPerRun / (row.intervalMs / 1000);
+    d.jobs.push(row.job);
+    demand.set(key, d);
+  }
+  for (const [key, d] of demand) {
+    if (d.jobs.length > 1 && d.perSecond > d.qps) {
+      warnings.push(`${key}: jobs ${d.jobs.join(', ')} together need ${d.perSecond.toFixed(1)} calls/s on average, above the ${d.qps} QPS limit they share`);
+    }
+  }
+  return { rows, warnings };
+}
+
+function formatSeconds(ms: number): string {
+  return `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)}s`;
+}
+
+export function formatQuotaPlan(plan: QuotaPlan): string {
+  const header = ['ACCOUNT', 'API', 'QPS', 'JOB', 'CALLS/CYCLE', 'SHORTEST CYCLE', 'INTERVAL', 'SHARE', 'MESSAGES/DAY (billed)', 'BASIS'];
+  const body = plan.rows.map((r) => [
+    r.account,
+    r.api,
+    String(r.qps),
+    r.job,
+    String(r.callsPerRun),
+    formatSeconds(r.shortestCycleMs),
+    formatDuration(r.intervalMs),
+    `${(r.share * 100).toFixed(1)}%`,
+    r.messagesPerDay === undefined ? '-' : String(r.messagesPerDay),
+    r.basis,
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => row[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd();
+  const out = ['Quota plan:', line(header), ...body.map(line)];
+  if (plan.warnings.length) out.push('', ...plan.warnings.map((w) => `WARNING: ${w}`));
+  return out.join('\n') + '\n';
+}

@@ -1,0 +1,67 @@
+import { afterEach, describe, expect, test, vi } from 'vitest';
+import { RateLimitAbortedError, WindowRateLimiter } from '../../src/cloud/rate-limiter';
+
+function busiestWindow(starts: number[], windowMs = 1000): number {
+  let best = 0;
+  let lo = 0;
+  for (let hi = 0; hi < starts.length; hi++) {
+    while (starts[hi] - starts[lo] >= windowMs) lo++;
+    best = Math.max(best, hi - lo + 1);
+  }
+  return best;
+}
+
+describe('WindowRateLimiter', () => {
+  afterEach(() => vi.useRealTimers());
+
+  for (const rate of [5, 100, 500, 1000]) {
+    test(`never starts more than ${rate} calls in any 1-second window, and reaches >= 99% of the rate`, async () => {
+      vi.useFakeTimers();
+      const limiter = new WindowRateLimiter({ rate, now: () => Date.now() });
+      const starts: number[] = [];
+      const t0 = Date.now();
+      const total = rate * 4 + 7;
+      const done = Array.from({ length: total }, () => limiter.schedule(async () => void starts.push(Date.now())));
+      await vi.advanceTimersByTimeAsync(10_000);
+      await Promise.all(done);
+      expect(starts).toHaveLength(total);
+      expect(busiestWindow(starts)).toBeLessThanOrEqual(rate);
+      // Steady state: the last `rate * 3` calls took no longer than 3 windows / 0.99.
+      const tail = starts.slice(rate);
+      const achieved = (tail.length - 1) / ((tail[tail.length - 1] - tail[0]) / 1000);
+      expect(achieved).toBeGreaterThanOrEqual(rate * 0.99);
+      expect(starts[0]).toBe(t0);
+    });
+  }
+
+  test('calls spread across the window instead of one burst per second', async () => {
+    vi.useFakeTimers();
+    const limiter = new WindowRateLimiter({ rate: 100, now: () => Date.now() });
+    const starts: number[] = [];
+    const done = Array.from({ length: 100 }, () => limiter.schedule(async () => void starts.push(Date.now())));
+    await vi.advanceTimersByTimeAsync(2_000);
+    await Promise.all(done);
+    // With a burst of 2% (2 calls), 100 calls take most of a second rather than arriving at once.
+    expect(starts[99] - starts[0]).toBeGreaterThan(900);
+    expect(busiestWindow(starts, 100)).toBeLessThanOrEqual(12);
+  });
+
+  test('a queued call whose signal aborts is rejected and never starts', async () => {
+    vi.useFakeTimers();
+    const limiter = new WindowRateLimiter({ rate: 1, now: () => Date.now() });
+    const ran: number[] = [];
+    const first = limiter.schedule(async () => void ran.push(1));
+    const ctl = new AbortController();
+    const second = limiter.schedule(async () => void ran.push(2), ctl.signal);
+    ctl.abort();
+    await expect(second).rejects.toBeInstanceOf(RateLimitAbortedError);
+    await first;
+    await vi.advanceTimersByTimeAsync(3_000);
+    expect(ran).toEqual([1]);
+    expect(limiter.queueDepth).toBe(0);
+  });
+
+  test('rejects a non-positive rate with a clear message', () => {
+    expect(() => new WindowRateLimiter({ rate: 0 })).toThrow(/positive/);
+  });
+});
