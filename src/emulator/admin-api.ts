@@ -1,0 +1,56 @@
+// Unsigned /_emulator/* endpoints: ground truth, statistics and runtime controls for tests, benchmarks and demos.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { sendJson } from './http-util';
+import type { SentMessage } from './mqtt-api';
+import { ScenarioError, type Faults } from './scenario';
+import type { EmulatorStats } from './stats';
+import type { Truth } from './truth';
+
+export interface AdminOps {
+  truth(): Promise<Truth>;
+  stats(): EmulatorStats;
+  resetStats(): void;
+  faults(): Faults;
+  setFaults(faults: unknown): void;
+  setOnline(instanceId: string, clientId: string, online: boolean): void;
+  sentMessages(): SentMessage[];
+}
+
+export const ADMIN_PREFIX = '/_emulator/';
+
+function parseJson(body: Buffer): unknown {
+  return body.length === 0 ? undefined : JSON.parse(body.toString('utf8'));
+}
+
+export async function handleAdmin(ops: AdminOps, req: IncomingMessage, res: ServerResponse, path: string, body: Buffer): Promise<void> {
+  const route = `${req.method ?? 'GET'} ${path.slice(ADMIN_PREFIX.length - 1)}`;
+  try {
+    switch (route) {
+      case 'GET /truth':
+        return sendJson(res, 200, await ops.truth());
+      case 'GET /stats':
+        return sendJson(res, 200, ops.stats());
+      case 'POST /stats/reset':
+        ops.resetStats();
+        return sendJson(res, 200, { ok: true });
+      case 'GET /faults':
+        return sendJson(res, 200, ops.faults());
+      case 'POST /faults':
+        ops.setFaults(parseJson(body) ?? {});
+        return sendJson(res, 200, ops.faults());
+      case 'GET /messages':
+        return sendJson(res, 200, ops.sentMessages());
+    }
+    const flip = /^POST \/mqtt\/([^/]+)\/([^/]+)$/.exec(route);
+    if (flip !== null) {
+      const parsed = parseJson(body) as { online?: unknown } | undefined;
+      if (typeof parsed?.online !== 'boolean') return sendJson(res, 400, { error: 'body must be {"online": true|false}' });
+      ops.setOnline(decodeURIComponent(flip[1] as string), decodeURIComponent(flip[2] as string), parsed.online);
+      return sendJson(res, 200, { ok: true });
+    }
+    return sendJson(res, 404, { error: `no admin endpoint ${route}` });
+  } catch (err) {
+    const message = err instanceof ScenarioError ? err.problems.join('; ') : (err as Error).message;
+    return sendJson(res, 400, { error: message });
+  }
+}

@@ -1,0 +1,235 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startEmulator, type Emulator } from '../../src/emulator/server';
+import type { EmulatorStats } from '../../src/emulator/stats';
+import type { Truth } from '../../src/emulator/truth';
+import { adminGet, adminPost, mqttClient, popError, testScenario, type PopError } from './helpers';
+
+const INSTANCE = 'post-cn-test0001';
+
+interface BatchAnswer {
+  RequestId: string;
+  OnlineStatusList: { ClientId: string; OnlineStatus: boolean }[];
+}
+
+const ids = (n: number, from = 1): string[] =>
+  Array.from({ length: n }, (_, i) => `GID_sensor@@@dev-${String(from + i).padStart(6, '0')}`);
+
+describe('ApsaraMQ for MQTT APIs', () => {
+  let emu: Emulator;
+  const sent: { instanceId: string; topic: string; payload: string; msgId: string }[] = [];
+
+  beforeAll(async () => {
+    emu = await startEmulator({ scenario: testScenario(), onSendMessage: (m) => void sent.push(m) });
+  });
+  afterAll(async () => emu.close());
+
+  it('answers Batch in request order, matching the truth; unknown IDs are offline', async () => {
+    const truth = await emu.truth();
+    const list = [...ids(8), 'GID_gateway@@@gw-000003', 'GID_nobody@@@x'];
+    const r = await mqttClient(emu.url).request<BatchAnswer>('BatchQuerySessionByClientIds', { InstanceId: INSTANCE, ClientIdList: list }, { method: 'POST' });
+    expect(r.OnlineStatusList.map((e) => e.ClientId)).toEqual(list);
+    for (const e of r.OnlineStatusList) expect(e.OnlineStatus).toBe(truth.mqtt[INSTANCE]?.[e.ClientId] ?? false);
+    expect(r.OnlineStatusList[8]?.OnlineStatus).toBe(true);
+    expect(r.OnlineStatusList[9]?.OnlineStatus).toBe(false);
+  });
+
+  it('keeps the fleet near its online ratio and the truth complete', async () => {
+    const truth = await emu.truth();
+    const fleet = Object.entries(truth.mqtt[INSTANCE] ?? {}).filter(([id]) => id.startsWith('GID_sensor@@@dev-'));
+    expect(fleet).toHaveLength(50);
+    const online = fleet.filter(([, v]) => v).length;
+    expect(online).toBeGreaterThan(15);
+    expect(online).toBeLessThan(45);
+    expect(truth.mqtt[INSTANCE]?.['GID_test@@@always-on']).toBe(true);
+  });
+
+  it('rejects a batch of 11 IDs with InvalidParameter.ClientIdList (HTTP 400) and records its size', async () => {
+    const err = await popError(
+      mqttClient(emu.url).request('BatchQuerySessionByClientIds', { InstanceId: INSTANCE, ClientIdList: ids(11) }, { method: 'POST' }),
+    );
+    expect(err.code).toBe('InvalidParameter.ClientIdList');
+    expect(err.entry.response.statusCode).toBe(400);
+    expect(emu.stats().apis.BatchQuerySessionByClientIds?.largest_batch).toBe(11);
+  });
+
+  it('answers InstancePermissionCheckFailed for an unknown instance', async () => {
+    const err = await popError(mqttClient(emu.url).request('QuerySessionByClientId', { InstanceId: 'post-cn-nope', ClientId: 'GID_a@@@b' }));
+    expect(err.code).toBe('InstancePermissionCheckFailed');
+    expect(err.entry.response.statusCode).toBe(400);
+  });
+
+  it('answers ApiNotSupport (404) for Batch on an instance without it, while single queries work', async () => {
+    const err = await popError(
+      mqttClient(emu.url).request('BatchQuerySessionByClientIds', { InstanceId: 'post-cn-nobatch01', ClientIdList: ids(2) }),
+    );
+    expect(err.code).toBe('ApiNotSupport');
+    expect(err.entry.response.statusCode).toBe(404);
+    const one = await mqttClient(emu.url).request<{ OnlineStatus: boolean }>('QuerySessionByClientId', {
+      InstanceId: 'post-cn-nobatch01',
+      ClientId: ids(1)[0],
+    });
+    expect(typeof one.OnlineStatus).toBe('boolean');
+  });
+
+  it('flips a device through the admin endpoint and the method', async () => {
+    const id = ids(1, 7)[0] as string;
+    const ask = async (): Promise<boolean> =>
+      (await mqttClient(emu.url).request<{ OnlineStatus: boolean }>('QuerySessionByClientId', { InstanceId: INSTANCE, ClientId: id })).OnlineStatus;
+    const before = await ask();
+    const flip = await adminPost(emu.url, `mqtt/${INSTANCE}/${encodeURIComponent(id)}`, { online: !before });
+    expect(flip.status).toBe(200);
+    expect(await ask()).toBe(!before);
+    expect((await adminGet<Truth>(emu.url, 'truth')).mqtt[INSTANCE]?.[id]).toBe(!before);
+    emu.setOnline(INSTANCE, id, before);
+    expect(await ask()).toBe(before);
+    emu.setOnline(INSTANCE, 'GID_new@@@device', true);
+    expect((await emu.truth()).mqtt[INSTANCE]?.['GID_new@@@device']).toBe(true);
+  });
+
+  it('records SendMessage and hands it to the onSendMessage hook', async () => {
+    const payload = Buffer.from('probe 1').toString('base64');
+    const r = await mqttClient(emu.url).request<{ MsgId: string; RequestId: string }>(
+      'SendMessage',
+      { InstanceId: INSTANCE, MqttTopic: 'probe/canary', Payload: payload },
+      { method: 'POST' },
+    );
+    expect(r.MsgId).toMatch(/^[0-9A-F]{32}$/);
+    expect(sent.at(-1)).toEqual({ instanceId: INSTANCE, topic: 'probe/canary', payload, msgId: r.MsgId });
+    expect(emu.sentMessages().at(-1)?.msgId).toBe(r.MsgId);
+    const err = await popError(mqttClient(emu.url).request('SendMessage', { InstanceId: INSTANCE, Payload: payload }));
+    expect(err.code).toBe('MissingMqttTopic');
+  });
+
+  it('answers SendMessageFailed (417) when the hook rejects', async () => {
+    const failing = await startEmulator({
+      scenario: testScenario(),
+      onSendMessage: () => Promise.reject(new Error('broker down')),
+    });
+    try {
+      const err = await popError(mqttClient(failing.url).request('SendMessage', { InstanceId: INSTANCE, MqttTopic: 't', Payload: 'eA==' }));
+      expect(err.code).toBe('SendMessageFailed');
+      expect(err.entry.response.statusCode).toBe(417);
+    } finally {
+      await failing.close();
+    }
+  });
+});
+
+describe('rate window', () => {
+  it('lets exactly 100 of 150 simultaneous Batch calls through and answers SystemOverFlow (403) to the rest', async () => {
+    // A frozen clock puts every arrival in the same window, whatever the machine's speed.
+    const frozen = Date.now();
+    const emu = await startEmulator({ scenario: testScenario(), now: () => frozen });
+    try {
+      const client = mqttClient(emu.url);
+      const results = await Promise.allSettled(
+        Array.from({ length: 150 }, () =>
+          client.request('BatchQuerySessionByClientIds', { InstanceId: INSTANCE, ClientIdList: ids(10) }, { method: 'POST' }),
+        ),
+      );
+      const ok = results.filter((r) => r.status === 'fulfilled').length;
+      const refused = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as PopError);
+      expect(ok).toBe(100);
+      expect(refused).toHaveLength(50);
+      for (const e of refused) {
+        expect(e.code).toBe('SystemOverFlow');
+        expect(e.entry.response.statusCode).toBe(403);
+      }
+      const stats = await adminGet<EmulatorStats>(emu.url, 'stats');
+      const batch = stats.apis.BatchQuerySessionByClientIds;
+      expect(batch).toMatchObject({ calls: 150, ok: 100, throttled: 50, busiest_window: 100, busiest_window_with_throttled: 150, largest_batch: 10 });
+      expect(batch?.accounts['aliyun-test']?.throttled).toBe(50);
+      // Other APIs have their own windows.
+      await client.request('QuerySessionByClientId', { InstanceId: INSTANCE, ClientId: 'x' });
+      await adminPost(emu.url, 'stats/reset', {});
+      expect(emu.stats().apis).toEqual({});
+    } finally {
+      await emu.close();
+    }
+  });
+
+  it('admits again once the window has slid, and honours scenario overrides', async () => {
+    let t = Date.now();
+    const emu = await startEmulator({ scenario: testScenario((s) => (s.rate_limits = { QuerySessionByClientId: 3 })), now: () => t });
+    try {
+      const client = mqttClient(emu.url);
+      const q = (): Promise<unknown> => client.request('QuerySessionByClientId', { InstanceId: INSTANCE, ClientId: 'x' });
+      for (let i = 0; i < 3; i++) await q();
+      expect((await popError(q())).code).toBe('SystemOverFlow');
+      t += 999;
+      expect((await popError(q())).code).toBe('SystemOverFlow');
+      t += 1;
+      await q();
+      expect(emu.stats().apis.QuerySessionByClientId).toMatchObject({ calls: 6, ok: 4, throttled: 2, busiest_window: 3 });
+    } finally {
+      await emu.close();
+    }
+  });
+});
+
+describe('churn', () => {
+  it('flips about churn_per_minute of the fleet per minute, deterministically from the seed', async () => {
+    let t = Date.UTC(2024, 0, 1);
+    const scenario = testScenario((s) => {
+      s.mqtt.instances = [
+        {
+          instance_id: 'post-cn-churn',
+          region: 'cn-hangzhou',
+          batch_supported: true,
+          fleets: [{ group_id: 'GID_c', prefix: 'dev-', size: 20_000, online_ratio: 0.8, churn_per_minute: 0.05 }],
+          clients: [],
+        },
+      ];
+    });
+    const a = await startEmulator({ scenario, now: () => t });
+    const b = await startEmulator({ scenario, now: () => t });
+    try {
+      const snap = async (e: Emulator): Promise<Record<string, boolean>> => (await e.truth()).mqtt['post-cn-churn'] ?? {};
+      const first = await snap(a);
+      expect(await snap(b)).toEqual(first);
+      const online = Object.values(first).filter(Boolean).length;
+      expect(online / 20_000).toBeGreaterThan(0.78);
+      expect(online / 20_000).toBeLessThan(0.82);
+      t += 60_000;
+      const second = await snap(a);
+      const flipped = Object.keys(first).filter((id) => first[id] !== second[id]).length;
+      expect(flipped / 20_000).toBeGreaterThan(0.04);
+      expect(flipped / 20_000).toBeLessThan(0.06);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('answers for a fleet of a million devices without materialising it', async () => {
+    const scenario = testScenario((s) => {
+      s.mqtt.instances = [
+        {
+          instance_id: 'post-cn-huge',
+          region: 'cn-hangzhou',
+          batch_supported: true,
+          fleets: [{ group_id: 'GID_huge', prefix: 'dev-', size: 1_000_000, online_ratio: 0.5, churn_per_minute: 0.01 }],
+          clients: [],
+        },
+      ];
+    });
+    const emu = await startEmulator({ scenario });
+    try {
+      const r = await mqttClient(emu.url).request<BatchAnswer>('BatchQuerySessionByClientIds', {
+        InstanceId: 'post-cn-huge',
+        ClientIdList: ['GID_huge@@@dev-1000000', 'GID_huge@@@dev-0000001', 'GID_huge@@@dev-1000001'],
+      });
+      expect(r.OnlineStatusList.map((e) => typeof e.OnlineStatus)).toEqual(['boolean', 'boolean', 'boolean']);
+      expect(r.OnlineStatusList[2]?.OnlineStatus).toBe(false);
+      emu.setOnline('post-cn-huge', 'GID_huge@@@dev-0500000', true);
+      emu.setOnline('post-cn-huge', 'GID_huge@@@dev-0500001', false);
+      const flipped = await mqttClient(emu.url).request<BatchAnswer>('BatchQuerySessionByClientIds', {
+        InstanceId: 'post-cn-huge',
+        ClientIdList: ['GID_huge@@@dev-0500000', 'GID_huge@@@dev-0500001'],
+      });
+      expect(flipped.OnlineStatusList.map((e) => e.OnlineStatus)).toEqual([true, false]);
+    } finally {
+      await emu.close();
+    }
+  });
+});
