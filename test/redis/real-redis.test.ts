@@ -1,0 +1,195 @@
+// A Redis-backed emulator instance: the test starts its own redis-server on a free port, opens real connections
+// (one subscribed, one inside MULTI, one blocked in BLPOP), and watches them appear in the metrics and go away.
+import { spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
+import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
+import type { App } from '../../src/app';
+import { startEmulator, type Emulator } from '../../src/emulator/server';
+import { parseScenario } from '../../src/emulator/scenario';
+import { byLabel, makeApp, parseExposition, scrape, value, type Sample } from './helpers';
+
+const INSTANCE = 'r-real-redis';
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function encode(args: string[]): string {
+  return `*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`;
+}
+
+/** A bare RESP connection: send a command, optionally wait until the received text contains `expect`. */
+class RawRedis {
+  private received = '';
+  private waiters: Array<() => void> = [];
+  readonly closed: Promise<void>;
+
+  private constructor(readonly socket: net.Socket) {
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => {
+      this.received += chunk;
+      for (const w of this.waiters.splice(0)) w();
+    });
+    socket.on('error', () => undefined);
+    this.closed = new Promise((resolve) => socket.once('close', () => resolve()));
+  }
+
+  static connect(port: number): Promise<RawRedis> {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect({ host: '127.0.0.1', port }, () => {
+        socket.off('error', reject);
+        resolve(new RawRedis(socket));
+      });
+      socket.once('error', reject);
+    });
+  }
+
+  async send(args: string[], expectText?: string, timeoutMs = 5000): Promise<string> {
+    const from = this.received.length;
+    this.socket.write(encode(args));
+    if (expectText === undefined) return '';
+    const deadline = Date.now() + timeoutMs;
+    while (!this.received.slice(from).includes(expectText)) {
+      if (Date.now() > deadline) throw new Error(`no ${JSON.stringify(expectText)} after ${args.join(' ')}; got ${JSON.stringify(this.received.slice(from))}`);
+      await new Promise<void>((resolve) => {
+        this.waiters.push(resolve);
+        setTimeout(resolve, 50);
+      });
+    }
+    return this.received.slice(from);
+  }
+
+  async close(): Promise<void> {
+    this.socket.end();
+    this.socket.destroy();
+    await this.closed;
+  }
+}
+
+let redis: ChildProcess;
+let redisPort: number;
+let control: RawRedis;
+let emulator: Emulator;
+let app: App;
+const opened: RawRedis[] = [];
+
+/** CLIENT LIST as the control connection sees it. */
+async function clientList(): Promise<string> {
+  return control.send(['CLIENT', 'LIST'], 'id=');
+}
+
+async function poll(): Promise<Sample[]> {
+  await app.runAllNow();
+  return parseExposition(await scrape(app));
+}
+
+beforeAll(async () => {
+  redisPort = await freePort();
+  redis = spawn('redis-server', ['--port', String(redisPort), '--save', '', '--appendonly', 'no', '--bind', '127.0.0.1'], { stdio: 'ignore' });
+  await vi.waitFor(
+    async () => {
+      control = await RawRedis.connect(redisPort);
+    },
+    { timeout: 10_000, interval: 100 },
+  );
+  await control.send(['CLIENT', 'SETNAME', 'control'], '+OK');
+
+  emulator = await startEmulator({
+    scenario: parseScenario(
+      `
+credentials:
+  - {account: main, provider: aliyun, access_key_id: LTAI-real-redis, access_key_secret: real-redis-secret}
+redis:
+  instances:
+    - instance_id: ${INSTANCE}
+      redis: {host: 127.0.0.1, port: ${redisPort}}
+`,
+      'real-redis-test',
+    ),
+    port: 0,
+  });
+  ({ app } = makeApp(
+    `
+accounts:
+  - {name: main, provider: aliyun, access_key_id: LTAI-real-redis, access_key_secret: real-redis-secret}
+jobs:
+  - name: redis-real
+    type: aliyun_redis_sessions
+    account: main
+    schedule: "0 * * * * *"
+    endpoint: \${EMULATOR_URL}
+    instance_ids: [${INSTANCE}]
+`,
+    { env: { EMULATOR_URL: emulator.url } },
+  ));
+});
+
+afterAll(async () => {
+  for (const c of opened) await c.close().catch(() => undefined);
+  await control?.close().catch(() => undefined);
+  await app?.stop(0);
+  await emulator?.close();
+  if (redis && redis.exitCode === null) {
+    const exited = new Promise((resolve) => redis.once('exit', resolve));
+    redis.kill('SIGTERM');
+    await exited;
+  }
+});
+
+describe('a real-Redis-backed instance', () => {
+  const m = { instance_id: INSTANCE };
+  const N = 4;
+
+  test('connections the test opens appear in the metrics, and disappear once closed', async () => {
+    const base = await poll();
+    expect(value(base, 'cloud_session_exporter_instance_success', { job_name: 'redis-real', instance_id: INSTANCE })).toBe(1);
+    const baseSessions = value(base, 'aliyun_redis_sessions', m);
+    expect(baseSessions).toBeGreaterThanOrEqual(1); // the control connection
+    const basePubsub = value(base, 'aliyun_redis_pubsub_sessions', m);
+    const baseMulti = value(base, 'aliyun_redis_multi_sessions', m);
+    const baseBlocked = value(base, 'aliyun_redis_blocked_sessions', m);
+
+    for (let i = 0; i < N; i++) {
+      const c = await RawRedis.connect(redisPort);
+      opened.push(c);
+      await c.send(['CLIENT', 'SETNAME', `session-${i}`], '+OK');
+    }
+    await opened[1].send(['SUBSCRIBE', 'news'], 'subscribe');
+    await opened[2].send(['MULTI'], '+OK');
+    await opened[2].send(['SET', 'k', 'v'], '+QUEUED');
+    await opened[3].send(['BLPOP', 'no-such-list', '0']);
+    await vi.waitFor(async () => expect(await clientList()).toMatch(/name=session-3 .*flags=b/), { timeout: 5000, interval: 50 });
+
+    const during = await poll();
+    expect(value(during, 'aliyun_redis_sessions', m)).toBe(baseSessions + N);
+    expect(value(during, 'aliyun_redis_listed_sessions', m)).toBe(baseSessions + N);
+    expect(value(during, 'aliyun_redis_pubsub_sessions', m)).toBe(basePubsub + 1);
+    expect(value(during, 'aliyun_redis_multi_sessions', m)).toBe(baseMulti + 1);
+    expect(value(during, 'aliyun_redis_blocked_sessions', m)).toBe(baseBlocked + 1);
+    expect(byLabel(during, 'aliyun_redis_client_sessions', 'client_ip', m)).toEqual(new Map([['127.0.0.1', baseSessions + N]]));
+    expect(byLabel(during, 'aliyun_redis_node_sessions', 'node_id', m)).toEqual(new Map([[`${INSTANCE}-db-0`, baseSessions + N]]));
+    const commands = byLabel(during, 'aliyun_redis_command_sessions', 'command', m);
+    expect(commands.get('blpop')).toBe(1);
+    expect(commands.get('subscribe')).toBe(1);
+    expect(value(during, 'aliyun_redis_oldest_session_age_seconds', m)).toBeGreaterThanOrEqual(0);
+    expect(value(during, 'aliyun_redis_client_query_buffer_bytes', { ...m, client_ip: '127.0.0.1' })).toBeGreaterThanOrEqual(0);
+
+    for (const c of opened.splice(0)) await c.close();
+    await vi.waitFor(async () => expect(await clientList()).not.toMatch(/name=session-/), { timeout: 5000, interval: 50 });
+
+    const after = await poll();
+    expect(value(after, 'aliyun_redis_sessions', m)).toBe(baseSessions);
+    expect(value(after, 'aliyun_redis_pubsub_sessions', m)).toBe(basePubsub);
+    expect(value(after, 'aliyun_redis_multi_sessions', m)).toBe(baseMulti);
+    expect(value(after, 'aliyun_redis_blocked_sessions', m)).toBe(baseBlocked);
+    expect(byLabel(after, 'aliyun_redis_command_sessions', 'command', m).has('blpop')).toBe(false);
+    expect(value(after, 'cloud_session_exporter_instance_success', { job_name: 'redis-real', instance_id: INSTANCE })).toBe(1);
+  });
+});
