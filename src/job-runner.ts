@@ -10,6 +10,9 @@ import type { SnapshotStore } from './metrics/snapshot-store';
 import { scheduleIntervalMs } from './schedule';
 import { sleep } from './cloud/retry';
 
+/** Longest deadline a run can have (24 h), whatever the schedule. */
+export const MAX_RUN_MS = 86_400_000;
+
 export interface JobRunnerOptions {
   config: CommonJobConfig;
   job: Job;
@@ -37,7 +40,8 @@ export class JobRunner {
     this.name = config.name;
     this.now = opts.now ?? Date.now;
     this.intervalMs = scheduleIntervalMs(config.schedule);
-    this.timeoutMs = config.timeout ?? this.intervalMs;
+    // setTimeout fires at once for delays above 2^31-1 ms, so a yearly schedule must not become a yearly deadline.
+    this.timeoutMs = Math.min(config.timeout ?? this.intervalMs, MAX_RUN_MS);
     this.staleAfterMs = config.stale_after ?? 2 * this.intervalMs;
     store.setStaleAfter(this.name, this.staleAfterMs);
     // Known series exist from start-up, so alerts never depend on absent().
@@ -70,7 +74,7 @@ export class JobRunner {
   trigger(): Promise<void> {
     if (this.running) {
       this.opts.metrics.jobRuns.inc({ job_name: this.name, result: 'skipped_overlap' });
-      this.opts.logger.warn({ job_name: this.name }, 'previous run still in progress; skipping this one');
+      this.opts.logger.warn('previous run still in progress; skipping this one');
       return this.running;
     }
     this.running = this.runOnce().finally(() => {
@@ -99,7 +103,7 @@ export class JobRunner {
           store.put(this.name, t.instanceId, t.families, finished);
           metrics.instanceLastSuccess.set(inst, finished / 1000);
         } else {
-          logger.error({ job_name: this.name, instance_id: t.instanceId, err: t.error }, 'poll failed; keeping the last good values until they go stale');
+          logger.error({ instance_id: t.instanceId, err: t.error }, 'poll failed; keeping the last good values until they go stale');
         }
       }
       store.retainInstances(this.name, new Set(result.targets.map((t) => t.instanceId)));
@@ -109,10 +113,10 @@ export class JobRunner {
       }
       metrics.jobDuration.set(labels, (finished - started) / 1000);
       if (allOk) metrics.jobLastSuccess.set(labels, finished / 1000);
-      logger.debug({ job_name: this.name, duration_ms: finished - started, ok: allOk }, 'run finished');
+      logger.debug({ duration_ms: finished - started, ok: allOk }, 'run finished');
     } catch (err) {
       // A job module must not throw, but if one does the exporter keeps going.
-      logger.error({ job_name: this.name, err }, 'run failed unexpectedly');
+      logger.error({ err }, 'run failed unexpectedly');
       metrics.jobDuration.set(labels, (this.now() - started) / 1000);
     } finally {
       clearTimeout(timer);

@@ -4,6 +4,7 @@ import type { AccountConfig } from '../config/schema';
 import { ApiClient, type ApiCaller } from './api-client';
 import type { ApiMetrics } from './api-metrics';
 import { AliyunRpcTransport } from './aliyun';
+import { TencentTransport } from './tencent';
 import { WindowRateLimiter } from './rate-limiter';
 import type { CloudTransport } from './transport';
 
@@ -18,6 +19,10 @@ export const DEFAULT_TRANSPORTS: Record<string, TransportFactory> = {
       apiVersion,
     );
   },
+  tencentcloud: (account, endpoint, apiVersion) => {
+    if (account.provider !== 'tencentcloud') throw new Error(`account ${account.name} is not a tencentcloud account`);
+    return new TencentTransport({ secretId: account.secret_id, secretKey: account.secret_key, token: account.token }, endpoint, apiVersion, { maxTimeoutMs: account.request_timeout });
+  },
 };
 
 export class LimiterPool {
@@ -25,15 +30,18 @@ export class LimiterPool {
 
   constructor(private readonly metrics: ApiMetrics) {}
 
-  get(account: string, api: string, qps: number): WindowRateLimiter {
+  get(account: string, api: string, qps: number, marginMs?: number): WindowRateLimiter {
     const key = `${account}\u0000${api}`;
     const existing = this.limiters.get(key);
-    if (existing && existing.rate === Math.floor(qps)) return existing;
+    if (existing && existing.rate === Math.floor(qps) && existing.guardMs === (marginMs ?? existing.guardMs)) return existing;
     existing?.cancelAll();
     const labels = { account, api };
-    const limiter = new WindowRateLimiter({ rate: qps, onQueueDepth: (d) => this.metrics.queueDepth.set(labels, d) });
+    const limiter = new WindowRateLimiter({ rate: qps, guardMs: marginMs, onQueueDepth: (d) => this.metrics.queueDepth.set(labels, d) });
     this.metrics.qps.set(labels, limiter.rate);
     this.metrics.queueDepth.set(labels, 0);
+    // Known (account, API) pairs have their counters from the start, so rate() and alerts never see a gap.
+    this.metrics.throttled.inc(labels, 0);
+    this.metrics.retries.inc(labels, 0);
     this.limiters.set(key, limiter);
     return limiter;
   }
@@ -45,8 +53,7 @@ export class LimiterPool {
         limiter.cancelAll();
         this.limiters.delete(key);
         const [account, api] = key.split('\u0000');
-        this.metrics.qps.remove({ account, api });
-        this.metrics.queueDepth.remove({ account, api });
+        for (const m of [this.metrics.qps, this.metrics.queueDepth, this.metrics.throttled, this.metrics.retries]) m.remove({ account, api });
       }
     }
   }
@@ -100,7 +107,7 @@ export class CloudAccounts {
       client = new ApiClient({
         account: accountName,
         transport,
-        limiterFor: (api) => this.opts.limiters.get(accountName, api, this.qpsFor(accountName, api)),
+        limiterFor: (api) => this.opts.limiters.get(accountName, api, this.qpsFor(accountName, api), account.rate_limit_margin),
         metrics: this.opts.metrics,
         requestTimeoutMs: account.request_timeout,
       });

@@ -1,0 +1,179 @@
+// Tencent Cloud API 3.0 (TC3-HMAC-SHA256) transport on the official Node SDK, with errors normalised and redacted.
+//
+// One transport per (account, endpoint, API version), as for every provider. The SDK fixes the region in its client
+// constructor, so the transport keeps one SDK client per region, created lazily: a job passes the region as the
+// pseudo-parameter `Region`, which is stripped from the request body and becomes the SDK client's region (sent as
+// the X-TC-Region header). All those clients share one keep-alive agent, always passed explicitly so the SDK never
+// picks up `http_proxy` from the environment.
+import http from 'node:http';
+import https from 'node:https';
+import { mongodb } from 'tencentcloud-sdk-nodejs-mongodb';
+import { AbstractClient } from 'tencentcloud-sdk-nodejs-common';
+import { CloudError, isThrottlingCode } from './errors';
+import type { CallRequest, CloudTransport } from './transport';
+
+export interface TencentCredentials {
+  secretId: string;
+  secretKey: string;
+  token?: string;
+}
+
+export interface TencentTransportOptions {
+  /** Upper bound of a call in ms (the account's request_timeout); each call also has its own, shorter timeout. */
+  maxTimeoutMs?: number;
+}
+
+/** Name of the pseudo-parameter carrying the region; never sent in the body. */
+export const REGION_PARAM = 'Region';
+
+const MONGODB_VERSION = '2019-07-25';
+
+interface SdkClient {
+  request(action: string, req: unknown, options?: { signal?: AbortSignal }): Promise<unknown>;
+}
+
+/** Splits `https://mongodb.tencentcloudapi.com[:port]` into the SDK's `protocol` and `endpoint` (host[:port]). */
+export function splitTencentEndpoint(url: string): { protocol: 'http://' | 'https://'; endpoint: string } {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new Error(`endpoint ${url} is not a URL`);
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new Error(`endpoint ${url} must start with http:// or https://`);
+  if ((parsed.pathname !== '/' && parsed.pathname !== '') || parsed.search || parsed.hash) {
+    throw new Error(`endpoint ${url} must not have a path or query: the SDK always posts to "/"`);
+  }
+  if (parsed.username || parsed.password) throw new Error(`endpoint must not carry credentials`);
+  return { protocol: parsed.protocol === 'https:' ? 'https://' : 'http://', endpoint: parsed.host };
+}
+
+/** Codes that mean "try again"; everything else (auth, parameters, unsupported instance, unknown instance) is final. */
+function isRetryableCode(code: string): boolean {
+  return isThrottlingCode(code) || code === 'InternalError' || code.startsWith('InternalError.');
+}
+
+export class TencentTransport implements CloudTransport {
+  readonly provider = 'tencentcloud' as const;
+  private readonly agent: http.Agent;
+  private readonly clients = new Map<string, SdkClient>();
+  private readonly protocol: 'http://' | 'https://';
+  private readonly host: string;
+  private readonly maxTimeoutMs: number;
+
+  constructor(
+    private readonly creds: TencentCredentials,
+    endpoint: string,
+    private readonly apiVersion: string,
+    opts: TencentTransportOptions = {},
+  ) {
+    const { protocol, endpoint: host } = splitTencentEndpoint(endpoint);
+    this.protocol = protocol;
+    this.host = host;
+    this.maxTimeoutMs = opts.maxTimeoutMs ?? 60_000;
+    this.agent =
+      protocol === 'https://'
+        ? new https.Agent({ keepAlive: true, maxSockets: 64, keepAliveMsecs: 3000 })
+        : new http.Agent({ keepAlive: true, maxSockets: 64, keepAliveMsecs: 3000 });
+  }
+
+  private clientFor(region: string | undefined): SdkClient {
+    const key = region ?? '';
+    let client = this.clients.get(key);
+    if (!client) {
+      const cfg = {
+        credential: { secretId: this.creds.secretId, secretKey: this.creds.secretKey, ...(this.creds.token ? { token: this.creds.token } : {}) },
+        ...(region ? { region } : {}),
+        profile: {
+          signMethod: 'TC3-HMAC-SHA256' as const,
+          httpProfile: {
+            endpoint: this.host,
+            protocol: this.protocol,
+            reqMethod: 'POST' as const,
+            // The SDK's own timeout (seconds) is only a ceiling; each call aborts at its own timeoutMs.
+            reqTimeout: Math.max(1, Math.ceil(this.maxTimeoutMs / 1000)),
+            agent: this.agent,
+          },
+        },
+      };
+      client =
+        this.apiVersion === MONGODB_VERSION
+          ? (new mongodb.v20190725.Client(cfg) as unknown as SdkClient)
+          : // Any other product or version: the same vendor signing and envelope code, without a product package.
+            (new (AbstractClient as unknown as new (e: string, v: string, c: unknown) => SdkClient)(this.host, this.apiVersion, cfg));
+      this.clients.set(key, client);
+    }
+    return client;
+  }
+
+  async call(req: CallRequest): Promise<unknown> {
+    const params: Record<string, unknown> = {};
+    let region: string | undefined;
+    for (const [k, v] of Object.entries(req.params)) {
+      if (v === undefined || v === null) continue;
+      if (k === REGION_PARAM) region = String(v);
+      else params[k] = v;
+    }
+    const client = this.clientFor(region);
+    const ctl = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      ctl.abort();
+    }, Math.max(1, req.timeoutMs));
+    try {
+      return await client.request(req.api, params, { signal: ctl.signal });
+    } catch (err) {
+      throw normaliseTencentError(req.api, err, timedOut, req.timeoutMs);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  close(): void {
+    this.agent.destroy();
+    this.clients.clear();
+  }
+}
+
+/**
+ * The SDK raises TencentCloudSDKHttpException for everything it catches: with `code` and `requestId` for an API error
+ * (HTTP 200 envelope), with `httpCode` and no code for a non-200 status, with only a message for network errors and
+ * timeouts. A 200 without `Response` surfaces as a TypeError, a non-JSON body as node-fetch's invalid-json FetchError.
+ */
+export function normaliseTencentError(api: string, err: unknown, timedOut = false, timeoutMs?: number): CloudError {
+  const e = (err ?? {}) as { name?: string; message?: string; code?: unknown; httpCode?: unknown; requestId?: unknown; type?: unknown; constructor?: { name?: string } };
+  const message = typeof e.message === 'string' ? e.message : String(err);
+  const isSdkException = e.constructor?.name === 'TencentCloudSDKHttpException' || ('requestId' in e && 'traceId' in e);
+  const requestId = typeof e.requestId === 'string' && e.requestId ? e.requestId : undefined;
+  const base = { provider: 'tencentcloud' as const, api };
+
+  if (isSdkException && typeof e.code === 'string' && e.code) {
+    const code = e.code;
+    const throttled = isThrottlingCode(code);
+    return new CloudError({ ...base, code, message: `${api} failed: ${code}: ${message || 'no message'}`, requestId, retryable: isRetryableCode(code), throttled });
+  }
+  if (isSdkException && typeof e.httpCode === 'number') {
+    const status = e.httpCode;
+    return new CloudError({
+      ...base,
+      code: `HTTP${status}`,
+      message: `${api} failed: HTTP ${status} ${message}`.trim(),
+      httpStatus: status,
+      retryable: status >= 500 || status === 429,
+      throttled: status === 429,
+    });
+  }
+  if (timedOut || e.name === 'AbortError' || /network timeout|timed? ?out|user aborted/i.test(message)) {
+    return new CloudError({ ...base, code: 'Timeout', message: `${api} timed out${timeoutMs ? ` after ${timeoutMs} ms` : ''}`, retryable: true, throttled: false });
+  }
+  if (err instanceof TypeError || e.name === 'TypeError' || e.type === 'invalid-json' || err instanceof SyntaxError || /invalid json response body/i.test(message)) {
+    return new CloudError({ ...base, code: 'MalformedResponse', message: `${api} returned a body without a JSON Response object`, retryable: true, throttled: false });
+  }
+  if (isSdkException || /request to .* failed|socket hang up|ECONN|EPIPE|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|premature close/i.test(message) || e.type === 'system') {
+    // Network failures come as a bare message ("request to https://… failed, reason: connect ECONNREFUSED …").
+    const reason = /reason: (.*)$/.exec(message)?.[1] ?? message;
+    return new CloudError({ ...base, code: 'NetworkError', message: `${api} connection failed: ${reason}`, retryable: true, throttled: false });
+  }
+  return new CloudError({ ...base, code: 'Unknown', message: `${api} failed: ${message}`, retryable: false, throttled: false });
+}

@@ -1,0 +1,254 @@
+// aliyun_mqtt_sessions against the emulator with the real pop-core: exact values, rate windows, faults.
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterEach, describe, expect, test } from 'vitest';
+import { ALIYUN, appFromYaml, emulator, emulatorProcess, parseExposition, seriesOf, tempDir, valueOf, type TestApp } from '../helpers/harness';
+import type { Emulator } from '../../src/emulator/server';
+
+const INSTANCE = 'post-cn-test0001';
+let emu: Emulator | undefined;
+let t: TestApp | undefined;
+
+afterEach(async () => {
+  await t?.app.stop(0);
+  await emu?.close();
+  t = undefined;
+  emu = undefined;
+});
+
+function scenario(extra: Record<string, unknown> = {}, fleet: Record<string, unknown> = {}) {
+  return {
+    seed: 7,
+    credentials: [ALIYUN],
+    mqtt: {
+      instances: [
+        {
+          instance_id: INSTANCE,
+          region: 'cn-hangzhou',
+          fleets: [
+            { group_id: 'GID_sensor', size: 4000, online_ratio: 0.7, ...fleet },
+            { group_id: 'GID_gateway', size: 2000, online_ratio: 0.4, ...fleet },
+          ],
+        },
+      ],
+    },
+    ...extra,
+  };
+}
+
+function config(url: string, opts: { file?: string; ids?: string[]; account?: string; jobExtra?: string } = {}): string {
+  return `
+accounts:
+  - name: aliyun-test
+    provider: aliyun
+    access_key_id: \${AK}
+    access_key_secret: \${SK}
+${opts.account ?? ''}
+jobs:
+  - name: fleet
+    type: aliyun_mqtt_sessions
+    account: aliyun-test
+    schedule: "0 0 1 1 *"
+    timeout: 60s
+    region: cn-hangzhou
+    endpoint: ${url}
+    instance_id: ${INSTANCE}
+    labels: {env: test}
+${opts.file ? `    client_ids_file: ${opts.file}\n` : ''}${opts.ids ? `    client_ids: ${JSON.stringify(opts.ids)}\n` : ''}${opts.jobExtra ?? ''}`;
+}
+
+const ENV = { AK: ALIYUN.access_key_id, SK: ALIYUN.access_key_secret };
+
+async function inventoryFile(e: Emulator, dir: string, extraLines: string[] = []): Promise<{ file: string; truth: Record<string, boolean> }> {
+  const truth = (await e.truth()).mqtt[INSTANCE];
+  const file = path.join(dir, 'devices.txt');
+  fs.writeFileSync(file, ['# the test fleet', ...Object.keys(truth), ...extraLines].join('\n') + '\n');
+  return { file, truth };
+}
+
+describe('aliyun_mqtt_sessions', () => {
+  test('6,000 devices at 100 QPS: every value equals the truth, counts are exact, windows and batches within limits', async () => {
+    let elapsed = 0;
+    let stats = { calls: 0, largest_batch: 0, busiest_window: 0, throttled: 0 };
+    let truthMap: Record<string, boolean> = {};
+    const proc = await emulatorProcess(scenario({ latency: { min_ms: 20, max_ms: 60 } }));
+    try {
+      const dir = tempDir();
+      const truth = (await proc.truth()).mqtt[INSTANCE];
+      const file = path.join(dir, 'devices.txt');
+      fs.writeFileSync(file, Object.keys(truth).join('\n'));
+      t = appFromYaml(config(proc.url, { file }), ENV, {}, dir);
+      const started = Date.now();
+      await t.app.runAllNow();
+      elapsed = Date.now() - started;
+      stats = (await proc.stats()).apis.BatchQuerySessionByClientIds;
+      truthMap = truth;
+    } finally {
+      await proc.close();
+    }
+    const truth = truthMap;
+    const m = parseExposition(await t.scrape());
+
+    const online = seriesOf(m, 'aliyun_mqtt_client_online');
+    expect(online).toHaveLength(6000);
+    for (const [labels, value] of online) {
+      expect(labels).toMatchObject({ region: 'cn-hangzhou', instance_id: INSTANCE, env: 'test' });
+      expect(value, labels.client_id).toBe(truth[labels.client_id] ? 1 : 0);
+    }
+    for (const group of ['GID_sensor', 'GID_gateway']) {
+      const ids = Object.keys(truth).filter((id) => id.startsWith(`${group}@@@`));
+      const on = ids.filter((id) => truth[id]).length;
+      expect(valueOf(m, 'aliyun_mqtt_clients', { group_id: group, state: 'online' })).toBe(on);
+      expect(valueOf(m, 'aliyun_mqtt_clients', { group_id: group, state: 'offline' })).toBe(ids.length - on);
+    }
+    expect(stats.calls, JSON.stringify(stats)).toBe(600);
+    expect(stats.largest_batch).toBeLessThanOrEqual(10);
+    expect(stats.busiest_window).toBeLessThanOrEqual(100);
+    expect(stats.throttled).toBe(0);
+    // The quota bound (600 calls at 100/s) is a floor: finishing faster would mean the limiter leaked.
+    expect(elapsed).toBeGreaterThan(5_000);
+    expect(valueOf(m, 'cloud_session_exporter_job_success', { job_name: 'fleet' })).toBe(1);
+    expect(valueOf(m, 'cloud_session_exporter_inventory_entries', { job_name: 'fleet' })).toBe(6000);
+    expect(valueOf(m, 'cloud_session_exporter_api_requests_total', { api: 'BatchQuerySessionByClientIds', code: 'OK' })).toBe(600);
+  });
+
+  test('status changes between polls are counted as transitions; removed devices disappear', async () => {
+    emu = await emulator(scenario({}, { size: 20 }));
+    const dir = tempDir();
+    const { file, truth } = await inventoryFile(emu, dir);
+    t = appFromYaml(config(emu.url, { file }), ENV, {}, dir);
+    await t.app.runAllNow();
+    const ids = Object.keys(truth).filter((id) => id.startsWith('GID_sensor'));
+    const flipped = ids.slice(0, 3);
+    for (const id of flipped) emu.setOnline(INSTANCE, id, !truth[id]);
+    const wentOnline = flipped.filter((id) => !truth[id]).length;
+    fs.writeFileSync(file, Object.keys(truth).filter((id) => id !== ids[10]).join('\n'));
+    await t.app.runAllNow();
+    const m = parseExposition(await t.scrape());
+    expect(valueOf(m, 'aliyun_mqtt_client_transitions_total', { group_id: 'GID_sensor', to: 'online' })).toBe(wentOnline);
+    expect(valueOf(m, 'aliyun_mqtt_client_transitions_total', { group_id: 'GID_sensor', to: 'offline' })).toBe(3 - wentOnline);
+    expect(valueOf(m, 'aliyun_mqtt_client_online', { client_id: flipped[0] })).toBe(truth[flipped[0]] ? 0 : 1);
+    expect(seriesOf(m, 'aliyun_mqtt_client_online', { client_id: ids[10] })).toHaveLength(0);
+    expect(seriesOf(m, 'aliyun_mqtt_client_online')).toHaveLength(39);
+  });
+
+  test('bad inventory lines are skipped, counted and logged once; good ones are polled', async () => {
+    emu = await emulator(scenario({}, { size: 5 }));
+    const dir = tempDir();
+    const bad = ['no-separator', 'XID_bad@@@dev', `GID_sensor@@@${'x'.repeat(80)}`, 'GID_sensor@@@bad/char', 'GID_sensor@@@'];
+    const { file } = await inventoryFile(emu, dir, [...bad, 'GID_sensor@@@dev-000001 # duplicate with a comment']);
+    t = appFromYaml(config(emu.url, { file }), ENV, {}, dir);
+    await t.app.runAllNow();
+    await t.app.runAllNow();
+    const m = parseExposition(await t.scrape());
+    expect(valueOf(m, 'cloud_session_exporter_inventory_invalid_entries', { job_name: 'fleet' })).toBe(5);
+    expect(valueOf(m, 'cloud_session_exporter_inventory_entries', { job_name: 'fleet' })).toBe(10);
+    expect(valueOf(m, 'cloud_session_exporter_job_success', { job_name: 'fleet' })).toBe(1);
+    const warnings = t.logs.filter((l) => l.includes('skipping invalid client ID'));
+    expect(warnings).toHaveLength(5);
+    expect(warnings.some((l) => l.includes('devices.txt:'))).toBe(true);
+  });
+
+  test('a wrong secret is rejected by signature check, not retried, and never logged', async () => {
+    emu = await emulator(scenario({}, { size: 5 }));
+    t = appFromYaml(config(emu.url, { ids: ['GID_sensor@@@dev-000001'] }), { AK: ALIYUN.access_key_id, SK: 'wrong-secret-value-xyz' });
+    await t.app.runAllNow();
+    const text = await t.scrape();
+    const m = parseExposition(text);
+    expect(valueOf(m, 'cloud_session_exporter_api_requests_total', { code: 'SignatureDoesNotMatch' })).toBe(1);
+    expect(valueOf(m, 'cloud_session_exporter_job_success', { job_name: 'fleet' })).toBe(0);
+    expect(valueOf(m, 'cloud_session_exporter_instance_success', { instance_id: INSTANCE })).toBe(0);
+    expect(emu.stats().apis.BatchQuerySessionByClientIds.signature_failures).toEqual({ SignatureDoesNotMatch: 1 });
+    const all = t.logs.join('') + text;
+    expect(all).toContain('SignatureDoesNotMatch');
+    for (const secret of ['wrong-secret-value-xyz', ALIYUN.access_key_id, 'Signature=']) expect(all).not.toContain(secret);
+  });
+
+  test('an STS security token never appears in logs, metrics or the reload response', async () => {
+    emu = await emulator({ ...scenario({}, { size: 5 }), credentials: [{ ...ALIYUN, security_token: 'STS.expected-token' }] });
+    const yaml = config(emu.url, { ids: ['GID_sensor@@@dev-000001'] }).replace('access_key_secret: ${SK}', 'access_key_secret: ${SK}\n    security_token: STS.leaky-token-123');
+    t = appFromYaml(yaml, ENV);
+    await t.app.runAllNow();
+    const reload = await t.app.reload();
+    const all = t.logs.join('') + (await t.scrape()) + JSON.stringify(reload);
+    expect(all).toMatch(/InvalidSecurityToken|SecurityToken|CheckAccountInfoFailed|InvalidAccessKeyId|Mismatch/i);
+    expect(all).not.toContain('STS.leaky-token-123');
+    expect(all).not.toContain(ALIYUN.access_key_secret);
+  });
+
+  test('an unknown instance is a permission error: not retried', async () => {
+    emu = await emulator(scenario({}, { size: 5 }));
+    t = appFromYaml(config(emu.url, { ids: ['GID_sensor@@@dev-000001'] }).replace(`instance_id: ${INSTANCE}`, 'instance_id: post-cn-nope'), ENV);
+    await t.app.runAllNow();
+    const m = parseExposition(await t.scrape());
+    expect(valueOf(m, 'cloud_session_exporter_api_requests_total', { code: 'InstancePermissionCheckFailed' })).toBe(1);
+    expect(valueOf(m, 'cloud_session_exporter_api_retries_total', { api: 'BatchQuerySessionByClientIds' })).toBe(0);
+  });
+
+  test('throttling by the cloud is retried with backoff and the result is still exact', async () => {
+    emu = await emulator(scenario({ rate_limits: { BatchQuerySessionByClientIds: 40 } }, { size: 300 }));
+    const dir = tempDir();
+    const { file, truth } = await inventoryFile(emu, dir);
+    t = appFromYaml(config(emu.url, { file }), ENV, {}, dir);
+    await t.app.runAllNow();
+    const m = parseExposition(await t.scrape());
+    expect(valueOf(m, 'cloud_session_exporter_api_throttled_total', { api: 'BatchQuerySessionByClientIds' })).toBeGreaterThan(0);
+    expect(valueOf(m, 'cloud_session_exporter_api_retries_total', { api: 'BatchQuerySessionByClientIds' })).toBeGreaterThan(0);
+    expect(valueOf(m, 'cloud_session_exporter_job_success', { job_name: 'fleet' })).toBe(1);
+    for (const [labels, value] of seriesOf(m, 'aliyun_mqtt_client_online')) expect(value).toBe(truth[labels.client_id] ? 1 : 0);
+  });
+
+  test('timeouts and malformed bodies are retried; the result is still exact', async () => {
+    emu = await emulator(
+      scenario({ faults: { BatchQuerySessionByClientIds: { timeout_rate: 0.1, timeout_ms: 2000, malformed_rate: 0.1, error_rates: { InternalError: 0.1 } } } }, { size: 100 }),
+    );
+    const dir = tempDir();
+    const { file, truth } = await inventoryFile(emu, dir);
+    const yaml = config(emu.url, { file }).replace('access_key_secret: ${SK}', 'access_key_secret: ${SK}\n    request_timeout: 300ms');
+    t = appFromYaml(yaml, ENV, {}, dir);
+    await t.app.runAllNow();
+    const m = parseExposition(await t.scrape());
+    expect(valueOf(m, 'cloud_session_exporter_job_success', { job_name: 'fleet' })).toBe(1);
+    expect(valueOf(m, 'cloud_session_exporter_api_requests_total', { code: 'Timeout' })).toBeGreaterThan(0);
+    expect(valueOf(m, 'cloud_session_exporter_api_requests_total', { code: 'MalformedResponse' })).toBeGreaterThan(0);
+    expect(valueOf(m, 'cloud_session_exporter_api_requests_total', { code: 'InternalError' })).toBeGreaterThan(0);
+    for (const [labels, value] of seriesOf(m, 'aliyun_mqtt_client_online')) expect(value).toBe(truth[labels.client_id] ? 1 : 0);
+  });
+
+  test('a cloud that only sends malformed bodies fails the run without crashing and keeps the last good values', async () => {
+    emu = await emulator(scenario({}, { size: 5 }));
+    t = appFromYaml(config(emu.url, { ids: ['GID_sensor@@@dev-000001'] }).replace('timeout: 60s', 'timeout: 3s'), ENV);
+    await t.app.runAllNow();
+    emu.setFaults({ BatchQuerySessionByClientIds: { malformed_rate: 1 } });
+    await t.app.runAllNow();
+    const m = parseExposition(await t.scrape());
+    expect(valueOf(m, 'cloud_session_exporter_job_success', { job_name: 'fleet' })).toBe(0);
+    expect(valueOf(m, 'cloud_session_exporter_api_requests_total', { code: 'MalformedResponse' })).toBeGreaterThan(0);
+    expect(seriesOf(m, 'aliyun_mqtt_client_online')).toHaveLength(1);
+  });
+
+  test('without the Batch API the job falls back to QuerySessionByClientId', async () => {
+    const s = scenario({}, { size: 15 });
+    (s.mqtt.instances[0] as Record<string, unknown>).batch_supported = false;
+    emu = await emulator(s);
+    const dir = tempDir();
+    const { file, truth } = await inventoryFile(emu, dir);
+    t = appFromYaml(config(emu.url, { file }), ENV, {}, dir);
+    await t.app.runAllNow();
+    const m = parseExposition(await t.scrape());
+    expect(valueOf(m, 'cloud_session_exporter_job_success', { job_name: 'fleet' })).toBe(1);
+    expect(emu.stats().apis.QuerySessionByClientId.calls).toBe(30);
+    for (const [labels, value] of seriesOf(m, 'aliyun_mqtt_client_online')) expect(value).toBe(truth[labels.client_id] ? 1 : 0);
+  });
+
+  test('per_client_series: false keeps only per-group counts', async () => {
+    emu = await emulator(scenario({}, { size: 10 }));
+    const dir = tempDir();
+    const { file } = await inventoryFile(emu, dir);
+    t = appFromYaml(config(emu.url, { file, jobExtra: '    per_client_series: false\n' }), ENV, {}, dir);
+    await t.app.runAllNow();
+    const m = parseExposition(await t.scrape());
+    expect(seriesOf(m, 'aliyun_mqtt_client_online')).toHaveLength(0);
+    expect(seriesOf(m, 'aliyun_mqtt_clients')).toHaveLength(4);
+  });
+});
