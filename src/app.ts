@@ -11,6 +11,7 @@ import { createSelfMetrics, type SelfMetrics } from './metrics/self-metrics';
 import { SnapshotStore } from './metrics/snapshot-store';
 import { createHttpHandler } from './http';
 import { BUILD } from './build-info';
+import { expositionChunks } from './metrics/exposition';
 
 export interface AppDeps {
   logger?: Logger;
@@ -32,6 +33,8 @@ export interface App {
   /** Resolves once every job finished its first attempt. */
   whenReady(): Promise<void>;
   reload(): Promise<{ ok: boolean; error?: string }>;
+  /** The exposition text, in chunks, after dropping data older than stale_after. */
+  exposition(): Promise<Iterable<string>>;
   /** Runs every job now (tests, benchmarks). */
   runAllNow(): Promise<void>;
   runner(jobName: string): JobRunner | undefined;
@@ -140,6 +143,10 @@ export function createApp(initial: ExporterConfig, deps: AppDeps = {}): App {
         return { ok: false, error: message };
       }
     },
+    async exposition() {
+      refreshStaleness();
+      return expositionChunks(await metrics.registry.metrics(), store);
+    },
     async runAllNow() {
       await Promise.all([...runners.values()].map((e) => e.runner.trigger()));
     },
@@ -173,9 +180,8 @@ export function createApp(initial: ExporterConfig, deps: AppDeps = {}): App {
   };
   app.handler = createHttpHandler({
     telemetryPath: deps.telemetryPath ?? '/metrics',
-    registry: metrics.registry,
-    store,
-    beforeScrape: refreshStaleness,
+    contentType: metrics.registry.contentType,
+    exposition: () => app.exposition(),
     isReady,
     reload: () => app.reload(),
     logger,

@@ -1,17 +1,15 @@
 // HTTP endpoints: landing page, /metrics (streamed, gzip when asked), health, readiness and reload.
 import type http from 'node:http';
 import zlib from 'node:zlib';
-import type { Registry } from 'prom-client';
 import type { Logger } from './log';
 import { redact } from './redact';
-import { expositionChunks, writeExposition } from './metrics/exposition';
-import type { SnapshotStore } from './metrics/snapshot-store';
+import { writeExposition } from './metrics/exposition';
 
 export interface HttpOptions {
   telemetryPath: string;
-  registry: Registry;
-  store: SnapshotStore;
-  beforeScrape: () => void;
+  contentType: string;
+  /** Renders the scrape (self-metrics plus polled families). Never calls the cloud. */
+  exposition: () => Promise<Iterable<string>>;
   isReady: () => boolean;
   reload: () => Promise<{ ok: boolean; error?: string }>;
   logger: Logger;
@@ -52,13 +50,11 @@ async function handle(url: string, req: http.IncomingMessage, res: http.ServerRe
 }
 
 async function serveMetrics(req: http.IncomingMessage, res: http.ServerResponse, opts: HttpOptions): Promise<void> {
-  opts.beforeScrape();
-  const selfText = await opts.registry.metrics();
+  const chunks = await opts.exposition();
   const gzip = /\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''));
   res.statusCode = 200;
-  res.setHeader('Content-Type', opts.registry.contentType);
+  res.setHeader('Content-Type', opts.contentType);
   if (req.method === 'HEAD') return void res.end();
-  const chunks = expositionChunks(selfText, opts.store);
   if (!gzip) {
     await writeExposition(res, chunks);
     res.end();

@@ -9,6 +9,7 @@ import { RUN_RESULTS } from './metrics/self-metrics';
 import type { SnapshotStore } from './metrics/snapshot-store';
 import { scheduleIntervalMs } from './schedule';
 import { sleep } from './cloud/retry';
+import { setMaxListeners } from 'node:events';
 
 /** Longest deadline a run can have (24 h), whatever the schedule. */
 export const MAX_RUN_MS = 86_400_000;
@@ -88,6 +89,8 @@ export class JobRunner {
     const labels = { job_name: this.name };
     const started = this.now();
     const deadlineCtl = new AbortController();
+    // Every in-flight cloud call of the run listens to this signal: hundreds at once are expected.
+    setMaxListeners(0, deadlineCtl.signal);
     const onStop = () => deadlineCtl.abort();
     this.abort.signal.addEventListener('abort', onStop, { once: true });
     const timer = setTimeout(() => deadlineCtl.abort(), this.timeoutMs);

@@ -22,6 +22,7 @@ export const DELIVERY_BUCKETS = [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30
 export const DEFAULT_PAYLOAD = '{"probe":"cloud-session-exporter","probe_id":"{{probe_id}}","sent_at":"{{sent_at}}"}';
 const PLACEHOLDERS = ['probe_id', 'sent_at', 'sent_at_ms', 'seq', 'job', 'instance_id', 'topic', 'hostname'] as const;
 const PLACEHOLDER_RE = /\{\{\s*([A-Za-z_]+)\s*\}\}/g;
+const MAX_CLIENT_ID = 64;
 const REFRESH_NOTE = 'Updated by each probe run, not at scrape time.';
 
 const mqttUrl = z
@@ -78,6 +79,9 @@ export const aliyunMqttProbe: JobType<MqttProbeConfig> = {
     if (!used.has('probe_id')) problems.push([['payload'], 'the payload must contain {{probe_id}}: received messages are matched to sent probes by it']);
     if (!used.has('sent_at') && !used.has('sent_at_ms')) problems.push([['payload'], 'the payload must contain {{sent_at}} or {{sent_at_ms}}: a probe message states when it was sent']);
     const s = cfg.subscribe;
+    if (s?.device_id !== undefined && `${s.group_id}@@@${s.device_id}`.length > MAX_CLIENT_ID) {
+      problems.push([['subscribe', 'device_id'], `the client ID <group_id>@@@<device_id> must not exceed ${MAX_CLIENT_ID} characters`]);
+    }
     if (s && (s.access_key_id === undefined) !== (s.access_key_secret === undefined)) {
       problems.push([['subscribe'], 'give both access_key_id and access_key_secret, or neither (then the account\'s keys are used)']);
     }
@@ -137,7 +141,7 @@ class MqttProbeJob implements Job {
       const secret = s.access_key_secret ?? (account.provider === 'aliyun' ? account.access_key_secret : '');
       registerSecret(s.access_key_id);
       registerSecret(s.access_key_secret);
-      const clientId = `${s.group_id}@@@${s.device_id ?? defaultDeviceId()}`;
+      const clientId = `${s.group_id}@@@${s.device_id ?? defaultDeviceId(s.group_id)}`;
       const password = signaturePassword(secret, clientId);
       registerSecret(password);
       this.subscriber = new ProbeSubscriber({
@@ -179,8 +183,8 @@ class MqttProbeJob implements Job {
     if (sub) {
       const firstConnect = !sub.hasEverBeenReady;
       sub.start();
-      // Only the very first connection is waited for; afterwards a subscriber that is down is a failed probe.
-      if (firstConnect && !sub.ready) await sub.waitReady(Math.min(this.timeoutMs, run.deadline - Date.now()) / 2, run.signal);
+      // The first connection, or an attempt already under way, is waited for; a subscriber that is down is a failed probe.
+      if (!sub.ready && (firstConnect || sub.connecting)) await sub.waitReady(Math.min(this.timeoutMs, run.deadline - Date.now()) / 2, run.signal);
       lossesAtStart = sub.losses;
       if (!sub.ready) {
         subscriberOk = false;
@@ -332,7 +336,9 @@ export function parseSendMessageResponse(body: unknown): string {
   return msgId;
 }
 
-function defaultDeviceId(): string {
-  const host = os.hostname().replace(/[^A-Za-z0-9_.:-]/g, '-').slice(0, 40) || 'host';
+/** `cse-probe-<hostname>`, shortened so that the client ID stays within ApsaraMQ's 64 characters. */
+function defaultDeviceId(groupId: string): string {
+  const room = Math.max(1, MAX_CLIENT_ID - groupId.length - '@@@cse-probe-'.length);
+  const host = os.hostname().replace(/[^A-Za-z0-9_.:-]/g, '-').slice(0, room) || 'host';
   return `cse-probe-${host}`;
 }

@@ -70,6 +70,11 @@ export class ProbeSubscriber {
     return this.lossCount;
   }
 
+  /** A connection attempt is under way (not yet subscribed, not yet failed). */
+  get connecting(): boolean {
+    return this.client !== undefined && !this.isReady;
+  }
+
   get hasEverBeenReady(): boolean {
     return this.everReady;
   }

@@ -5,7 +5,8 @@
 // - Region: passed to the transport as the pseudo-parameter `Region`, which becomes the SDK client's region (one SDK
 //   client per region inside the transport) and is never sent in the body.
 // - Walk: Offset steps by the number of records received (equal to Limit on a full page), until Offset reaches the
-//   latest TotalCount, an empty page arrives, or a hard cap of ceil(first TotalCount / Limit) + 2 pages is hit.
+//   latest TotalCount, an empty page arrives, or a hard cap of ceil(first TotalCount / page size) + 2 pages is hit
+//   (page size = Limit, or the first page's size if the server returned fewer records than asked).
 // - Consistency: the walk is complete only if TotalCount never moved, no IP was seen twice, the walk ended normally
 //   and the distinct IPs equal TotalCount. Otherwise the whole walk is repeated once; if the second walk is
 //   inconsistent too it is accepted with tencentcloud_mongodb_result_complete 0 (if it fails outright, the first
@@ -132,7 +133,8 @@ export interface WalkResult {
 }
 
 /**
- * Reads every page of one instance once. Never loops forever: at most ceil(first TotalCount / limit) + 2 pages.
+ * Reads every page of one instance once. Never loops forever: at most ceil(first TotalCount / page size) + 2 pages,
+ * the page size being Limit, or the first page's size when the server returns fewer records than asked.
  * `fetch(offset, limit)` performs one call. Problems (not errors) make the walk inconsistent.
  */
 export async function walkPages(fetch: (offset: number, limit: number) => Promise<Page>, limit: number): Promise<WalkResult> {
@@ -150,7 +152,10 @@ export async function walkPages(fetch: (offset: number, limit: number) => Promis
     pages++;
     if (pages === 1) {
       firstTotal = page.totalCount;
-      maxPages = Math.ceil(firstTotal / limit) + 2;
+      // A server that caps its pages below Limit shows it on the first page: plan with its page size.
+      const n = page.clients.length;
+      const perPage = n > 0 && n < limit && n < firstTotal ? n : limit;
+      maxPages = Math.ceil(firstTotal / perPage) + 2;
     } else if (page.totalCount !== total) {
       problems.push(`TotalCount moved from ${total} to ${page.totalCount} at offset ${offset}`);
     }
@@ -171,7 +176,7 @@ export async function walkPages(fetch: (offset: number, limit: number) => Promis
     }
     if (received < limit) notes.push(`short page: ${received} of ${limit} records at offset ${offset - received} (TotalCount ${total})`);
     if (pages >= maxPages) {
-      problems.push(`stopped after ${pages} pages (the cap for TotalCount ${firstTotal} at ${limit} per page) at offset ${offset} of ${total}`);
+      problems.push(`stopped after ${pages} pages (the cap for a first TotalCount of ${firstTotal}) at offset ${offset} of ${total}`);
       break;
     }
   }

@@ -7,6 +7,7 @@ export interface Sink {
   /** Returns false when the consumer wants us to wait for 'drain'. */
   write(chunk: string): boolean;
   once(event: 'drain' | 'close' | 'error', cb: () => void): unknown;
+  off(event: 'drain' | 'close' | 'error', cb: () => void): unknown;
   destroyed?: boolean;
 }
 
@@ -29,22 +30,26 @@ export async function writeExposition(sink: Sink, chunks: Iterable<string>): Pro
     sinceYield += chunk.length;
     if (!sink.write(chunk)) {
       sinceYield = 0;
-      await new Promise<void>((resolve) => {
-        let done = false;
-        const finish = () => {
-          if (!done) {
-            done = true;
-            resolve();
-          }
-        };
-        sink.once('drain', finish);
-        sink.once('close', finish);
-        sink.once('error', finish);
-      });
+      await waitForDrain(sink);
     } else if (sinceYield > 1 << 20) {
       // A fast client never applies backpressure: yield anyway so polls and health checks keep running.
       sinceYield = 0;
       await new Promise<void>((resolve) => setImmediate(resolve));
     }
   }
+}
+
+/** Resolves on drain, close or error, and removes all three listeners so long scrapes don't accumulate them. */
+function waitForDrain(sink: Sink): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const finish = () => {
+      sink.off('drain', finish);
+      sink.off('close', finish);
+      sink.off('error', finish);
+      resolve();
+    };
+    sink.once('drain', finish);
+    sink.once('close', finish);
+    sink.once('error', finish);
+  });
 }

@@ -6,7 +6,6 @@ import { createApp, type App, type AppDeps } from '../../src/app';
 import { parseConfig, loadConfigFile } from '../../src/config/load';
 import { JOB_TYPES } from '../../src/jobs';
 import { createLogger } from '../../src/log';
-import { expositionChunks } from '../../src/metrics/exposition';
 import { startEmulator, type Emulator, type EmulatorOptions } from '../../src/emulator/server';
 
 export const ALIYUN = { account: 'aliyun-test', provider: 'aliyun' as const, access_key_id: 'LTAI-test-key-id', access_key_secret: 'test-secret-0123456789' };
@@ -39,7 +38,7 @@ export function appFromYaml(yaml: string, env: Record<string, string> = {}, deps
 }
 
 export async function scrapeApp(app: App): Promise<string> {
-  return [...expositionChunks(await app.metrics.registry.metrics(), app.store)].join('');
+  return [...(await app.exposition())].join('');
 }
 
 /** Parses exposition text into series-key → value, key = name{sorted labels}. */

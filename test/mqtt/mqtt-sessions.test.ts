@@ -200,7 +200,7 @@ describe('aliyun_mqtt_sessions', () => {
 
   test('timeouts and malformed bodies are retried; the result is still exact', async () => {
     emu = await emulator(
-      scenario({ faults: { BatchQuerySessionByClientIds: { timeout_rate: 0.1, timeout_ms: 2000, malformed_rate: 0.1, error_rates: { InternalError: 0.1 } } } }, { size: 100 }),
+      scenario({ faults: { BatchQuerySessionByClientIds: { timeout_rate: 0.1, timeout_ms: 2000, malformed_rate: 0.1, error_rates: { InternalError: 0.1 } } } }, { size: 500 }),
     );
     const dir = tempDir();
     const { file, truth } = await inventoryFile(emu, dir);
