@@ -140,20 +140,19 @@ export class MqttBroker {
     this.timers.add(timer);
   }
 
+  /** A client counts as connected from its registration (just before CONNACK) until its connection closes. */
   isConnected(instanceId: string, clientId: string): boolean {
-    const client = (this.brokers.get(instanceId) as (Aedes & { clients: Record<string, Client> }) | undefined)?.clients[clientId];
-    return client !== undefined && client.connected;
+    return this.clientsOf(instanceId)[clientId] !== undefined;
   }
 
   /** Client IDs connected to one instance. */
   connectedClients(instanceId: string): string[] {
-    const b = this.brokers.get(instanceId) as (Aedes & { clients: Record<string, Client> }) | undefined;
-    return b === undefined ? [] : Object.values(b.clients).filter((c) => c.connected).map((c) => c.id).sort();
+    return Object.keys(this.clientsOf(instanceId)).sort();
   }
 
   /** Kills a client's connection from the server side, without a DISCONNECT (a network failure). */
   disconnectClient(instanceId: string, clientId: string): boolean {
-    const client = (this.brokers.get(instanceId) as (Aedes & { clients: Record<string, Client> }) | undefined)?.clients[clientId];
+    const client = this.clientsOf(instanceId)[clientId];
     if (client === undefined) return false;
     (client.conn as net.Socket).destroy();
     return true;
@@ -173,6 +172,11 @@ export class MqttBroker {
     await Promise.all(this.deviceClients.map((d) => d.close()));
     this.deviceClients = [];
     await this.shutdownListener();
+  }
+
+  private clientsOf(instanceId: string): Record<string, Client> {
+    // aedes keeps registered clients in `clients` (not in its typings).
+    return (this.brokers.get(instanceId) as (Aedes & { clients?: Record<string, Client> }) | undefined)?.clients ?? {};
   }
 
   private async listen(port: number): Promise<void> {

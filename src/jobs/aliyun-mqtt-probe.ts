@@ -309,7 +309,7 @@ class MqttProbeJob implements Job {
     const gauge = (name: string, help: string, value: number) => families.push(new FamilyBuilder(name, help, 'gauge').sample(l, value).build());
     const counter = (name: string, help: string, value: number) => families.push(new FamilyBuilder(name, help, 'counter').sample(l, value).build());
 
-    gauge('aliyun_mqtt_probe_success', `1 if the last probe was published${e2e ? ' and received back within its timeout' : ''}, else 0. ${REFRESH_NOTE}`, this.lastSuccess);
+    gauge('aliyun_mqtt_probe_success', `1 if the last probe was published (and, in end-to-end mode, received back within its timeout), else 0. ${REFRESH_NOTE}`, this.lastSuccess);
     if (this.lastApiSeconds !== undefined) gauge('aliyun_mqtt_probe_api_duration_seconds', `SendMessage latency of the last probe. ${REFRESH_NOTE}`, this.lastApiSeconds);
     const h = this.apiHistogram;
     families.push(new FamilyBuilder('aliyun_mqtt_probe_api_request_duration_seconds', `SendMessage latency of the probes. ${REFRESH_NOTE}`, 'histogram').histogram(l, h.bounds, h.counts, h.sum, h.count).build());
@@ -320,7 +320,7 @@ class MqttProbeJob implements Job {
     counter('aliyun_mqtt_probe_sent_total', `Probes published with SendMessage. ${REFRESH_NOTE}`, this.sent);
     if (e2e) {
       counter('aliyun_mqtt_probe_received_total', `Probes received back on the MQTT subscription within the timeout. ${REFRESH_NOTE}`, this.received);
-      counter('aliyun_mqtt_probe_lost_total', `Published probes not received within the timeout (${this.timeoutMs / 1000}s). ${REFRESH_NOTE}`, this.lost);
+      counter('aliyun_mqtt_probe_lost_total', `Published probes not received within the probe's timeout. ${REFRESH_NOTE}`, this.lost);
     }
     const errors = new FamilyBuilder('aliyun_mqtt_probe_errors_total', `Probe errors by code: the cloud's error code, Timeout, SubscriberDisconnected, SubscriberAuthFailed, ... ${REFRESH_NOTE}`, 'counter');
     for (const [code, n] of [...this.errors].sort((a, b) => (a[0] < b[0] ? -1 : 1))) errors.sample(joinLabels(this.labels, renderLabels({ code }), this.staticLabels), n);

@@ -12,6 +12,9 @@
 //   inconsistent too it is accepted with tencentcloud_mongodb_result_complete 0 (if it fails outright, the first
 //   walk's data are used, also marked incomplete). pages_fetched counts the pages of both walks.
 // - Duplicates: an IP listed twice in one walk keeps its latest record (the later page is the fresher reading).
+// - Totals: tencentcloud_mongodb_connections is the sum over the (de-duplicated) IPs reported, so the per-IP series
+//   always add up to it; tencentcloud_mongodb_client_ips is the cloud's TotalCount from the last page read (equal to
+//   the distinct IPs whenever result_complete is 1).
 // - Cap: the top max_client_ips IPs by connections keep their own series; the rest are folded into
 //   client_ip="other", split by internal_service so the sum per internal_service value stays exact too. Both
 //   "other" series are emitted whenever anything was folded (0 for a side with nothing folded), none otherwise.

@@ -1,0 +1,116 @@
+// Figures 1 and 3: the emulator and the exporter as separate processes; one full poll cycle (the start-up run of a
+// job whose schedule is a year away), its duration against the quota bound, throttling, and the exporter's CPU.
+import fs from 'node:fs';
+import path from 'node:path';
+import { freePort, get, getJson, log, round, sample, selfSection, startNode, waitForStatus } from './lib';
+
+export interface PollCase {
+  devices: number;
+  qps: number;
+  marginMs: number;
+  latency: { min_ms: number; max_ms: number };
+}
+
+export interface PollFigure {
+  config: PollCase & { batch_size: 10; emulator_rate_limit: number; schedule: string; per_client_series: true };
+  quota_bound_s: number;
+  cycle_s: number | null;
+  efficiency: number | null;
+  job_success: number | null;
+  calls: number;
+  throttled: number;
+  busiest_window: number;
+  busiest_window_with_throttled: number;
+  errors: Record<string, number>;
+  exporter_cpu_s: number | null;
+  exporter_cpu_us_per_device: number | null;
+  exporter_rss_mb: number | null;
+  exporter_rss_bytes_per_device: number | null;
+  error?: string;
+}
+
+const INSTANCE = 'post-cn-bench0001';
+const GROUP = 'GID_bench';
+
+export async function pollCase(c: PollCase, tmp: string): Promise<PollFigure> {
+  const dir = fs.mkdtempSync(path.join(tmp, `poll-${c.devices}-${c.qps}-${c.marginMs}-`));
+  const ids: string[] = new Array(c.devices);
+  for (let i = 0; i < c.devices; i++) ids[i] = `${GROUP}@@@dev-${String(i + 1).padStart(7, '0')}`;
+  fs.writeFileSync(path.join(dir, 'devices.txt'), ids.join('\n') + '\n');
+  const scenario = {
+    seed: 7,
+    credentials: [{ account: 'bench', provider: 'aliyun', access_key_id: 'LTAI-bench', access_key_secret: 'bench-secret' }],
+    latency: c.latency,
+    rate_limits: { BatchQuerySessionByClientIds: c.qps },
+    mqtt: {
+      instances: [{ instance_id: INSTANCE, region: 'cn-hangzhou', account: 'bench', fleets: [{ group_id: GROUP, prefix: 'dev-', size: c.devices, digits: 7, online_ratio: 0.8, churn_per_minute: 0.02 }] }],
+    },
+  };
+  fs.writeFileSync(path.join(dir, 'scenario.json'), JSON.stringify(scenario, null, 2));
+  const schedule = '0 0 0 1 1 *';
+  const bound = c.devices / 10 / c.qps;
+  const fig: PollFigure = {
+    config: { ...c, batch_size: 10, emulator_rate_limit: c.qps, schedule: `${schedule} (start-up run only)`, per_client_series: true },
+    quota_bound_s: round(bound, 2),
+    cycle_s: null,
+    efficiency: null,
+    job_success: null,
+    calls: 0,
+    throttled: 0,
+    busiest_window: 0,
+    busiest_window_with_throttled: 0,
+    errors: {},
+    exporter_cpu_s: null,
+    exporter_cpu_us_per_device: null,
+    exporter_rss_mb: null,
+    exporter_rss_bytes_per_device: null,
+  };
+  const { child: emu, match } = await startNode(['dist/src/emulator/main.js', '--scenario', path.join(dir, 'scenario.json'), '--listen', '127.0.0.1:0'], path.join(dir, 'emulator.log'), /listening on (http:\/\/[0-9.:]+)/);
+  const emuUrl = match![1];
+  let exp: { stop(): Promise<void> } | undefined;
+  try {
+    // JSON is YAML: the exporter's loader reads it as such.
+    const config = {
+      accounts: [{ name: 'bench', provider: 'aliyun', access_key_id: 'LTAI-bench', access_key_secret: 'bench-secret', qps: { BatchQuerySessionByClientIds: c.qps }, rate_limit_margin: `${c.marginMs}ms` }],
+      jobs: [{ name: 'bench-fleet', type: 'aliyun_mqtt_sessions', account: 'bench', schedule, timeout: '30m', region: 'cn-hangzhou', endpoint: emuUrl, instance_id: INSTANCE, client_ids_file: path.join(dir, 'devices.txt') }],
+    };
+    fs.writeFileSync(path.join(dir, 'exporter.yml'), JSON.stringify(config, null, 2));
+    const port = await freePort();
+    const base = `http://127.0.0.1:${port}`;
+    const started = await startNode(['dist/src/main.js', '--config.file', path.join(dir, 'exporter.yml'), '--web.listen-address', `127.0.0.1:${port}`, '--log.level', 'warn'], path.join(dir, 'exporter.log'));
+    exp = started.child;
+    await waitForStatus(`${base}/-/healthy`, 200, 60_000, 50);
+    // CPU at the first answer: the start-up run is already under way (it starts before the server listens).
+    const cpu0 = sample((await get(`${base}/metrics`)).body.toString(), 'process_cpu_seconds_total') ?? 0;
+    await waitForStatus(`${base}/-/ready`, 200, (bound * 3 + 120) * 1000, 500);
+    const text = selfSection((await get(`${base}/metrics`)).body.toString());
+    const cpu1 = sample(text, 'process_cpu_seconds_total') ?? NaN;
+    const rss = sample(text, 'process_resident_memory_bytes') ?? NaN;
+    const dur = sample(text, 'cloud_session_exporter_job_duration_seconds', 'job_name="bench-fleet"');
+    fig.job_success = sample(text, 'cloud_session_exporter_job_success', 'job_name="bench-fleet"') ?? null;
+    if (dur !== undefined) {
+      fig.cycle_s = round(dur, 2);
+      fig.efficiency = round(bound / dur, 4);
+    }
+    fig.exporter_cpu_s = round(cpu1 - cpu0, 2);
+    fig.exporter_cpu_us_per_device = round(((cpu1 - cpu0) * 1e6) / c.devices, 2);
+    fig.exporter_rss_mb = round(rss / 2 ** 20, 1);
+    fig.exporter_rss_bytes_per_device = round(rss / c.devices, 0);
+    const stats = await getJson<{ apis: Record<string, { calls: number; throttled: number; busiest_window: number; busiest_window_with_throttled: number; errors: Record<string, number> }> }>(`${emuUrl}/_emulator/stats`);
+    const s = stats.apis.BatchQuerySessionByClientIds;
+    if (s) {
+      fig.calls = s.calls;
+      fig.throttled = s.throttled;
+      fig.busiest_window = s.busiest_window;
+      fig.busiest_window_with_throttled = s.busiest_window_with_throttled;
+      fig.errors = s.errors;
+    }
+  } catch (err) {
+    fig.error = (err as Error).message;
+  } finally {
+    await exp?.stop();
+    await emu.stop();
+  }
+  log(`poll ${c.devices} devices @${c.qps} QPS margin ${c.marginMs} ms: cycle ${fig.cycle_s} s (bound ${fig.quota_bound_s} s) efficiency ${fig.efficiency}, throttled ${fig.throttled}, busiest ${fig.busiest_window}${fig.error ? `, ERROR ${fig.error}` : ''}`);
+  return fig;
+}

@@ -1,0 +1,245 @@
+#!/usr/bin/env bash
+# Builds the container image from the unmodified Dockerfile with podman (no Docker engine needed),
+# runs the emulator and the exporter from it, and checks what the image promises: metrics served
+# from the emulator, a passing HEALTHCHECK, a non-root process, exit 0 on SIGTERM within the grace
+# period. Needs root (rootful podman). The base image cannot be pulled here, so a substitute is
+# built once and cached (test/container/build-substitute-base.sh; what it proves: docs/container.md).
+#
+# Environment: REBUILD_BASE=1 rebuilds the substitute base; STORAGE_DRIVER=overlay|vfs (default:
+# overlay if it works); GRACE_SECONDS (default 10, as Docker and compose); KEEP=1 leaves the
+# containers running for a look; `verify.sh --clean` deletes the image store and the cached base.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$root"
+
+image=localhost/cloud-session-exporter:verify
+grace=${GRACE_SECONDS:-10}
+state_dir=/var/tmp/cloud-session-exporter-container
+secret=demo-secret-change-me
+started=$SECONDS
+failures=0
+
+log() { printf '[verify %3ds] %s\n' $((SECONDS - started)) "$*" >&2; }
+pass() { log "PASS $*"; }
+fail() { log "FAIL $*"; failures=$((failures + 1)); }
+die() { log "ERROR $*"; exit 1; }
+
+[[ $(id -u) -eq 0 ]] || die "run as root: rootful podman with chroot isolation and the runc runtime"
+
+# --- tools ---------------------------------------------------------------------------------------
+missing=()
+for tool in podman:podman runc:runc debootstrap:debootstrap; do
+  command -v "${tool%%:*}" >/dev/null || missing+=("${tool##*:}")
+done
+if ((${#missing[@]})); then
+  log "installing ${missing[*]} from Debian"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get -o DPkg::Lock::Timeout=300 update -qq >/dev/null
+  apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "${missing[@]}" \
+    conmon containernetworking-plugins netavark aardvark-dns catatonit >/dev/null 2>&1 \
+    || apt-get -o DPkg::Lock::Timeout=300 install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# A store of our own: no clash with other podman users on the machine, and --clean removes it whole.
+pick_driver() {
+  [[ -n ${STORAGE_DRIVER:-} ]] && { echo "$STORAGE_DRIVER"; return; }
+  if podman --root "$state_dir/probe-overlay" --runroot /run/cloud-session-exporter-probe \
+       --storage-driver overlay info >/dev/null 2>&1; then echo overlay; else echo vfs; fi
+  rm -rf "$state_dir/probe-overlay" /run/cloud-session-exporter-probe
+}
+mkdir -p "$state_dir"
+driver=$(pick_driver)
+podman_opts=(--root "$state_dir/storage-$driver" --runroot "/run/cloud-session-exporter-containers-$driver"
+  --storage-driver "$driver" --runtime runc --cgroup-manager cgroupfs --events-backend file)
+pm() { podman "${podman_opts[@]}" "$@"; }
+# This machine's default limits exceed what runc may set in its sandbox: give them explicitly.
+ulimits=(--ulimit nofile=1024:1024 --ulimit nproc=4096:4096)
+
+if [[ ${1:-} == --clean ]]; then
+  for store in "$state_dir"/storage-*; do
+    [[ -d $store ]] || continue
+    d=${store##*/storage-}
+    podman --root "$store" --runroot "/run/cloud-session-exporter-containers-$d" --storage-driver "$d" \
+      system reset --force >/dev/null 2>&1 || true
+    rm -rf "/run/cloud-session-exporter-containers-$d"
+  done
+  rm -rf "$state_dir"
+  log "removed $state_dir"
+  exit 0
+fi
+
+[[ -f src/main.ts ]] || die "src/main.ts does not exist yet: nothing to verify (the exporter's entry point dist/src/main.js is built from it)"
+[[ -f src/emulator/main.ts ]] || die "src/emulator/main.ts does not exist yet (the emulator runs from the same image)"
+
+# --- substitute base -----------------------------------------------------------------------------
+mapfile -t bases < <(sed -nE 's/^FROM[[:space:]]+([^[:space:]]+).*/\1/p' Dockerfile | sort -u)
+((${#bases[@]} == 1)) || die "expected one base image in the Dockerfile, found: ${bases[*]}"
+base=${bases[0]}
+[[ $base == */* ]] || base=docker.io/library/$base
+# Rebuilt when the recipe changes; an image of that name that is not our substitute (a real pull) is used as is.
+recipe=$(sha256sum test/container/build-substitute-base.sh | cut -c1-16)
+base_recipe() { pm image inspect --format '{{index .Labels "io.github.cloud-session-exporter.substitute-base.recipe"}}' "$base" 2>/dev/null; }
+base_is_substitute() { [[ $(pm image inspect --format '{{index .Labels "io.github.cloud-session-exporter.substitute-base"}}' "$base" 2>/dev/null) == true ]]; }
+if [[ ${REBUILD_BASE:-0} == 1 ]] || ! pm image exists "$base" || { base_is_substitute && [[ $(base_recipe) != "$recipe" ]]; }; then
+  log "building substitute base $base"
+  PODMAN_OPTS="${podman_opts[*]}" SUBSTITUTE_BASE_WORKDIR="$state_dir/substitute-base" SUBSTITUTE_BASE_RECIPE="$recipe" \
+    bash test/container/build-substitute-base.sh "$base"
+else
+  log "reusing base $base ($(pm image inspect --format 'substitute: {{index .Labels "io.github.cloud-session-exporter.substitute-base"}}, node {{index .Labels "io.github.cloud-session-exporter.substitute-base.node"}}, npm {{index .Labels "io.github.cloud-session-exporter.substitute-base.npm"}}' "$base" 2>/dev/null || true))"
+fi
+
+# --- build ---------------------------------------------------------------------------------------
+work=$(mktemp -d /tmp/cloud-session-exporter-verify.XXXXXX)
+emulator=cse-verify-emulator-$$
+exporter=cse-verify-exporter-$$
+cleanup() {
+  local rc=$?
+  if [[ ${KEEP:-0} == 1 ]]; then
+    log "KEEP=1: containers $emulator $exporter left running; logs in $work"
+  else
+    pm rm --force --time 0 "$exporter" "$emulator" >/dev/null 2>&1 || true
+    rm -rf "$work"
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+
+revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
+log "building $image from the Dockerfile (log: $work/build.log)"
+# --format docker keeps HEALTHCHECK (the OCI image format has no field for it).
+if ! pm build --pull=never --isolation chroot --network host --format docker "${ulimits[@]}" \
+     --build-arg "REVISION=$revision" --build-arg "CREATED=$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+     -f Dockerfile -t "$image" . >"$work/build.log" 2>&1; then
+  tail -n 40 "$work/build.log" >&2
+  die "image build failed"
+fi
+pass "image builds from the unmodified Dockerfile ($(pm image inspect --format '{{.Size}}' "$image" | awk '{printf "%.0f MB", $1/1e6}'))"
+
+# --- static checks of the image ------------------------------------------------------------------
+inspect() { pm image inspect --format "$1" "$image"; }
+user=$(inspect '{{.Config.User}}')
+[[ -n $user && ${user%%:*} != root && ${user%%:*} != 0 ]] && pass "image USER is $user" || fail "image USER is '${user}' (want non-root)"
+[[ $(inspect '{{json .Config.Entrypoint}}') == '["/usr/bin/tini","--"]' ]] && pass "tini is the entrypoint" \
+  || fail "entrypoint is $(inspect '{{json .Config.Entrypoint}}')"
+cmd=$(inspect '{{json .Config.Cmd}}')
+[[ $cmd == '["node",'* ]] && pass "CMD runs node directly: $cmd" || fail "CMD is $cmd"
+[[ $(inspect '{{json .Config.ExposedPorts}}') == *'"10780/tcp"'* ]] && pass "EXPOSE 10780" || fail "10780 not exposed"
+[[ $(inspect '{{json .Config.Healthcheck}}') == *'/-/healthy'* ]] && pass "HEALTHCHECK probes /-/healthy" || fail "no HEALTHCHECK on /-/healthy"
+for label in title description licenses version revision created; do
+  [[ -n $(inspect "{{index .Labels \"org.opencontainers.image.$label\"}}") ]] || fail "OCI label org.opencontainers.image.$label missing"
+done
+pass "OCI labels present"
+if pm run --rm "${ulimits[@]}" --network none --no-healthcheck --entrypoint sh "$image" -c \
+     'test -f dist/src/main.js && test -f dist/src/emulator/main.js && test ! -e node_modules/typescript && test ! -e node_modules/vitest && test ! -e src'; then
+  pass "runtime stage has dist/src, no dev dependencies, no sources"
+else
+  fail "runtime stage contents (dist/src/main.js, dist/src/emulator/main.js present; typescript, vitest, src absent)"
+fi
+
+# --- run: emulator and exporter share one private network namespace (no host ports used) ----------
+printf '127.0.0.1 localhost emulator\n::1 localhost ip6-localhost\n' >"$work/hosts"
+chmod 0644 "$work/hosts"
+log "starting the emulator (scenario config/scenarios/demo.yaml) from the image"
+pm run -d --name "$emulator" "${ulimits[@]}" --network none --no-healthcheck --read-only --cap-drop ALL \
+  --security-opt no-new-privileges "$image" \
+  node dist/src/emulator/main.js --scenario config/scenarios/demo.yaml --listen 127.0.0.1:18080 >/dev/null
+# exitCode, not exit(): exit() would cut off a large body still being written to the pipe.
+fetch_js='fetch(process.argv[1]).then(async r=>{process.stdout.write(await r.text());process.exitCode=r.ok?0:1},e=>{console.error(String(e.cause||e));process.exitCode=2})'
+for _ in $(seq 1 60); do
+  pm exec "$emulator" node -e "$fetch_js" http://127.0.0.1:18080/_emulator/stats >/dev/null 2>&1 && break
+  [[ $(pm inspect --format '{{.State.Running}}' "$emulator") == true ]] || break
+  sleep 0.5
+done
+pm exec "$emulator" node -e "$fetch_js" http://127.0.0.1:18080/_emulator/stats >/dev/null 2>&1 \
+  || { pm logs "$emulator" >&2; die "the emulator did not answer on 127.0.0.1:18080"; }
+pass "emulator answers (demo scenario)"
+
+# The compose configs, checked by the exporter's own loader inside the image.
+demo_env=(-e ALIBABA_CLOUD_ACCESS_KEY_ID=LTAI-demo-access-key -e ALIBABA_CLOUD_ACCESS_KEY_SECRET="$secret"
+  -e TENCENTCLOUD_SECRET_ID=AKID-demo-secret-id -e TENCENTCLOUD_SECRET_KEY=demo-tencent-key)
+for cfg in exporter-demo:config/demo/devices-post-cn-demo0001.txt exporter:config/compose/devices.txt; do
+  devices=${cfg#*:} cfg=${cfg%%:*}
+  if pm run --rm "${ulimits[@]}" --network none --no-healthcheck "${demo_env[@]}" \
+       -v "$root/config/compose/$cfg.yaml:/etc/cloud-session-exporter/config.yaml:ro" \
+       -v "$root/$devices:/etc/cloud-session-exporter/devices.txt:ro" \
+       "$image" node dist/src/main.js --config.check --config.file=/etc/cloud-session-exporter/config.yaml >"$work/check-$cfg.txt" 2>&1; then
+    pass "config/compose/$cfg.yaml passes --config.check in the image"
+  else
+    fail "config/compose/$cfg.yaml fails --config.check: $(head -n 5 "$work/check-$cfg.txt")"
+  fi
+done
+
+# The compose demo config, verbatim: `emulator` resolves through the hosts file, as in compose's network.
+log "starting the exporter with config/compose/exporter-demo.yaml and the image's default CMD"
+pm run -d --name "$exporter" "${ulimits[@]}" --network "container:$emulator" \
+  --read-only --cap-drop ALL --security-opt no-new-privileges \
+  -v "$work/hosts:/etc/hosts:ro" \
+  -v "$root/config/compose/exporter-demo.yaml:/etc/cloud-session-exporter/config.yaml:ro" \
+  -v "$root/config/demo/devices-post-cn-demo0001.txt:/etc/cloud-session-exporter/devices.txt:ro" \
+  "${demo_env[@]}" "$image" >/dev/null 2>>"$work/podman.log"   # (podman warns that no systemd timer runs the healthcheck)
+
+scrape() { pm exec "$exporter" node -e "$fetch_js" "http://127.0.0.1:10780$1"; }
+
+metrics_ok=0
+for _ in $(seq 1 90); do   # the first poll runs at start-up; allow for a slow first schedule tick
+  [[ $(pm inspect --format '{{.State.Running}}' "$exporter") == true ]] || break
+  if scrape /metrics >"$work/metrics.txt" 2>/dev/null && grep -q '^aliyun_mqtt_client_online{' "$work/metrics.txt"; then
+    metrics_ok=1; break
+  fi
+  sleep 1
+done
+if ((metrics_ok)); then
+  pass "/metrics serves aliyun_mqtt_client_online from the emulator ($(grep -c '^aliyun_mqtt_client_online{' "$work/metrics.txt") series)"
+else
+  fail "/metrics has no aliyun_mqtt_client_online series (exporter running: $(pm inspect --format '{{.State.Running}}' "$exporter"))"
+  pm logs "$exporter" 2>&1 | tail -n 30 >&2
+fi
+if [[ $revision != unknown ]]; then
+  grep -q "^cloud_session_exporter_build_info{.*revision=\"$revision\"" "$work/metrics.txt" \
+    && pass "build_info carries the built revision" || fail "build_info does not carry revision $revision"
+fi
+scrape /-/ready >/dev/null 2>&1 && pass "/-/ready answers 200" || fail "/-/ready did not answer 200"
+
+if pm healthcheck run "$exporter" >"$work/health.txt" 2>&1; then
+  pass "HEALTHCHECK passes (podman healthcheck run)"
+else
+  fail "HEALTHCHECK fails: $(cat "$work/health.txt")"
+fi
+# ... and the same command fails where nothing listens, so the pass above means something.
+health_js=$(inspect '{{json .Config.Healthcheck.Test}}' | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const t=JSON.parse(s);process.stdout.write(t[t.length-1])})')
+if pm run --rm "${ulimits[@]}" --network none --no-healthcheck "$image" node -e "$health_js" >/dev/null 2>&1; then
+  fail "the HEALTHCHECK command passes with no exporter running"
+else
+  pass "the HEALTHCHECK command fails when no exporter listens"
+fi
+
+# Every process in the container, tini and node included, runs as a non-root uid.
+uids=$(pm top "$exporter" user args 2>/dev/null | tail -n +2 || true)
+if [[ -n $uids ]] && ! awk '{print $1}' <<<"$uids" | grep -qxE '0|root'; then
+  pass "processes run as non-root: $(awk '{printf "%s(%s) ", $2, $1}' <<<"$uids")"
+else
+  fail "a process runs as root, or none was listed: ${uids:-<none>}"
+fi
+
+# --- stop ----------------------------------------------------------------------------------------
+log "stopping the exporter with SIGTERM (grace ${grace}s)"
+t0=$(date +%s.%N)
+pm stop --time "$grace" "$exporter" >/dev/null 2>>"$work/podman.log"
+elapsed=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}')
+code=$(pm inspect --format '{{.State.ExitCode}}' "$exporter")
+pm logs "$exporter" >"$work/exporter.log" 2>&1 || true
+if [[ $code == 0 ]] && awk -v e="$elapsed" -v g="$grace" 'BEGIN{exit !(e < g)}'; then
+  pass "exit 0 on SIGTERM after ${elapsed}s (grace ${grace}s)"
+else
+  fail "on SIGTERM: exit code $code after ${elapsed}s (want 0 within ${grace}s)"
+  tail -n 20 "$work/exporter.log" >&2
+fi
+if grep -q -- "$secret" "$work/exporter.log" "$work/metrics.txt" 2>/dev/null; then
+  fail "the access key secret appears in the exporter's logs or metrics"
+else
+  pass "the secret appears in neither logs nor metrics"
+fi
+
+log "done in $((SECONDS - started))s: $failures failure(s)"
+((failures == 0))

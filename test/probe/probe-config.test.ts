@@ -1,0 +1,64 @@
+// aliyun_mqtt_probe configuration: the commented example is valid and its quota plan shows billed messages per day;
+// payload templates and subscribe blocks are checked with clear messages.
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { ConfigError, parseConfig } from '../../src/config/load';
+import { JOB_TYPES, defaultApiQps } from '../../src/jobs';
+import { buildQuotaPlan, formatQuotaPlan } from '../../src/quota-plan';
+import { tempDir } from '../helpers/harness';
+
+const ENV = { ALIYUN_ACCESS_KEY_ID: 'LTAI-example', AK: 'LTAI-example', SK: 'example-secret' };
+
+function problems(job: string): string[] {
+  const yaml = `
+accounts:
+  - {name: a, provider: aliyun, access_key_id: "\${AK}", access_key_secret: "\${SK}"}
+jobs:
+  - name: canary
+    type: aliyun_mqtt_probe
+    account: a
+    schedule: "*/30 * * * * *"
+    region: cn-hangzhou
+    instance_id: post-cn-1
+${job}`;
+  try {
+    parseConfig(yaml, 'probe.yml', { env: ENV, jobTypes: JOB_TYPES });
+    return [];
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+}
+
+describe('aliyun_mqtt_probe configuration', () => {
+  test('config/examples/probe.yml is valid; --config.check shows one billed SendMessage per run as messages per day', () => {
+    const dir = tempDir();
+    fs.writeFileSync(path.join(dir, 'secret'), 'example-secret\n');
+    const text = fs.readFileSync(path.join(__dirname, '..', '..', 'config', 'examples', 'probe.yml'), 'utf8').replace('/run/secrets/aliyun_access_key_secret', path.join(dir, 'secret'));
+    const cfg = parseConfig(text, path.join(dir, 'probe.yml'), { env: ENV, jobTypes: JOB_TYPES });
+    const plan = buildQuotaPlan(cfg, JOB_TYPES, defaultApiQps());
+    expect(plan.rows.map((r) => [r.job, r.api, r.qps, r.callsPerRun, r.messagesPerDay])).toEqual([
+      ['mqtt-canary', 'SendMessage', 1000, 1, 2880],
+      ['mqtt-canary-shanghai', 'SendMessage', 1000, 1, 1440],
+    ]);
+    expect(plan.warnings).toEqual([]);
+    expect(formatQuotaPlan(plan)).toMatch(/SendMessage\s+1000\s+mqtt-canary\s+1\s.*\s2880\s+1 probe message to canary\/probe per run/);
+  });
+
+  test('topic, payload template and subscribe block are checked', () => {
+    expect(problems('    topic: canary/probe\n')).toEqual([]);
+    expect(problems('    topic: canary/#\n')[0]).toMatch(/jobs\[0\]\.topic.*no wildcards/);
+    expect(problems('    topic: /canary\n')[0]).toMatch(/topic/);
+    expect(problems('    topic: t\n    payload: "hello {{sent_at}}"\n')).toEqual([expect.stringMatching(/payload.*must contain \{\{probe_id\}\}/)]);
+    expect(problems('    topic: t\n    payload: "{{probe_id}}"\n')).toEqual([expect.stringMatching(/payload.*\{\{sent_at\}\} or \{\{sent_at_ms\}\}/)]);
+    expect(problems('    topic: t\n    payload: "{{probe_id}} {{sent_at_ms}} {{nope}}"\n')).toEqual([expect.stringMatching(/unknown placeholder \{\{nope\}\}/)]);
+    expect(problems('    topic: t\n    subscribe: {group_id: GID_a, device_id: d1}\n')).toEqual([]);
+    expect(problems('    topic: t\n    subscribe: {group_id: probe}\n')[0]).toMatch(/group_id.*GID_/);
+    expect(problems('    topic: t\n    subscribe: {group_id: GID_a, url: "http://x"}\n')[0]).toMatch(/url.*mqtt:\/\//);
+    expect(problems('    topic: t\n    subscribe: {group_id: GID_a, access_key_id: k}\n')[0]).toMatch(/both access_key_id and access_key_secret/);
+    expect(problems(`    topic: t\n    subscribe: {group_id: GID_a, device_id: ${'d'.repeat(60)}}\n`)[0]).toMatch(/64 characters/);
+    expect(problems('    topic: t\n    subscribe: {group_id: GID_a, clean: false}\n')[0]).toMatch(/unknown key "clean"/);
+    expect(problems('    topic: t\n    labels: {topic: x}\n')[0]).toMatch(/collides/);
+  });
+});

@@ -1,0 +1,68 @@
+// Shared pieces of the SendMessage canary tests: the scenario, the exporter config, waiting and scrape lookups.
+import { ALIYUN, parseExposition, seriesOf, valueOf } from '../helpers/harness';
+
+export const INSTANCE = 'post-cn-probe0001';
+export const TOPIC = 'canary/probe';
+export const PROBE = { region: 'cn-hangzhou', instance_id: INSTANCE, topic: TOPIC };
+export const ENV = { AK: ALIYUN.access_key_id, SK: ALIYUN.access_key_secret };
+
+export function probeScenario(extra: Record<string, unknown> = {}, instance: Record<string, unknown> = {}) {
+  return {
+    seed: 3,
+    credentials: [ALIYUN],
+    mqtt: { instances: [{ instance_id: INSTANCE, region: 'cn-hangzhou', ...instance }] },
+    broker: {},
+    ...extra,
+  };
+}
+
+export interface ProbeJobOptions {
+  endpoint: string;
+  /** The `subscribe:` block's body (indented by the caller's convention: plain `key: value` lines); none = API-only. */
+  subscribe?: Record<string, string>;
+  timeout?: string;
+  extra?: string;
+}
+
+export function probeConfig(o: ProbeJobOptions): string {
+  const sub = o.subscribe
+    ? `    subscribe:\n${Object.entries(o.subscribe)
+        .map(([k, v]) => `      ${k}: ${JSON.stringify(v)}\n`)
+        .join('')}`
+    : '';
+  return `
+accounts:
+  - name: aliyun-test
+    provider: aliyun
+    access_key_id: \${AK}
+    access_key_secret: \${SK}
+jobs:
+  - name: canary
+    type: aliyun_mqtt_probe
+    account: aliyun-test
+    schedule: "0 0 1 1 *"
+    timeout: ${o.timeout ?? '3s'}
+    region: cn-hangzhou
+    endpoint: ${o.endpoint}
+    instance_id: ${INSTANCE}
+    topic: ${TOPIC}
+    labels: {env: test}
+${sub}${o.extra ?? ''}`;
+}
+
+export function metric(text: string, name: string, extra: Record<string, string> = {}): number | undefined {
+  return valueOf(parseExposition(text), name, { ...PROBE, ...extra });
+}
+
+/** Cumulative bucket counts of a histogram, by `le`. */
+export function buckets(text: string, name: string): Map<string, number> {
+  return new Map(seriesOf(parseExposition(text), `${name}_bucket`, PROBE).map(([l, v]) => [l.le, v]));
+}
+
+export async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
