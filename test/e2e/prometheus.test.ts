@@ -44,7 +44,7 @@ const BASE_FAULTS = {
   SendMessage: { error_rates: { InternalError: 0.15 } },
   // Some batches are throttled and retried (5 attempts: a run never fails from this), so the throttling and retry
   // series carry data.
-  BatchQuerySessionByClientIds: { error_rates: { SystemOverFlow: 0.05 } },
+  BatchQuerySessionByClientIds: { error_rates: { SystemOverFlow: 0.02 } },
 };
 
 function scenario(): ScenarioInput {
@@ -300,11 +300,6 @@ describe.skipIf(!available)('end to end with a real Prometheus', () => {
     const failingFleet = (alerts: Awaited<ReturnType<Prometheus['alerts']>>) =>
       alerts.filter((a) => a.labels.alertname === 'CloudSessionExporterJobFailing' && a.labels.job_name === 'fleet');
     // Healthy before: the fleet job succeeds, and its alert is not even pending.
-    if (process.env.E2E_DEBUG) {
-      console.log((await prom.query('cloud_session_exporter_job_runs_total{job_name="fleet"}')).map((x) => `${x.metric.result} ${x.value[1]}`).join('\n'));
-      console.log(JSON.stringify(await prom.query('cloud_session_exporter_job_success{job_name="fleet"}[20s]')));
-      fs.writeFileSync('/tmp/e2e-exporter.log', t.logs.join('\n'));
-    }
     // (Polled: run alone, this test starts before Prometheus's first scrape.)
     await waitUntil(
       'the fleet job to succeed, its alert inactive',
@@ -326,9 +321,8 @@ describe.skipIf(!available)('end to end with a real Prometheus', () => {
     expect(firing.labels).toMatchObject({ severity: 'warning', job: 'cloud-session-exporter', instance: target });
     expect(firing.annotations.description).toContain('fleet');
     expect(firing.annotations.runbook_url).toMatch(/runbook\.md#cloudsessionexporterjobfailing$/);
-    // The other jobs are unaffected.
-    const others = (await prom.alerts()).filter((a) => a.labels.alertname === 'CloudSessionExporterJobFailing' && a.labels.job_name !== 'fleet' && a.state === 'firing');
-    expect(others.map((a) => a.labels.job_name)).toEqual([]);
+    // The other jobs keep succeeding (their runs are independent of the MQTT API).
+    for (const job of ['mongo', 'redis']) expect((await prom.query(`cloud_session_exporter_job_last_success_timestamp_seconds{job_name="${job}"} > time() - 10`)).length, job).toBe(1);
 
     // Recovery: once the API answers again the alert resolves.
     emu.setFaults(BASE_FAULTS);
