@@ -78,21 +78,16 @@ export function createApp(initial: ExporterConfig, deps: AppDeps = {}): App {
       const jobType = typeByName.get(jobCfg.type)!;
       const jobLogger = logger.child({ job_name: jobCfg.name });
       const job = jobType.create(jobCfg, { jobName: jobCfg.name, labels: jobCfg.labels, accounts, logger: jobLogger, configDir: cfg.dir });
-      const runner = new JobRunner({ config: jobCfg, job, instanceIds: job.instanceIds, store, metrics, logger: jobLogger, now: deps.now });
+      const runner = new JobRunner({ config: jobCfg, job, instanceIds: job.instanceIds, store, metrics, logger: jobLogger, now: deps.now, onFirstAttempt: notifyIfReady });
       runners.set(jobCfg.name, { runner, fingerprint: fingerprintOf(jobCfg, cfg), accounts });
-      runner.firstAttemptDone = false;
-      if (started) {
-        runner.start();
-        void waitFirst(runner);
-      }
+      if (started) runner.start();
     }
     const keys = new Set<string>();
     for (const jobCfg of cfg.jobs) for (const api of Object.keys(typeByName.get(jobCfg.type)!.apiQps)) if (jobCfg.account) keys.add(`${jobCfg.account}\u0000${api}`);
     limiters.retain(keys);
   }
 
-  async function waitFirst(runner: JobRunner): Promise<void> {
-    while (!runner.firstAttemptDone) await new Promise((r) => setTimeout(r, 20));
+  function notifyIfReady(): void {
     if (isReady()) readyWaiters.splice(0).forEach((w) => w());
   }
 
@@ -117,10 +112,7 @@ export function createApp(initial: ExporterConfig, deps: AppDeps = {}): App {
     logger,
     start() {
       started = true;
-      for (const { runner } of runners.values()) {
-        runner.start();
-        void waitFirst(runner);
-      }
+      for (const { runner } of runners.values()) runner.start();
     },
     isReady,
     whenReady() {

@@ -22,6 +22,8 @@ export interface JobRunnerOptions {
   metrics: SelfMetrics;
   logger: Logger;
   now?: () => number;
+  /** Called once, when the first run (success or not) has ended: readiness. */
+  onFirstAttempt?: () => void;
 }
 
 export class JobRunner {
@@ -34,6 +36,8 @@ export class JobRunner {
   private running: Promise<void> | undefined;
   private abort = new AbortController();
   private stopped = false;
+  /** The extra run at start-up; a cron tick landing during it is not an overlap of scheduled runs. */
+  private startupRun: Promise<void> | undefined;
   private readonly now: () => number;
 
   constructor(private readonly opts: JobRunnerOptions) {
@@ -62,7 +66,8 @@ export class JobRunner {
   start(): void {
     this.task = cron.createTask(this.opts.config.schedule, () => this.onTick(), { name: this.name });
     void this.task.start();
-    void this.trigger();
+    this.startupRun = this.trigger();
+    void this.startupRun.finally(() => (this.startupRun = undefined));
   }
 
   private async onTick(): Promise<void> {
@@ -73,6 +78,10 @@ export class JobRunner {
 
   /** Starts a run unless one is in flight (then it is counted as skipped_overlap). Resolves when the run ends. */
   trigger(): Promise<void> {
+    if (this.running && this.running === this.startupRun) {
+      this.opts.logger.debug('cron tick during the start-up run; waiting for the next one');
+      return this.running;
+    }
     if (this.running) {
       this.opts.metrics.jobRuns.inc({ job_name: this.name, result: 'skipped_overlap' });
       this.opts.logger.warn('previous run still in progress; skipping this one');
@@ -126,7 +135,10 @@ export class JobRunner {
       this.abort.signal.removeEventListener('abort', onStop);
       metrics.jobSuccess.set(labels, allOk ? 1 : 0);
       metrics.jobRuns.inc({ ...labels, result: allOk ? 'success' : 'failure' });
-      this.firstAttemptDone = true;
+      if (!this.firstAttemptDone) {
+        this.firstAttemptDone = true;
+        this.opts.onFirstAttempt?.();
+      }
     }
   }
 

@@ -6,8 +6,8 @@ import path from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
 import { ALIYUN, appFromYaml, emulator, emulatorProcess, parseExposition, seriesOf, tempDir, valueOf, type TestApp } from '../helpers/harness';
 import type { Emulator } from '../../src/emulator/server';
+import { INSTANCE, ENV, config, inventoryFile, scenario } from '../helpers/mqtt-fixtures';
 
-const INSTANCE = 'post-cn-test0001';
 let emu: Emulator | undefined;
 let t: TestApp | undefined;
 
@@ -17,56 +17,6 @@ afterEach(async () => {
   t = undefined;
   emu = undefined;
 });
-
-function scenario(extra: Record<string, unknown> = {}, fleet: Record<string, unknown> = {}) {
-  return {
-    seed: 7,
-    credentials: [ALIYUN],
-    mqtt: {
-      instances: [
-        {
-          instance_id: INSTANCE,
-          region: 'cn-hangzhou',
-          fleets: [
-            { group_id: 'GID_sensor', size: 4000, online_ratio: 0.7, ...fleet },
-            { group_id: 'GID_gateway', size: 2000, online_ratio: 0.4, ...fleet },
-          ],
-        },
-      ],
-    },
-    ...extra,
-  };
-}
-
-function config(url: string, opts: { file?: string; ids?: string[]; account?: string; jobExtra?: string } = {}): string {
-  return `
-accounts:
-  - name: aliyun-test
-    provider: aliyun
-    access_key_id: \${AK}
-    access_key_secret: \${SK}
-${opts.account ?? ''}
-jobs:
-  - name: fleet
-    type: aliyun_mqtt_sessions
-    account: aliyun-test
-    schedule: "0 0 1 1 *"
-    timeout: 60s
-    region: cn-hangzhou
-    endpoint: ${url}
-    instance_id: ${INSTANCE}
-    labels: {env: test}
-${opts.file ? `    client_ids_file: ${opts.file}\n` : ''}${opts.ids ? `    client_ids: ${JSON.stringify(opts.ids)}\n` : ''}${opts.jobExtra ?? ''}`;
-}
-
-const ENV = { AK: ALIYUN.access_key_id, SK: ALIYUN.access_key_secret };
-
-async function inventoryFile(e: Emulator, dir: string, extraLines: string[] = []): Promise<{ file: string; truth: Record<string, boolean> }> {
-  const truth = (await e.truth()).mqtt[INSTANCE];
-  const file = path.join(dir, 'devices.txt');
-  fs.writeFileSync(file, ['# the test fleet', ...Object.keys(truth), ...extraLines].join('\n') + '\n');
-  return { file, truth };
-}
 
 describe('aliyun_mqtt_sessions quota', () => {
   test('6,000 devices at 100 QPS: every value equals the truth, counts are exact, windows and batches within limits', async () => {
