@@ -105,17 +105,17 @@ describe('aliyun_mqtt_sessions', () => {
 
   test('timeouts and malformed bodies are retried; the result is still exact', async () => {
     emu = await emulator(
-      // 7% per fault over 100 calls: each kind appears (P(none) ~ 0.07%), and a chunk failing all 5 attempts is
-      // rare (100 x 0.21^5 ~ 0.04%), so the test checks recovery instead of rolling dice.
-      scenario({ faults: { BatchQuerySessionByClientIds: { timeout_rate: 0.07, timeout_ms: 2000, malformed_rate: 0.07, error_rates: { InternalError: 0.07 } } } }, { size: 500 }),
+      // 4% per fault over 200 calls: each kind appears (P(none) = 0.96^200 ~ 0.03%), and a chunk failing all 5
+      // attempts is rare (200 x 0.12^5 ~ 0.005%), so the test checks recovery instead of rolling dice.
+      scenario({ faults: { BatchQuerySessionByClientIds: { timeout_rate: 0.04, timeout_ms: 2000, malformed_rate: 0.04, error_rates: { InternalError: 0.04 } } } }, { size: 1000 }),
     );
     const dir = tempDir();
     const { file, truth } = await inventoryFile(emu, dir);
-    const yaml = config(emu.url, { file }).replace('access_key_secret: ${SK}', 'access_key_secret: ${SK}\n    request_timeout: 300ms');
+    const yaml = config(emu.url, { file }).replace('access_key_secret: ${SK}', 'access_key_secret: ${SK}\n    request_timeout: 1s');
     t = appFromYaml(yaml, ENV, {}, dir);
     await t.app.runAllNow();
     const m = parseExposition(await t.scrape());
-    expect(valueOf(m, 'cloud_session_exporter_job_success', { job_name: 'fleet' })).toBe(1);
+    expect(valueOf(m, 'cloud_session_exporter_job_success', { job_name: 'fleet' }), (await t.scrape()).split('\n').filter((l) => /api_(requests|retries)_total\{/.test(l)).join('\n')).toBe(1);
     expect(valueOf(m, 'cloud_session_exporter_api_requests_total', { code: 'Timeout' })).toBeGreaterThan(0);
     expect(valueOf(m, 'cloud_session_exporter_api_requests_total', { code: 'MalformedResponse' })).toBeGreaterThan(0);
     expect(valueOf(m, 'cloud_session_exporter_api_requests_total', { code: 'InternalError' })).toBeGreaterThan(0);
