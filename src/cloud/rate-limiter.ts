@@ -26,6 +26,7 @@ export interface RateLimiterOptions {
 
 interface Waiter {
   start: () => void;
+  onSettled?: () => void;
   reject: (err: unknown) => void;
   signal?: AbortSignal;
   onAbort?: () => void;
@@ -56,6 +57,13 @@ export class WindowRateLimiter {
   private readonly now: () => number;
   private readonly onQueueDepth?: (depth: number) => void;
   private started = 0;
+  /**
+   * Slow start: the first call of a fresh limiter goes out alone and its slot is stamped when it completes. Cold code
+   * paths (module loading, JIT, new connections) make the first calls reach the cloud tens of milliseconds late, and
+   * calls a window later would otherwise share a window with them (measured: the 2 initial-burst calls, every time).
+   */
+  private warm = false;
+  private warming = false;
 
   constructor(opts: RateLimiterOptions) {
     if (!(opts.rate > 0) || !Number.isFinite(opts.rate)) throw new Error(`rate limit must be a positive number, got ${opts.rate}`);
@@ -89,7 +97,9 @@ export class WindowRateLimiter {
         signal,
         reject,
         start: () => {
-          fn().then(resolve, reject);
+          fn()
+            .then(resolve, reject)
+            .finally(() => waiter.onSettled?.());
         },
       };
       if (signal) {
@@ -145,6 +155,7 @@ export class WindowRateLimiter {
         this.queueHead++;
         continue;
       }
+      if (this.warming) break;
       const at = this.nextAllowed(now);
       if (at > now) {
         this.armTimer(at - now);
@@ -158,6 +169,16 @@ export class WindowRateLimiter {
       this.ringPos = (this.ringPos + 1) % this.rate;
       this.tokens -= 1;
       this.started++;
+      if (!this.warm) {
+        const slot = (this.ringPos + this.rate - 1) % this.rate;
+        this.warming = true;
+        w.onSettled = () => {
+          this.ring[slot] = Math.max(this.ring[slot], this.now());
+          this.warm = true;
+          this.warming = false;
+          this.drain();
+        };
+      }
       w.start();
     }
     this.compact();

@@ -73,6 +73,24 @@ describe('WindowRateLimiter', () => {
     expect(limiter.queueDepth).toBe(0);
   });
 
+  test('slow start: the first call goes out alone and its window slot counts from when it completed', async () => {
+    vi.useFakeTimers();
+    const limiter = new WindowRateLimiter({ rate: 2, guardMs: 0, burst: 2, now: () => Date.now() });
+    const t0 = Date.now();
+    const starts: number[] = [];
+    let finishFirst!: () => void;
+    const first = limiter.schedule(() => new Promise<void>((r) => { starts.push(Date.now()); finishFirst = r; }));
+    const rest = [1, 2].map(() => limiter.schedule(async () => void starts.push(Date.now())));
+    await vi.advanceTimersByTimeAsync(300);
+    expect(starts).toEqual([t0]);
+    finishFirst();
+    await first;
+    await vi.advanceTimersByTimeAsync(5_000);
+    await Promise.all(rest);
+    // Call 2 shares the first call's slot: it waits a full window from the first call's completion (t0+300).
+    expect(starts).toEqual([t0, t0 + 300, t0 + 1300]);
+  });
+
   test('rejects a non-positive rate with a clear message', () => {
     expect(() => new WindowRateLimiter({ rate: 0 })).toThrow(/positive/);
   });
