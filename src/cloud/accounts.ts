@@ -5,7 +5,7 @@ import { ApiClient, type ApiCaller } from './api-client';
 import type { ApiMetrics } from './api-metrics';
 import { AliyunRpcTransport } from './aliyun';
 import { TencentTransport } from './tencent';
-import { WindowRateLimiter } from './rate-limiter';
+import { defaultGuardMs, WindowRateLimiter } from './rate-limiter';
 import type { CloudTransport } from './transport';
 
 export type TransportFactory = (account: AccountConfig, endpoint: string, apiVersion: string) => CloudTransport;
@@ -33,7 +33,7 @@ export class LimiterPool {
   get(account: string, api: string, qps: number, marginMs?: number): WindowRateLimiter {
     const key = `${account}\u0000${api}`;
     const existing = this.limiters.get(key);
-    if (existing && existing.rate === Math.floor(qps) && existing.guardMs === (marginMs ?? existing.guardMs)) return existing;
+    if (existing && existing.rate === Math.floor(qps) && existing.guardMs === (marginMs ?? defaultGuardMs(existing.rate))) return existing;
     existing?.cancelAll();
     const labels = { account, api };
     const limiter = new WindowRateLimiter({ rate: qps, guardMs: marginMs, onQueueDepth: (d) => this.metrics.queueDepth.set(labels, d) });

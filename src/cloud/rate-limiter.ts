@@ -1,22 +1,30 @@
 // Per (account, API) rate limiter that guarantees no sliding 1-second window ever holds more than `rate` call starts,
 // retries included, while still reaching >= 99% of the rate (Bottleneck tops out near 400 jobs/s: see README, design notes).
 //
-// Guarantee: starts are kept in a ring of the last `rate` start times; a call may start only when the start `rate`
-// calls ago is at least `windowMs + guardMs` in the past. The guard absorbs jitter between our start and the cloud's
-// arrival clock. A small token bucket paces starts evenly so the quota is not spent in one burst per second.
+// The cloud counts arrivals, and a call arrives somewhere between our start and its completion. The ring holds, for
+// each of the last `rate` calls, the latest moment it can have arrived: its completion when that came within the
+// guard, else start + guard (an assumption: the request left within the guard). A call may start only when the call
+// `rate` calls ago is a full window behind that moment. A small token bucket paces starts evenly so the quota is not
+// spent in one burst per second.
 
 /**
- * Default margin added to each 1-second window. The limiter alone sustains 99.4% of any rate with a 6 ms margin,
- * but the cloud counts arrivals, not our starts: measured here, arrival jitter between processes on a busy 2-core
- * machine reached 30 ms. 20 ms (98% of the quota) kept the emulator from throttling; accounts can tune it.
+ * Default guard for a rate: 500 ms / rate, between 20 and 100 ms. A call that completes within the guard costs only
+ * its latency (its arrival is known to lie before its completion); the guard bounds what a slower call may cost.
+ * Measured here: arrival jitter between processes on a busy 2-core machine reached 30 ms, so 20 ms alone drew a
+ * throttled call now and then; at low rates (5/s) a call slot is 200 ms wide, so a 100 ms guard costs little.
  */
-export const DEFAULT_GUARD_MS = 20;
+export function defaultGuardMs(rate: number): number {
+  return Math.min(100, Math.max(20, Math.round(500 / rate)));
+}
 
 export interface RateLimiterOptions {
   /** Calls per window. */
   rate: number;
   windowMs?: number;
-  /** Extra margin added to the window; throughput at saturation is windowMs / (windowMs + guardMs) of `rate`. */
+  /**
+   * Longest a call is assumed to take to reach the cloud (default: defaultGuardMs(rate)). Throughput at saturation is
+   * windowMs / (windowMs + min(latency, guardMs)) of `rate`.
+   */
   guardMs?: number;
   /** Largest burst of back-to-back starts, in calls (default: 2% of the rate, at least 1). */
   burst?: number;
@@ -43,7 +51,7 @@ export class RateLimitAbortedError extends Error {
 export class WindowRateLimiter {
   readonly rate: number;
   readonly guardMs: number;
-  private readonly span: number;
+  private readonly windowMs: number;
   private readonly ring: Float64Array;
   private ringPos = 0;
   private readonly burst: number;
@@ -68,15 +76,14 @@ export class WindowRateLimiter {
   constructor(opts: RateLimiterOptions) {
     if (!(opts.rate > 0) || !Number.isFinite(opts.rate)) throw new Error(`rate limit must be a positive number, got ${opts.rate}`);
     this.rate = Math.max(1, Math.floor(opts.rate));
-    const windowMs = opts.windowMs ?? 1000;
-    this.guardMs = opts.guardMs ?? DEFAULT_GUARD_MS;
-    this.span = windowMs + this.guardMs;
+    this.windowMs = opts.windowMs ?? 1000;
+    this.guardMs = opts.guardMs ?? defaultGuardMs(this.rate);
     this.now = opts.now ?? (() => performance.now());
     this.ring = new Float64Array(this.rate).fill(-Infinity);
     this.burst = Math.max(1, Math.min(this.rate, opts.burst ?? Math.ceil(this.rate * 0.02)));
     this.tokens = this.burst;
     this.lastRefill = this.now();
-    this.msPerToken = this.span / this.rate;
+    this.msPerToken = this.windowMs / this.rate;
     this.onQueueDepth = opts.onQueueDepth;
   }
 
@@ -141,7 +148,7 @@ export class WindowRateLimiter {
 
   /** Earliest time a start is allowed, given the ring and the pacing bucket. */
   private nextAllowed(now: number): number {
-    const windowFree = this.ring[this.ringPos] + this.span;
+    const windowFree = this.ring[this.ringPos] + this.windowMs;
     const tokenFree = this.tokens >= 1 ? now : now + (1 - this.tokens) * this.msPerToken;
     return Math.max(windowFree, tokenFree);
   }
@@ -165,18 +172,29 @@ export class WindowRateLimiter {
       this.queueHead++;
       w.settled = true;
       if (w.signal && w.onAbort) w.signal.removeEventListener('abort', w.onAbort);
-      this.ring[this.ringPos] = now;
+      const slot = this.ringPos;
+      const assumedArrival = now + this.guardMs;
+      this.ring[slot] = assumedArrival;
       this.ringPos = (this.ringPos + 1) % this.rate;
       this.tokens -= 1;
       this.started++;
       if (!this.warm) {
-        const slot = (this.ringPos + this.rate - 1) % this.rate;
         this.warming = true;
         w.onSettled = () => {
           this.ring[slot] = Math.max(this.ring[slot], this.now());
           this.warm = true;
           this.warming = false;
           this.drain();
+        };
+      } else {
+        w.onSettled = () => {
+          // Only if the slot still holds this call (a later call reuses it after `rate` starts).
+          if (this.ring[slot] !== assumedArrival) return;
+          const done = this.now();
+          if (done < assumedArrival) {
+            this.ring[slot] = done;
+            if (this.queueHead < this.queue.length) this.drain();
+          }
         };
       }
       w.start();

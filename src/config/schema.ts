@@ -29,8 +29,8 @@ export const aliyunAccountSchema = z
     security_token: nonEmpty.optional(),
     qps: qpsOverrides.optional(),
     request_timeout: durationMs.default('5s'),
-    /** Margin added to every 1-second rate window, absorbing network jitter (see README, design notes). */
-    rate_limit_margin: durationMs.default('20ms'),
+    /** Longest a call is assumed to take to reach the cloud; default 500 ms / QPS, 20–100 ms (README, design notes). */
+    rate_limit_margin: durationMs.optional(),
   })
   .strict();
 
@@ -43,8 +43,8 @@ export const tencentAccountSchema = z
     token: nonEmpty.optional(),
     qps: qpsOverrides.optional(),
     request_timeout: durationMs.default('10s'),
-    /** Margin added to every 1-second rate window, absorbing network jitter (see README, design notes). */
-    rate_limit_margin: durationMs.default('20ms'),
+    /** Longest a call is assumed to take to reach the cloud; default 500 ms / QPS, 20–100 ms (README, design notes). */
+    rate_limit_margin: durationMs.optional(),
   })
   .strict();
 

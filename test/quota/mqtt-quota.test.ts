@@ -57,8 +57,10 @@ describe('aliyun_mqtt_sessions quota', () => {
     expect(stats.largest_batch).toBeLessThanOrEqual(10);
     expect(stats.busiest_window).toBeLessThanOrEqual(100);
     expect(stats.throttled).toBe(0);
-    // The quota bound (600 calls at 100/s) is a floor: finishing faster would mean the limiter leaked.
+    // The quota bound (600 calls at 100/s) is a floor: finishing faster would mean the limiter leaked. The ceiling
+    // (>= 95% of the bound) is a speed goal, reported here and measured by `npm run bench`, not asserted on time.
     expect(elapsed).toBeGreaterThan(5_000);
+    console.log(`quota: 6,000 devices in ${elapsed} ms = ${((6000 / elapsed) * 100).toFixed(1)}% of the 6.0 s quota bound; ${JSON.stringify(stats)}`);
     expect(valueOf(m, 'cloud_session_exporter_job_success', { job_name: 'fleet' })).toBe(1);
     expect(valueOf(m, 'cloud_session_exporter_inventory_entries', { job_name: 'fleet' })).toBe(6000);
     expect(valueOf(m, 'cloud_session_exporter_api_requests_total', { api: 'BatchQuerySessionByClientIds', code: 'OK' })).toBe(600);

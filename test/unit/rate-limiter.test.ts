@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, test, vi } from 'vitest';
-import { RateLimitAbortedError, WindowRateLimiter } from '../../src/cloud/rate-limiter';
+import { defaultGuardMs, RateLimitAbortedError, WindowRateLimiter } from '../../src/cloud/rate-limiter';
 
 function busiestWindow(starts: number[], windowMs = 1000): number {
   let best = 0;
@@ -34,16 +34,50 @@ describe('WindowRateLimiter', () => {
     });
   }
 
-  test('the default 20 ms margin still reaches 98% of the rate', async () => {
+  test('the default guard scales with the rate: 100 ms at 5/s, 20 ms from 25/s up', () => {
+    expect(defaultGuardMs(5)).toBe(100);
+    expect(defaultGuardMs(10)).toBe(50);
+    expect(defaultGuardMs(100)).toBe(20);
+    expect(defaultGuardMs(1000)).toBe(20);
+    expect(new WindowRateLimiter({ rate: 5 }).guardMs).toBe(100);
+  });
+
+  // The cloud sees a call somewhere between its start and its completion: every window over either must hold <= rate.
+  async function saturate(rate: number, latencyMs: number, total: number) {
     vi.useFakeTimers();
-    const limiter = new WindowRateLimiter({ rate: 1000, now: () => Date.now() });
+    const limiter = new WindowRateLimiter({ rate, now: () => Date.now() });
     const starts: number[] = [];
-    const done = Array.from({ length: 4000 }, () => limiter.schedule(async () => void starts.push(Date.now())));
-    await vi.advanceTimersByTimeAsync(10_000);
+    const ends: number[] = [];
+    const done = Array.from({ length: total }, () =>
+      limiter.schedule(async () => {
+        starts.push(Date.now());
+        await new Promise((r) => setTimeout(r, latencyMs));
+        ends.push(Date.now());
+      }),
+    );
+    await vi.advanceTimersByTimeAsync(60_000);
     await Promise.all(done);
-    const tail = starts.slice(1000);
-    expect((tail.length - 1) / ((tail[tail.length - 1] - tail[0]) / 1000)).toBeGreaterThanOrEqual(980);
+    const tail = starts.slice(rate);
+    return { starts, ends, achieved: (tail.length - 1) / ((tail[tail.length - 1] - tail[0]) / 1000) };
+  }
+
+  test('a call that completes within the guard holds its window slot only until it completed', async () => {
+    const { starts, ends, achieved } = await saturate(1000, 5, 4000);
+    expect(busiestWindow(starts)).toBeLessThanOrEqual(1000);
+    expect(busiestWindow(ends)).toBeLessThanOrEqual(1000);
+    // A 5 ms call costs 5 ms per window, not the 20 ms guard.
+    expect(achieved).toBeGreaterThanOrEqual(1000 * 0.99);
+  });
+
+  test('a call slower than the guard is assumed to have arrived within the guard, and still reaches 98% of the rate', async () => {
+    const { starts, achieved } = await saturate(1000, 200, 4000);
     expect(busiestWindow(starts, 1020)).toBeLessThanOrEqual(1000);
+    expect(achieved).toBeGreaterThanOrEqual(980);
+  });
+
+  test('at 5/s with 300 ms calls, no window over any arrival moment within the 100 ms guard holds more than 5', async () => {
+    const { starts } = await saturate(5, 300, 40);
+    expect(busiestWindow(starts, 1100)).toBeLessThanOrEqual(5);
   });
 
   test('calls spread across the window instead of one burst per second', async () => {
