@@ -3,21 +3,24 @@
 import { loadScenario, ScenarioError } from './scenario';
 import { startEmulator } from './server';
 
-const USAGE = `usage: cloud-session-emulator --scenario FILE [--listen HOST:PORT]
+const USAGE = `usage: cloud-session-emulator --scenario FILE [--listen HOST:PORT] [--broker-listen HOST:PORT]
 
-  --scenario FILE      scenario YAML (see src/emulator/README.md)
-  --listen HOST:PORT   address to serve on (default 127.0.0.1:18080; port 0 picks a free one)`;
+  --scenario FILE             scenario YAML (see src/emulator/README.md)
+  --listen HOST:PORT          address to serve on (default 127.0.0.1:18080; port 0 picks a free one)
+  --broker-listen HOST:PORT   the embedded MQTT broker's address, overriding the scenario's broker.host/port
+                              (the scenario must have a \`broker:\` section)`;
 
-export function parseListen(value: string): { host: string; port: number } {
+export function parseListen(value: string, flag = '--listen'): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(value);
   const port = m === null ? NaN : Number(m[3]);
-  if (m === null || port > 65535) throw new Error(`--listen must be HOST:PORT, got "${value}"`);
+  if (m === null || port > 65535) throw new Error(`${flag} must be HOST:PORT, got "${value}"`);
   return { host: m[1] ?? (m[2] === '' ? '127.0.0.1' : (m[2] as string)), port };
 }
 
-export function parseArgs(argv: string[]): { scenario: string; listen: string } | 'help' {
+export function parseArgs(argv: string[]): { scenario: string; listen: string; brokerListen?: string } | 'help' {
   let scenario: string | undefined;
   let listen = '127.0.0.1:18080';
+  let brokerListen: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
     const [flag, inline] = arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
@@ -29,10 +32,11 @@ export function parseArgs(argv: string[]): { scenario: string; listen: string } 
     if (flag === '--help' || flag === '-h') return 'help';
     else if (flag === '--scenario') scenario = value();
     else if (flag === '--listen') listen = value();
+    else if (flag === '--broker-listen') brokerListen = value();
     else throw new Error(`unknown argument "${arg}"`);
   }
   if (scenario === undefined) throw new Error('--scenario is required');
-  return { scenario, listen };
+  return brokerListen === undefined ? { scenario, listen } : { scenario, listen, brokerListen };
 }
 
 async function main(): Promise<void> {
@@ -50,6 +54,11 @@ async function main(): Promise<void> {
   try {
     const { host, port } = parseListen(args.listen);
     const scenario = loadScenario(args.scenario);
+    if (args.brokerListen !== undefined) {
+      if (scenario.broker === undefined) throw new Error(`--broker-listen: the scenario ${args.scenario} has no \`broker:\` section`);
+      const b = parseListen(args.brokerListen, '--broker-listen');
+      scenario.broker = { ...scenario.broker, host: b.host, port: b.port };
+    }
     const emulator = await startEmulator({ scenario, host, port });
     process.stdout.write(`cloud-session-emulator listening on ${emulator.url} (scenario ${args.scenario})\n`);
     if (emulator.broker) process.stdout.write(`cloud-session-emulator MQTT broker on ${emulator.broker.url}\n`);

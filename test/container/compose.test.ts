@@ -97,6 +97,12 @@ describe('docker-compose.yml', () => {
       expect(new URL(job.endpoint).host, job.name).toBe(`emulator:${listen.split(':').pop()}`);
       if (job.client_ids_file) expect(hostPathAt('exporter-demo', job.client_ids_file), job.client_ids_file).toBeDefined();
     }
+    // The canary subscribes to the emulator's broker, which must listen on the service network at that port.
+    const brokerListen = services.emulator.command[services.emulator.command.indexOf('--broker-listen') + 1] as string;
+    const canary = config.jobs.find((j: { type: string }) => j.type === 'aliyun_mqtt_probe');
+    expect(canary, 'a canary job in the compose demo').toBeDefined();
+    expect(brokerListen).toMatch(/^0\.0\.0\.0:\d+$/);
+    expect(new URL(canary.subscribe.url).host).toBe(`emulator:${brokerListen.split(':').pop()}`);
     const raw = fs.readFileSync(path.join(repo, configPath), 'utf8');
     const referenced = [...raw.matchAll(/\$\{([A-Z0-9_]+)\}/g)].map((m) => m[1]);
     expect(referenced.length).toBeGreaterThan(0);

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { startRedisServer, type RedisServer } from '../helpers/servers';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseClientList, sessionFromClientListEntry } from '../../src/emulator/redis-client-list';
@@ -98,17 +98,6 @@ describe('CLIENT LIST mapping', () => {
   });
 });
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
 async function waitFor<T>(probe: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 5000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -130,24 +119,13 @@ function openNamedConnection(port: number, name: string): Promise<net.Socket> {
 }
 
 describe('DAS GetRedisAllSession backed by a real redis-server', () => {
-  let redis: ChildProcess;
+  let redis: RedisServer | undefined;
   let port: number;
   let emu: Emulator;
 
   beforeAll(async () => {
-    port = await freePort();
-    redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-    await waitFor(
-      () =>
-        new Promise<boolean>((resolve) => {
-          const s = net.connect({ host: '127.0.0.1', port }, () => {
-            s.destroy();
-            resolve(true);
-          });
-          s.on('error', () => resolve(false));
-        }),
-      (up) => up,
-    );
+    redis = await startRedisServer();
+    port = redis.port;
     emu = await startEmulator({
       scenario: testScenario((s) => {
         s.redis.instances = [
@@ -158,11 +136,7 @@ describe('DAS GetRedisAllSession backed by a real redis-server', () => {
   });
   afterAll(async () => {
     await emu?.close();
-    if (redis !== undefined && redis.exitCode === null) {
-      const exited = new Promise((r) => redis.once('exit', r));
-      redis.kill('SIGTERM');
-      await exited;
-    }
+    await redis?.stop();
   });
 
   const named = (d: DasAnswer): string[] => d.Data.Sessions.map((s) => s.Name).filter((n) => n.startsWith('test-conn-')).sort();

@@ -80,4 +80,9 @@ describe('cloud-session-emulator arguments', () => {
     expect(parseListen('[::1]:9')).toEqual({ host: '::1', port: 9 });
     expect(() => parseListen('localhost')).toThrow();
   });
+
+  it('parses --broker-listen and names the flag when it is malformed', () => {
+    expect(parseArgs(['--scenario', 'a.yaml', '--broker-listen', '0.0.0.0:18883'])).toEqual({ scenario: 'a.yaml', listen: '127.0.0.1:18080', brokerListen: '0.0.0.0:18883' });
+    expect(() => parseListen('18883', '--broker-listen')).toThrow(/--broker-listen must be HOST:PORT, got "18883"/);
+  });
 });

@@ -3,10 +3,10 @@
 // emulator; its onSendMessage hook republishes them to Mosquitto with mqtt.js, as the cloud would deliver them.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { canConnect, freePort } from '../helpers/servers';
 import { ALIYUN, appFromYaml, emulator, tempDir, type TestApp } from '../helpers/harness';
 import { signatureCredentials } from '../../src/emulator/mqtt-broker-auth';
 import type { Emulator } from '../../src/emulator/server';
@@ -24,28 +24,6 @@ let mosquittoLog = '';
 let publisher: MqttClient | undefined;
 let emu: Emulator | undefined;
 let t: TestApp | undefined;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const p = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(p));
-    });
-  });
-}
-
-function canConnect(p: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect(p, '127.0.0.1');
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
-}
 
 beforeAll(async () => {
   dir = tempDir();

@@ -1,25 +1,14 @@
 // A Redis-backed emulator instance: the test starts its own redis-server on a free port, opens real connections
 // (one subscribed, one inside MULTI, one blocked in BLPOP), and watches them appear in the metrics and go away.
-import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
 import type { App } from '../../src/app';
 import { startEmulator, type Emulator } from '../../src/emulator/server';
 import { parseScenario } from '../../src/emulator/scenario';
+import { startRedisServer, type RedisServer } from '../helpers/servers';
 import { byLabel, makeApp, parseExposition, scrape, value, type Sample } from './helpers';
 
 const INSTANCE = 'r-real-redis';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 function encode(args: string[]): string {
   return `*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`;
@@ -73,7 +62,7 @@ class RawRedis {
   }
 }
 
-let redis: ChildProcess;
+let redis: RedisServer | undefined;
 let redisPort: number;
 let control: RawRedis;
 let emulator: Emulator;
@@ -91,8 +80,8 @@ async function poll(): Promise<Sample[]> {
 }
 
 beforeAll(async () => {
-  redisPort = await freePort();
-  redis = spawn('redis-server', ['--port', String(redisPort), '--save', '', '--appendonly', 'no', '--bind', '127.0.0.1'], { stdio: 'ignore' });
+  redis = await startRedisServer();
+  redisPort = redis.port;
   await vi.waitFor(
     async () => {
       control = await RawRedis.connect(redisPort);
@@ -136,11 +125,7 @@ afterAll(async () => {
   await control?.close().catch(() => undefined);
   await app?.stop(0);
   await emulator?.close();
-  if (redis && redis.exitCode === null) {
-    const exited = new Promise((resolve) => redis.once('exit', resolve));
-    redis.kill('SIGTERM');
-    await exited;
-  }
+  await redis?.stop();
 });
 
 describe('a real-Redis-backed instance', () => {

@@ -49,7 +49,11 @@ describe('promtool', () => {
   });
 });
 
-describe.skipIf(!hasTool(AMTOOL))('amtool (Debian package "prometheus-alertmanager")', () => {
+describe('amtool (Debian package "prometheus-alertmanager")', () => {
+  it('is installed', () => {
+    expect(hasTool(AMTOOL), 'amtool not found: apt-get install prometheus-alertmanager, or set AMTOOL').toBe(true);
+  });
+
   it('accepts the example alertmanager.yml', () => {
     const r = run(AMTOOL, ['check-config', path.join(ROOT, 'config/alertmanager/alertmanager.yml')]);
     expect(r.ok, r.output).toBe(true);
