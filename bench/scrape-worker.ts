@@ -1,4 +1,4 @@
-// Child process of figures 4 and 5: builds N per-device series with our fast path ("ours": FamilyBuilder +
+// Child process of figures 4 and 5: builds N per-device series with our fast path ("ours": BinaryGaugeLines +
 // SnapshotStore + createHttpHandler, as the MQTT job renders them) or with prom-client ("promclient": a plain Gauge,
 // registry.metrics()), serves them over HTTP and reports its own event-loop stalls and RSS.
 // Usage: node --expose-gc dist/bench/scrape-worker.js <ours|promclient> <devices>; prints "ready <port> <json>".
@@ -9,8 +9,10 @@ import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { createHttpHandler } from '../src/http';
 import { createLogger } from '../src/log';
 import { expositionChunks } from '../src/metrics/exposition';
-import { FamilyBuilder, joinLabels, renderLabels } from '../src/metrics/family';
+import { BinaryGaugeLines } from '../src/metrics/binary-gauge-lines';
+import { joinLabels, renderLabels } from '../src/metrics/family';
 import { SnapshotStore } from '../src/metrics/snapshot-store';
+import { Inventory } from '../src/jobs/mqtt-inventory';
 
 const HELP = '1 if the ApsaraMQ for MQTT device is connected, 0 if not. Refreshed on the job schedule, not at scrape time.';
 const gc = (globalThis as { gc?: () => void }).gc ?? (() => undefined);
@@ -32,20 +34,19 @@ async function main(): Promise<void> {
   const keep: unknown[] = [];
   let handler: http.RequestListener;
   if (impl === 'ours') {
-    const base = renderLabels({ region: 'cn-hangzhou', instance_id: 'post-cn-bench0001' });
-    const ids = new Array<string>(n);
-    const prefixes = new Array<string>(n);
-    const status = new Uint8Array(n);
-    for (let i = 0; i < n; i++) {
-      ids[i] = `GID_bench@@@dev-${String(i + 1).padStart(7, '0')}`;
-      prefixes[i] = joinLabels(base, renderLabels({ group_id: 'GID_bench', client_id: ids[i] }));
-      status[i] = i % 5 === 0 ? 0 : 1;
-    }
-    const fb = new FamilyBuilder('aliyun_mqtt_client_online', HELP, 'gauge');
-    for (let i = 0; i < n; i++) fb.sample(prefixes[i], status[i]);
+    // As the MQTT job keeps them: the packed inventory, the status array, and the rendered lines (rendered once,
+    // then a second poll copies and patches them, as every later poll does).
+    const group = joinLabels(renderLabels({ region: 'cn-hangzhou', instance_id: 'post-cn-bench0001' }), renderLabels({ group_id: 'GID_bench' }));
+    const ids = Array.from({ length: n }, (_, i) => `GID_bench@@@dev-${String(i + 1).padStart(7, '0')}`);
+    const inv = new Inventory(ids, new Array<string>(n).fill('GID_bench'), 0);
+    ids.length = 0;
+    const status = Uint8Array.from({ length: n }, (_, i) => (i % 5 === 0 ? 0 : 1));
+    const lines = new BinaryGaugeLines('aliyun_mqtt_client_online', HELP);
+    const labelsOf = (i: number) => joinLabels(group, renderLabels({ client_id: inv.id(i) }));
+    await lines.render(inv.key, n, labelsOf, status);
     const store = new SnapshotStore();
-    store.put('bench', 'post-cn-bench0001', [fb.build()], Date.now());
-    keep.push(ids, prefixes, status, store);
+    store.put('bench', 'post-cn-bench0001', [await lines.render(inv.key, n, labelsOf, status)], Date.now());
+    keep.push(inv, status, store, lines);
     // Both shapes of HttpOptions (src/http.ts is being reworked: registry+store, or contentType+exposition).
     const opts = {
       telemetryPath: '/metrics',

@@ -61,7 +61,7 @@ export async function scrapeCase(impl: 'ours' | 'promclient', series: number, sc
       }
       const fig: ScrapeFigure = {
         impl,
-        config: { series, gzip, scrapes, server: impl === 'ours' ? 'createHttpHandler (src/http.ts), FamilyBuilder + SnapshotStore' : 'prom-client Gauge, await registry.metrics(), zlib.gzip level 1 when asked', stall_monitor: 'monitorEventLoopDelay resolution 10 ms (reset, 50 ms, then the scrape), max over the scrapes; 0 = below resolution' },
+        config: { series, gzip, scrapes, server: impl === 'ours' ? 'createHttpHandler (src/http.ts), BinaryGaugeLines + SnapshotStore' : 'prom-client Gauge, await registry.metrics(), zlib.gzip level 1 when asked', stall_monitor: 'monitorEventLoopDelay resolution 10 ms (reset, 50 ms, then the scrape), max over the scrapes; 0 = below resolution' },
         p50_ms: round(percentile(ms, 50), 1),
         p99_ms: round(percentile(ms, 99), 1),
         bytes,

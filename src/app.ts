@@ -34,7 +34,7 @@ export interface App {
   whenReady(): Promise<void>;
   reload(): Promise<{ ok: boolean; error?: string }>;
   /** The exposition text, in chunks, after dropping data older than stale_after. */
-  exposition(): Promise<Iterable<string>>;
+  exposition(): Promise<Iterable<string | Uint8Array>>;
   /** Runs every job now (tests, benchmarks). */
   runAllNow(): Promise<void>;
   runner(jobName: string): JobRunner | undefined;

@@ -9,7 +9,7 @@ export interface HttpOptions {
   telemetryPath: string;
   contentType: string;
   /** Renders the scrape (self-metrics plus polled families). Never calls the cloud. */
-  exposition: () => Promise<Iterable<string>>;
+  exposition: () => Promise<Iterable<string | Uint8Array>>;
   isReady: () => boolean;
   reload: () => Promise<{ ok: boolean; error?: string }>;
   logger: Logger;

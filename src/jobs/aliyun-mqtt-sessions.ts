@@ -5,9 +5,10 @@ import { z } from 'zod';
 import { CloudError } from '../cloud/errors';
 import type { ApiCaller } from '../cloud/api-client';
 import type { CommonJobConfig } from '../config/schema';
+import { BinaryGaugeLines } from '../metrics/binary-gauge-lines';
 import { FamilyBuilder, renderLabels, joinLabels, type MetricFamily } from '../metrics/family';
 import { endpointUrl, regionId } from './shared/endpoint';
-import { runPool, yieldToEventLoop } from './shared/pool';
+import { runPool } from './shared/pool';
 import { InventoryLoader, type Inventory } from './mqtt-inventory';
 import type { ApiUsage, Job, JobContext, JobRunResult, JobType, RunContext } from './types';
 import fs from 'node:fs';
@@ -83,8 +84,8 @@ class MqttSessionsJob implements Job {
   private readonly staticLabels: string;
   private useBatch: boolean;
   private previous: { inventory: Inventory; status: Uint8Array } | undefined;
-  /** Rendered `aliyun_mqtt_client_online{...} ` per device, rebuilt only when the inventory changes. */
-  private linePrefixes: { key: string; prefixes: string[] } | undefined;
+  /** aliyun_mqtt_client_online, rendered per inventory and patched per poll (see binary-gauge-lines.ts). */
+  private readonly onlineLines = new BinaryGaugeLines('aliyun_mqtt_client_online', `1 if the ApsaraMQ for MQTT device is connected, 0 if not. ${REFRESH_NOTE}`);
   private readonly transitions = new Map<string, { online: number; offline: number }>();
 
   constructor(
@@ -113,22 +114,22 @@ class MqttSessionsJob implements Job {
       const status = await this.poll(inv, run);
       const families = await this.render(inv, status);
       this.previous = { inventory: inv, status };
-      return { targets: [{ instanceId: this.cfg.instance_id, ok: true, families }], inventory: { valid: inv.ids.length, invalid: inv.invalid } };
+      return { targets: [{ instanceId: this.cfg.instance_id, ok: true, families }], inventory: { valid: inv.size, invalid: inv.invalid } };
     } catch (err) {
-      return { targets: [{ instanceId: this.cfg.instance_id, ok: false, families: [], error: err as Error }], inventory: { valid: inv.ids.length, invalid: inv.invalid } };
+      return { targets: [{ instanceId: this.cfg.instance_id, ok: false, families: [], error: err as Error }], inventory: { valid: inv.size, invalid: inv.invalid } };
     }
   }
 
   private async poll(inv: Inventory, run: RunContext): Promise<Uint8Array> {
-    const status = new Uint8Array(inv.ids.length);
+    const status = new Uint8Array(inv.size);
     const api = this.useBatch ? BATCH_API : SINGLE_API;
     const qps = this.ctx.accounts.qpsFor(this.cfg.account, api);
     // Enough calls in flight to keep the quota busy at up to ~1.5 s of cloud latency; the limiter paces them.
     const concurrency = Math.min(512, Math.max(4, Math.ceil(qps * 1.5)));
     if (this.useBatch) {
-      const chunks = Math.ceil(inv.ids.length / BATCH_SIZE);
+      const chunks = Math.ceil(inv.size / BATCH_SIZE);
       try {
-        await runPool(chunks, concurrency, (c) => this.queryBatch(inv.ids, c * BATCH_SIZE, Math.min(inv.ids.length, (c + 1) * BATCH_SIZE), status, run), run.signal);
+        await runPool(chunks, concurrency, (c) => this.queryBatch(inv, c * BATCH_SIZE, Math.min(inv.size, (c + 1) * BATCH_SIZE), status, run), run.signal);
       } catch (err) {
         if (!(err instanceof CloudError && err.code === 'ApiNotSupport')) throw err;
         this.ctx.logger.warn({ instance_id: this.cfg.instance_id }, `${BATCH_API} is not supported by this instance; falling back to ${SINGLE_API}`);
@@ -136,14 +137,14 @@ class MqttSessionsJob implements Job {
         return this.poll(inv, run);
       }
     } else {
-      await runPool(inv.ids.length, Math.min(512, Math.max(4, Math.ceil(qps * 1.5))), (i) => this.querySingle(inv.ids[i], i, status, run), run.signal);
+      await runPool(inv.size, concurrency, (i) => this.querySingle(inv.id(i), i, status, run), run.signal);
     }
     if (run.signal.aborted) throw new Error('the run was aborted: its deadline passed before every device was polled');
     return status;
   }
 
-  private async queryBatch(ids: readonly string[], from: number, to: number, status: Uint8Array, run: RunContext): Promise<void> {
-    const chunk = ids.slice(from, to);
+  private async queryBatch(inv: Inventory, from: number, to: number, status: Uint8Array, run: RunContext): Promise<void> {
+    const chunk = inv.slice(from, to);
     const online = await this.caller.call(BATCH_API, { InstanceId: this.cfg.instance_id, ClientIdList: chunk }, {
       deadline: run.deadline,
       signal: run.signal,
@@ -162,24 +163,24 @@ class MqttSessionsJob implements Job {
   }
 
   private async render(inv: Inventory, status: Uint8Array): Promise<MetricFamily[]> {
-    const groupCounts = new Map<string, { online: number; offline: number }>();
-    for (let i = 0; i < inv.ids.length; i++) {
-      let c = groupCounts.get(inv.groups[i]);
-      if (!c) groupCounts.set(inv.groups[i], (c = { online: 0, offline: 0 }));
-      if (status[i] === STATUS_ONLINE) c.online++;
-      else c.offline++;
+    const online = new Array<number>(inv.groupNames.length).fill(0);
+    const offline = new Array<number>(inv.groupNames.length).fill(0);
+    for (let i = 0; i < inv.size; i++) {
+      if (status[i] === STATUS_ONLINE) online[inv.groupOf[i]]++;
+      else offline[inv.groupOf[i]]++;
     }
     this.countTransitions(inv, status);
 
     const families: MetricFamily[] = [];
     if (this.cfg.per_client_series) families.push(await this.renderPerDevice(inv, status));
+    else this.onlineLines.clear();
 
     const clients = new FamilyBuilder('aliyun_mqtt_clients', `ApsaraMQ for MQTT devices per group and state (online, offline). ${REFRESH_NOTE}`, 'gauge');
-    for (const [group, c] of groupCounts) {
+    inv.groupNames.forEach((group, gi) => {
       const g = joinLabels(this.baseLabels, renderLabels({ group_id: group }));
-      clients.sample(joinLabels(g, 'state="online"', this.staticLabels), c.online);
-      clients.sample(joinLabels(g, 'state="offline"', this.staticLabels), c.offline);
-    }
+      clients.sample(joinLabels(g, 'state="online"', this.staticLabels), online[gi]);
+      clients.sample(joinLabels(g, 'state="offline"', this.staticLabels), offline[gi]);
+    });
     families.push(clients.build());
 
     const transitions = new FamilyBuilder('aliyun_mqtt_client_transitions_total', `Device status changes seen between two successful polls, by new state. ${REFRESH_NOTE}`, 'counter');
@@ -192,27 +193,14 @@ class MqttSessionsJob implements Job {
     return families;
   }
 
-  private async renderPerDevice(inv: Inventory, status: Uint8Array): Promise<MetricFamily> {
-    if (this.linePrefixes?.key !== inv.key) {
-      const prefixes = new Array<string>(inv.ids.length);
-      for (let i = 0; i < inv.ids.length; i++) {
-        const labels = joinLabels(this.baseLabels, renderLabels({ group_id: inv.groups[i], client_id: inv.ids[i] }), this.staticLabels);
-        prefixes[i] = labels;
-        if ((i & 0x7fff) === 0x7fff) await yieldToEventLoop();
-      }
-      this.linePrefixes = { key: inv.key, prefixes };
-    }
-    const prefixes = this.linePrefixes.prefixes;
-    const online = new FamilyBuilder('aliyun_mqtt_client_online', `1 if the ApsaraMQ for MQTT device is connected, 0 if not. ${REFRESH_NOTE}`, 'gauge');
-    for (let i = 0; i < inv.ids.length; i++) {
-      online.sample(prefixes[i], status[i]);
-      if ((i & 0xffff) === 0xffff) await yieldToEventLoop();
-    }
-    return online.build();
+  private renderPerDevice(inv: Inventory, status: Uint8Array): Promise<MetricFamily> {
+    const groupLabels = inv.groupNames.map((group) => joinLabels(this.baseLabels, renderLabels({ group_id: group })));
+    const labelsOf = (i: number): string => joinLabels(groupLabels[inv.groupOf[i]], renderLabels({ client_id: inv.id(i) }), this.staticLabels);
+    return this.onlineLines.render(inv.key, inv.size, labelsOf, status);
   }
 
   private countTransitions(inv: Inventory, status: Uint8Array): void {
-    for (const g of inv.groups) if (!this.transitions.has(g)) this.transitions.set(g, { online: 0, offline: 0 });
+    for (const g of inv.groupNames) if (!this.transitions.has(g)) this.transitions.set(g, { online: 0, offline: 0 });
     const prev = this.previous;
     if (!prev) return;
     const bump = (group: string, now: number) => {
@@ -221,14 +209,14 @@ class MqttSessionsJob implements Job {
       else t.offline++;
     };
     if (prev.inventory.key === inv.key) {
-      for (let i = 0; i < status.length; i++) if (status[i] !== prev.status[i]) bump(inv.groups[i], status[i]);
+      for (let i = 0; i < status.length; i++) if (status[i] !== prev.status[i]) bump(inv.group(i), status[i]);
       return;
     }
     const before = new Map<string, number>();
-    prev.inventory.ids.forEach((id, i) => before.set(id, prev.status[i]));
-    for (let i = 0; i < inv.ids.length; i++) {
-      const was = before.get(inv.ids[i]);
-      if (was !== undefined && was !== status[i]) bump(inv.groups[i], status[i]);
+    for (let i = 0; i < prev.inventory.size; i++) before.set(prev.inventory.id(i), prev.status[i]);
+    for (let i = 0; i < inv.size; i++) {
+      const was = before.get(inv.id(i));
+      if (was !== undefined && was !== status[i]) bump(inv.group(i), status[i]);
     }
   }
 }

@@ -5,14 +5,64 @@ import path from 'node:path';
 import type { Logger } from '../log';
 import { checkClientId } from './mqtt-client-id';
 
-export interface Inventory {
-  /** Valid, unique client IDs, in first-seen order. */
-  readonly ids: readonly string[];
-  /** Group ID of each entry of ids. */
-  readonly groups: readonly string[];
-  readonly invalid: number;
-  /** Changes whenever the set or order of ids changes; equal keys mean identical inventories. */
+/**
+ * Valid, unique client IDs in first-seen order, packed: one string holding every ID and their offsets, plus a group
+ * index per ID. A million devices are then a handful of heap objects instead of a million strings, which keeps the
+ * garbage collector's full pauses short (they grow with the number of live objects, and stall scrapes and polls).
+ */
+export class Inventory {
+  /** Number of client IDs. */
+  readonly size: number;
+  /** Distinct group IDs, in first-seen order. */
+  readonly groupNames: readonly string[];
+  /** Index into groupNames of each client ID. */
+  readonly groupOf: Uint32Array;
+
+  constructor(
+    ids: readonly string[],
+    groups: readonly string[],
+    readonly invalid: number,
+  ) {
+    this.size = ids.length;
+    this.text = ids.join('\n');
+    this.starts = new Uint32Array(ids.length + 1);
+    let at = 0;
+    for (let i = 0; i < ids.length; i++) {
+      this.starts[i] = at;
+      at += ids[i].length + 1;
+    }
+    this.starts[ids.length] = at;
+    const index = new Map<string, number>();
+    this.groupOf = new Uint32Array(ids.length);
+    for (let i = 0; i < groups.length; i++) {
+      let g = index.get(groups[i]);
+      if (g === undefined) index.set(groups[i], (g = index.size));
+      this.groupOf[i] = g;
+    }
+    this.groupNames = [...index.keys()];
+    this.key = `${ids.length}:${hashText(this.text)}`;
+  }
+
+  /** Changes whenever the set or order of IDs changes; equal keys mean identical inventories. */
   readonly key: string;
+  private readonly text: string;
+  private readonly starts: Uint32Array;
+
+  /** The i-th client ID (a slice of the packed text: cheap, short-lived). */
+  id(i: number): string {
+    return this.text.slice(this.starts[i], this.starts[i + 1] - 1);
+  }
+
+  /** Client IDs from..to-1. */
+  slice(from: number, to: number): string[] {
+    const out: string[] = [];
+    for (let i = from; i < Math.min(to, this.size); i++) out.push(this.id(i));
+    return out;
+  }
+
+  group(i: number): string {
+    return this.groupNames[this.groupOf[i]];
+  }
 }
 
 export class InventoryLoader {
@@ -73,7 +123,7 @@ export class InventoryLoader {
         consider(hash >= 0 ? line.slice(0, hash) : line, `${name}:${lineNo}`);
       }
     }
-    return { ids, groups, invalid, key: `${ids.length}:${hashText(ids.join('\n'))}` };
+    return new Inventory(ids, groups, invalid);
   }
 }
 

@@ -1,5 +1,7 @@
 // Pre-rendered metric families: lines are rendered once when a poll completes, so a scrape is a concatenation.
 // The text is byte-identical to prom-client's text format (same escaping, HELP/TYPE lines and value formatting).
+// Chunks are UTF-8 Buffers, encoded when the poll builds them: a scrape writes bytes without encoding or flattening
+// strings, and a million lines live outside the V8 heap (no per-line string objects for the GC to trace).
 
 export type MetricType = 'gauge' | 'counter' | 'histogram';
 
@@ -7,12 +9,12 @@ export interface MetricFamily {
   readonly name: string;
   readonly help: string;
   readonly type: MetricType;
-  /** Complete sample lines, each ending in "\n", grouped into chunks of roughly CHUNK_CHARS characters. */
-  readonly chunks: readonly string[];
+  /** Complete sample lines (UTF-8), each ending in "\n", grouped into chunks of roughly CHUNK_BYTES bytes. */
+  readonly chunks: readonly Buffer[];
   readonly samples: number;
 }
 
-const CHUNK_CHARS = 64 * 1024;
+export const CHUNK_BYTES = 64 * 1024;
 
 export function escapeLabelValue(value: string): string {
   return value.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
@@ -49,7 +51,7 @@ export function familyHeader(name: string, help: string, type: MetricType): stri
 }
 
 export class FamilyBuilder {
-  private readonly chunks: string[] = [];
+  private readonly chunks: Buffer[] = [];
   private current = '';
   private count = 0;
 
@@ -65,7 +67,7 @@ export class FamilyBuilder {
       ? `${this.name}${nameSuffix}{${labels}} ${formatValue(value)}\n`
       : `${this.name}${nameSuffix} ${formatValue(value)}\n`;
     this.count++;
-    if (this.current.length >= CHUNK_CHARS) this.flush();
+    if (this.current.length >= CHUNK_BYTES) this.flush();
     return this;
   }
 
@@ -93,7 +95,7 @@ export class FamilyBuilder {
 
   private flush(): void {
     if (this.current) {
-      this.chunks.push(this.current);
+      this.chunks.push(Buffer.from(this.current, 'utf8'));
       this.current = '';
     }
   }

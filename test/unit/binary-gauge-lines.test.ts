@@ -1,0 +1,56 @@
+import { Gauge, Registry } from 'prom-client';
+import { describe, expect, test } from 'vitest';
+import { BinaryGaugeLines } from '../../src/metrics/binary-gauge-lines';
+import { renderLabels } from '../../src/metrics/family';
+import { expositionChunks } from '../../src/metrics/exposition';
+import { SnapshotStore } from '../../src/metrics/snapshot-store';
+
+const AWKWARD = ['plain', 'quo"te', 'back\\slash', 'new\nline', 'ünïcødé 设备', 'tab\tand "both" \\ \n', '', '{}=,'];
+const HELP = 'Help with \\ backslash\nand newline.';
+
+async function promClientText(ids: string[], values: Uint8Array): Promise<string> {
+  const reg = new Registry();
+  const g = new Gauge({ name: 'aliyun_mqtt_client_online', help: HELP, labelNames: ['region', 'client_id'], registers: [reg] });
+  ids.forEach((id, i) => g.set({ region: 'cn-hangzhou', client_id: id }, values[i]));
+  return reg.metrics();
+}
+
+async function oursText(lines: BinaryGaugeLines, key: string, ids: string[], values: Uint8Array): Promise<string> {
+  const fam = await lines.render(key, ids.length, (i) => renderLabels({ region: 'cn-hangzhou', client_id: ids[i] }), values);
+  const store = new SnapshotStore();
+  store.put('job', 'i', [fam], 0);
+  return [...expositionChunks('', store)].join('');
+}
+
+describe('BinaryGaugeLines', () => {
+  test('renders byte-identically to prom-client, awkward and multi-byte label values included, on every poll', async () => {
+    // Enough lines for several 64 KiB chunks, so chunk boundaries and byte offsets after multi-byte text are exercised.
+    const ids = Array.from({ length: 5000 }, (_, i) => `${AWKWARD[i % AWKWARD.length]}-${i}`);
+    const lines = new BinaryGaugeLines('aliyun_mqtt_client_online', HELP);
+    for (const seed of [1, 2, 3]) {
+      const values = Uint8Array.from(ids, (_, i) => ((i * seed) % 3 === 0 ? 1 : 0));
+      expect(await oursText(lines, 'k1', ids, values)).toBe(await promClientText(ids, values));
+    }
+  });
+
+  test('a new poll never changes the family a scrape may still be streaming', async () => {
+    const ids = ['a', 'b', 'c'];
+    const lines = new BinaryGaugeLines('m', 'h');
+    const labels = (i: number) => `id="${ids[i]}"`;
+    const first = await lines.render('k', 3, labels, Uint8Array.of(1, 1, 1));
+    const before = Buffer.concat(first.chunks).toString();
+    const second = await lines.render('k', 3, labels, Uint8Array.of(0, 1, 0));
+    expect(Buffer.concat(first.chunks).toString()).toBe(before);
+    expect(Buffer.concat(second.chunks).toString()).toBe('m{id="a"} 0\nm{id="b"} 1\nm{id="c"} 0\n');
+  });
+
+  test('a new key renders the label sets again; an empty inventory renders no lines', async () => {
+    const lines = new BinaryGaugeLines('m', 'h');
+    await lines.render('k1', 2, (i) => `id="${i}"`, Uint8Array.of(1, 0));
+    const other = await lines.render('k2', 1, () => 'id="z"', Uint8Array.of(1));
+    expect(Buffer.concat(other.chunks).toString()).toBe('m{id="z"} 1\n');
+    const none = await lines.render('k3', 0, () => '', new Uint8Array(0));
+    expect(none.chunks).toHaveLength(0);
+    expect(none.samples).toBe(0);
+  });
+});
