@@ -91,6 +91,23 @@ export function get(url: string, headers: Record<string, string> = {}, keep = tr
   });
 }
 
+export function post(url: string, body = ''): Promise<HttpResult> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const req = http.request(url, { method: 'POST', agent: false }, (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (d: Buffer) => parts.push(d));
+      res.on('end', () => {
+        const b = Buffer.concat(parts);
+        resolve({ status: res.statusCode ?? 0, body: b, bytes: b.length, ms: performance.now() - t0 });
+      });
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
 export async function getJson<T>(url: string): Promise<T> {
   const r = await get(url);
   return JSON.parse(r.body.toString()) as T;
