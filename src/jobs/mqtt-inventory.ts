@@ -18,9 +18,22 @@ export class Inventory {
   /** Index into groupNames of each client ID. */
   readonly groupOf: Uint32Array;
 
+  /** From plain lists (tests, benchmarks); the loader builds group indexes directly. */
+  static fromLists(ids: readonly string[], groups: readonly string[], invalid: number): Inventory {
+    const index = new Map<string, number>();
+    const groupOf = new Uint32Array(ids.length);
+    groups.forEach((g, i) => {
+      let n = index.get(g);
+      if (n === undefined) index.set(g, (n = index.size));
+      groupOf[i] = n;
+    });
+    return new Inventory(ids, [...index.keys()], groupOf, invalid);
+  }
+
   constructor(
     ids: readonly string[],
-    groups: readonly string[],
+    groupNames: readonly string[],
+    groupOf: Uint32Array,
     readonly invalid: number,
   ) {
     this.size = ids.length;
@@ -32,14 +45,8 @@ export class Inventory {
       at += ids[i].length + 1;
     }
     this.starts[ids.length] = at;
-    const index = new Map<string, number>();
-    this.groupOf = new Uint32Array(ids.length);
-    for (let i = 0; i < groups.length; i++) {
-      let g = index.get(groups[i]);
-      if (g === undefined) index.set(groups[i], (g = index.size));
-      this.groupOf[i] = g;
-    }
-    this.groupNames = [...index.keys()];
+    this.groupNames = groupNames;
+    this.groupOf = groupOf.length === ids.length ? groupOf : groupOf.slice(0, ids.length);
     this.key = `${ids.length}:${hashText(this.text)}`;
   }
 
@@ -91,39 +98,53 @@ export class InventoryLoader {
   }
 
   private parse(fileText: string): Inventory {
+    // Peak memory matters at a million lines: no split() array, one group index per ID instead of a group string.
+    let lines = 1;
+    for (let at = fileText.indexOf('\n'); at >= 0; at = fileText.indexOf('\n', at + 1)) lines++;
+    const groupOf = new Uint32Array(this.configIds.length + (this.file ? lines : 0));
+    const groupIndex = new Map<string, number>();
     const ids: string[] = [];
-    const groups: string[] = [];
     const seen = new Set<string>();
     let invalid = 0;
-    const consider = (raw: string, where: string) => {
+    const consider = (raw: string, where: () => string) => {
       const id = raw.trim();
       if (!id) return;
       const check = checkClientId(id);
       if (!check.ok) {
         invalid++;
-        const key = `${where}\u0000${id}`;
+        const place = where();
+        const key = `${place}\u0000${id}`;
         if (!this.reported.has(key)) {
           this.reported.add(key);
-          this.logger.warn({ where, client_id: truncate(id), reason: check.reason }, 'skipping invalid client ID in the inventory');
+          this.logger.warn({ where: place, client_id: truncate(id), reason: check.reason }, 'skipping invalid client ID in the inventory');
         }
         return;
       }
       if (seen.has(id)) return;
       seen.add(id);
+      let g = groupIndex.get(check.groupId);
+      if (g === undefined) groupIndex.set(check.groupId, (g = groupIndex.size));
+      groupOf[ids.length] = g;
       ids.push(id);
-      groups.push(check.groupId);
     };
-    this.configIds.forEach((id, i) => consider(id, `client_ids[${i}]`));
+    this.configIds.forEach((id, i) => consider(id, () => `client_ids[${i}]`));
     if (this.file) {
       const name = path.basename(this.file);
       let lineNo = 0;
-      for (const line of fileText.split('\n')) {
+      let hash = -1;
+      for (let start = 0; start <= fileText.length; ) {
+        let end = fileText.indexOf('\n', start);
+        if (end < 0) end = fileText.length;
         lineNo++;
-        const hash = line.indexOf('#');
-        consider(hash >= 0 ? line.slice(0, hash) : line, `${name}:${lineNo}`);
+        // The next '#' at or after this line's start, searched again only once passed (no quadratic scans).
+        if (hash !== Infinity && hash < start) hash = fileText.indexOf('#', start);
+        if (hash < 0) hash = Infinity;
+        const line = lineNo;
+        consider(fileText.slice(start, hash < end ? hash : end), () => `${name}:${line}`);
+        start = end + 1;
       }
     }
-    return new Inventory(ids, groups, invalid);
+    return new Inventory(ids, [...groupIndex.keys()], groupOf, invalid);
   }
 }
 

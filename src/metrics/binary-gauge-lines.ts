@@ -1,9 +1,10 @@
 // A per-device 0/1 gauge (aliyun_mqtt_client_online) for fleets of up to millions of devices.
 //
 // The lines are rendered once per inventory into one UTF-8 Buffer, with the byte offset of every value recorded.
-// Each poll copies the previous poll's Buffer (a memcpy, in slices between which the event loop runs) and overwrites
-// the one value byte of each line. So a poll costs no string work, and the family is one off-heap Buffer instead of
-// a million strings. The previous Buffer is never written to: a scrape still streaming it reads consistent data.
+// Each poll overwrites the one value byte of each line, in one synchronous pass (about 2 ms for a million lines), so
+// no scrape can see half of it. A Buffer that a scrape is still streaming is never written to: the poll then patches
+// a copy instead (a memcpy, in slices between which the event loop runs). So a poll costs no string work, and the
+// family is one off-heap Buffer instead of a million strings, most of the time only one.
 import { CHUNK_BYTES, type MetricFamily } from './family';
 
 /** Copy granularity: large enough to be fast, small enough that one slice never stalls the event loop for long. */
@@ -20,6 +21,8 @@ interface Rendered {
   valueAt: Uint32Array;
   /** Chunk boundaries (end offsets, at line ends) of roughly CHUNK_BYTES each. */
   chunkEnds: number[];
+  /** Scrapes streaming this Buffer right now. */
+  readers: number;
 }
 
 const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -37,7 +40,9 @@ export class BinaryGaugeLines {
    * `count` label sets in the same order, so only a new key renders `labelsOf(i)` (the inside of the braces) again.
    */
   async render(key: string, count: number, labelsOf: (i: number) => string, values: Uint8Array): Promise<MetricFamily> {
-    const r = this.last?.key === key && this.last.count === count ? await this.copyOf(this.last) : await this.renderLabels(key, count, labelsOf);
+    const prev = this.last?.key === key && this.last.count === count ? this.last : undefined;
+    const r = prev === undefined ? await this.renderLabels(key, count, labelsOf) : prev.readers === 0 ? prev : await this.copyOf(prev);
+    // No await from the readers check on (it is in the line above): the patch and the new family are one step.
     const { buf, valueAt } = r;
     for (let i = 0; i < count; i++) buf[valueAt[i]] = values[i] === 1 ? ONE : ZERO;
     this.last = r;
@@ -47,7 +52,15 @@ export class BinaryGaugeLines {
       chunks.push(buf.subarray(start, end));
       start = end;
     }
-    return Object.freeze({ name: this.name, help: this.help, type: 'gauge' as const, chunks: Object.freeze(chunks), samples: count });
+    const retain = () => {
+      r.readers++;
+      let released = false;
+      return () => {
+        if (!released) r.readers--;
+        released = true;
+      };
+    };
+    return Object.freeze({ name: this.name, help: this.help, type: 'gauge' as const, chunks: Object.freeze(chunks), samples: count, retain });
   }
 
   /** Drops the rendered lines (e.g. when per-device series are turned off). */
@@ -61,7 +74,7 @@ export class BinaryGaugeLines {
       prev.buf.copy(buf, off, off, Math.min(prev.buf.length, off + COPY_SLICE_BYTES));
       if (off + COPY_SLICE_BYTES < prev.buf.length) await yieldToEventLoop();
     }
-    return { ...prev, buf };
+    return { ...prev, buf, readers: 0 };
   }
 
   private async renderLabels(key: string, count: number, labelsOf: (i: number) => string): Promise<Rendered> {
@@ -104,6 +117,6 @@ export class BinaryGaugeLines {
       buf.copy(exact, 0, 0, used);
       buf = exact;
     } else buf = buf.subarray(0, used);
-    return { key, count, buf, valueAt, chunkEnds };
+    return { key, count, buf, valueAt, chunkEnds, readers: 0 };
   }
 }

@@ -19,7 +19,15 @@ export function* expositionChunks(selfText: string, store: SnapshotStore): Gener
     // prom-client separates families with a blank line and ends the text with one "\n".
     yield first ? familyHeader(group.name, group.help, group.type) : `\n${familyHeader(group.name, group.help, group.type)}`;
     first = false;
-    for (const fam of group.members) for (const chunk of fam.chunks) yield chunk;
+    for (const fam of group.members) {
+      const release = fam.retain?.();
+      try {
+        for (const chunk of fam.chunks) yield chunk;
+      } finally {
+        // Also when the consumer stops early (client gone): for-of calls return(), which runs this.
+        release?.();
+      }
+    }
   }
 }
 

@@ -12,6 +12,8 @@ export interface MetricFamily {
   /** Complete sample lines (UTF-8), each ending in "\n", grouped into chunks of roughly CHUNK_BYTES bytes. */
   readonly chunks: readonly Buffer[];
   readonly samples: number;
+  /** Called by a scrape before it streams `chunks`; the returned function when it is done (see BinaryGaugeLines). */
+  readonly retain?: () => () => void;
 }
 
 export const CHUNK_BYTES = 64 * 1024;

@@ -33,15 +33,45 @@ describe('BinaryGaugeLines', () => {
     }
   });
 
-  test('a new poll never changes the family a scrape may still be streaming', async () => {
+  test('a poll patches the lines in place when no scrape is streaming them, and a copy when one is', async () => {
     const ids = ['a', 'b', 'c'];
     const lines = new BinaryGaugeLines('m', 'h');
     const labels = (i: number) => `id="${ids[i]}"`;
     const first = await lines.render('k', 3, labels, Uint8Array.of(1, 1, 1));
-    const before = Buffer.concat(first.chunks).toString();
     const second = await lines.render('k', 3, labels, Uint8Array.of(0, 1, 0));
-    expect(Buffer.concat(first.chunks).toString()).toBe(before);
+    expect(second.chunks[0].buffer).toBe(first.chunks[0].buffer);
     expect(Buffer.concat(second.chunks).toString()).toBe('m{id="a"} 0\nm{id="b"} 1\nm{id="c"} 0\n');
+
+    // A scrape streaming `second` holds it: the next poll must not touch it.
+    const release = second.retain!();
+    const third = await lines.render('k', 3, labels, Uint8Array.of(1, 0, 1));
+    expect(Buffer.concat(second.chunks).toString()).toBe('m{id="a"} 0\nm{id="b"} 1\nm{id="c"} 0\n');
+    expect(Buffer.concat(third.chunks).toString()).toBe('m{id="a"} 1\nm{id="b"} 0\nm{id="c"} 1\n');
+    expect(third.chunks[0].buffer).not.toBe(second.chunks[0].buffer);
+    release();
+    release(); // idempotent
+    const fourth = await lines.render('k', 3, labels, Uint8Array.of(0, 0, 0));
+    expect(fourth.chunks[0].buffer).toBe(third.chunks[0].buffer);
+  });
+
+  test('the exposition holds a family while it streams it and lets go when the consumer stops early', async () => {
+    const lines = new BinaryGaugeLines('m', 'h');
+    const labels = (i: number) => `id="${i}"`;
+    const fam = await lines.render('k', 3, labels, Uint8Array.of(1, 1, 1));
+    const store = new SnapshotStore();
+    store.put('job', 'i', [fam], 0);
+    for (const chunk of expositionChunks('', store)) {
+      if (Buffer.isBuffer(chunk)) {
+        // Mid-scrape: a poll now writes into a copy.
+        const during = await lines.render('k', 3, labels, Uint8Array.of(0, 0, 0));
+        expect(during.chunks[0].buffer).not.toBe(fam.chunks[0].buffer);
+        break;
+      }
+    }
+    // The early stop released it: the following poll patches in place again.
+    const next = await lines.render('k', 3, labels, Uint8Array.of(1, 0, 1));
+    const after = await lines.render('k', 3, labels, Uint8Array.of(1, 1, 1));
+    expect(after.chunks[0].buffer).toBe(next.chunks[0].buffer);
   });
 
   test('a new key renders the label sets again; an empty inventory renders no lines', async () => {
