@@ -36,8 +36,14 @@ export class LimiterPool {
     if (existing && existing.rate === Math.floor(qps) && existing.guardMs === (marginMs ?? defaultGuardMs(existing.rate))) return existing;
     existing?.cancelAll();
     const labels = { account, api };
-    const limiter = new WindowRateLimiter({ rate: qps, guardMs: marginMs, onQueueDepth: (d) => this.metrics.queueDepth.set(labels, d) });
+    const limiter = new WindowRateLimiter({
+      rate: qps,
+      guardMs: marginMs,
+      onQueueDepth: (d) => this.metrics.queueDepth.set(labels, d),
+      onGuardChange: (ms) => this.metrics.margin.set(labels, ms / 1000),
+    });
     this.metrics.qps.set(labels, limiter.rate);
+    this.metrics.margin.set(labels, limiter.guardMs / 1000);
     this.metrics.queueDepth.set(labels, 0);
     // Known (account, API) pairs have their counters from the start, so rate() and alerts never see a gap.
     this.metrics.throttled.inc(labels, 0);
@@ -53,7 +59,7 @@ export class LimiterPool {
         limiter.cancelAll();
         this.limiters.delete(key);
         const [account, api] = key.split('\u0000');
-        for (const m of [this.metrics.qps, this.metrics.queueDepth, this.metrics.throttled, this.metrics.retries]) m.remove({ account, api });
+        for (const m of [this.metrics.qps, this.metrics.margin, this.metrics.queueDepth, this.metrics.throttled, this.metrics.retries]) m.remove({ account, api });
       }
     }
   }

@@ -55,7 +55,10 @@ export class ApiClient implements ApiCaller {
             } catch (err) {
               const cloudErr = err instanceof CloudError ? err : unexpected(transport.provider, api, err);
               metrics.requests.inc({ ...labels, code: cloudErr.code });
-              if (cloudErr.throttled) metrics.throttled.inc(labels);
+              if (cloudErr.throttled) {
+                metrics.throttled.inc(labels);
+                limiter.noteThrottled();
+              }
               throw cloudErr;
             } finally {
               metrics.duration.observe(labels, (performance.now() - started) / 1000);

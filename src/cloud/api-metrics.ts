@@ -8,6 +8,7 @@ export interface ApiMetrics {
   retries: Counter<'account' | 'api'>;
   queueDepth: Gauge<'account' | 'api'>;
   qps: Gauge<'account' | 'api'>;
+  margin: Gauge<'account' | 'api'>;
 }
 
 export function createApiMetrics(registry: Registry): ApiMetrics {
@@ -46,6 +47,12 @@ export function createApiMetrics(registry: Registry): ApiMetrics {
     qps: new Gauge({
       name: 'cloud_session_exporter_ratelimit_qps',
       help: 'Configured rate limit of a cloud API for an account, in calls per second.',
+      labelNames: ['account', 'api'],
+      registers: [registry],
+    }),
+    margin: new Gauge({
+      name: 'cloud_session_exporter_ratelimit_margin_seconds',
+      help: 'How long a call is assumed to take to reach the cloud, for rate limiting: rate_limit_margin, widened after the cloud throttled a call and decaying back.',
       labelNames: ['account', 'api'],
       registers: [registry],
     }),

@@ -17,6 +17,13 @@ export function defaultGuardMs(rate: number): number {
   return Math.min(100, Math.max(20, Math.round(500 / rate)));
 }
 
+/**
+ * When the cloud throttles a call anyway, arrivals were later than the guard assumed: the guard doubles (up to
+ * MAX_GUARD_MS), and the excess over the configured guard halves every GUARD_HALF_LIFE_MS without throttling.
+ */
+export const MAX_GUARD_MS = 250;
+const GUARD_HALF_LIFE_MS = 60_000;
+
 export interface RateLimiterOptions {
   /** Calls per window. */
   rate: number;
@@ -30,6 +37,8 @@ export interface RateLimiterOptions {
   burst?: number;
   now?: () => number;
   onQueueDepth?: (depth: number) => void;
+  /** Called when the guard in use changes by a whole millisecond or more (throttling widened it, or it decayed). */
+  onGuardChange?: (guardMs: number) => void;
 }
 
 interface Waiter {
@@ -50,7 +59,10 @@ export class RateLimitAbortedError extends Error {
 
 export class WindowRateLimiter {
   readonly rate: number;
+  /** The configured guard; the one in use (`currentGuardMs`) widens after throttling and decays back to it. */
   readonly guardMs: number;
+  private widenedGuardMs = 0;
+  private widenedAt = 0;
   private readonly windowMs: number;
   private readonly ring: Float64Array;
   private ringPos = 0;
@@ -64,6 +76,8 @@ export class WindowRateLimiter {
   private timerAt = Infinity;
   private readonly now: () => number;
   private readonly onQueueDepth?: (depth: number) => void;
+  private readonly onGuardChange?: (guardMs: number) => void;
+  private reportedGuardMs: number;
   private started = 0;
   /**
    * Slow start: the first call of a fresh limiter goes out alone and its slot is stamped when it completes. Cold code
@@ -85,6 +99,25 @@ export class WindowRateLimiter {
     this.lastRefill = this.now();
     this.msPerToken = this.windowMs / this.rate;
     this.onQueueDepth = opts.onQueueDepth;
+    this.onGuardChange = opts.onGuardChange;
+    this.reportedGuardMs = this.guardMs;
+  }
+
+  /** The guard in use now: the configured one plus what throttling added, decaying. */
+  get currentGuardMs(): number {
+    if (this.widenedGuardMs <= this.guardMs) return this.guardMs;
+    const excess = (this.widenedGuardMs - this.guardMs) * 2 ** (-(this.now() - this.widenedAt) / GUARD_HALF_LIFE_MS);
+    return this.guardMs + excess;
+  }
+
+  /** The cloud throttled a call this limiter let through: assume arrivals lag more than the guard allowed for. */
+  noteThrottled(): void {
+    // One throttling episode refuses many calls of the same second: widen once per window, not once per call.
+    if (this.widenedGuardMs > 0 && this.now() - this.widenedAt < this.windowMs) return;
+    const widened = Math.min(MAX_GUARD_MS, Math.max(this.currentGuardMs * 2, this.guardMs + 10));
+    this.widenedGuardMs = widened;
+    this.widenedAt = this.now();
+    this.reportGuard();
   }
 
   get queueDepth(): number {
@@ -173,7 +206,8 @@ export class WindowRateLimiter {
       w.settled = true;
       if (w.signal && w.onAbort) w.signal.removeEventListener('abort', w.onAbort);
       const slot = this.ringPos;
-      const assumedArrival = now + this.guardMs;
+      const guard = this.widenedGuardMs > this.guardMs ? this.currentGuardMs : this.guardMs;
+      const assumedArrival = now + guard;
       this.ring[slot] = assumedArrival;
       this.ringPos = (this.ringPos + 1) % this.rate;
       this.tokens -= 1;
@@ -201,6 +235,7 @@ export class WindowRateLimiter {
     }
     this.compact();
     this.reportDepth();
+    if (this.widenedGuardMs > this.guardMs) this.reportGuard();
   }
 
   private compact(): void {
@@ -230,6 +265,13 @@ export class WindowRateLimiter {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     this.timerAt = Infinity;
+  }
+
+  private reportGuard(): void {
+    const g = this.currentGuardMs;
+    if (Math.abs(g - this.reportedGuardMs) < 1) return;
+    this.reportedGuardMs = g;
+    this.onGuardChange?.(g);
   }
 
   private reportDepth(): void {

@@ -95,6 +95,8 @@ describe('healthy scenario, cap high enough to keep every IP', () => {
     expect(m.value('cloud_session_exporter_api_retries_total', { account: ACCOUNT, api: API })).toBe(0);
     expect(m.value('cloud_session_exporter_api_throttled_total', { account: ACCOUNT, api: API })).toBe(0);
     expect(m.value('cloud_session_exporter_ratelimit_qps', { account: ACCOUNT, api: API })).toBe(5);
+    // The default margin at 5 calls/s, not widened: nothing was throttled.
+    expect(m.value('cloud_session_exporter_ratelimit_margin_seconds', { account: ACCOUNT, api: API })).toBe(0.1);
   });
 
   test('no credential appears in the logs or the exposition', async () => {

@@ -125,6 +125,46 @@ describe('WindowRateLimiter', () => {
     expect(starts).toEqual([t0, t0 + 300, t0 + 1300]);
   });
 
+  test('throttling by the cloud widens the guard once per window, up to 250 ms, and it decays back with a 60 s half-life', () => {
+    let now = 0;
+    const seen: number[] = [];
+    const limiter = new WindowRateLimiter({ rate: 100, now: () => now, onGuardChange: (g) => seen.push(Math.round(g)) });
+    expect(limiter.currentGuardMs).toBe(20);
+    limiter.noteThrottled();
+    expect(limiter.currentGuardMs).toBe(40);
+    limiter.noteThrottled(); // same throttling episode (same second): no further widening
+    expect(limiter.currentGuardMs).toBe(40);
+    for (let i = 0; i < 5; i++) {
+      now += 1000;
+      limiter.noteThrottled();
+    }
+    expect(limiter.currentGuardMs).toBeCloseTo(250, 0);
+    now += 60_000;
+    expect(limiter.currentGuardMs).toBeCloseTo(20 + 230 / 2, 0);
+    now += 600_000;
+    expect(limiter.currentGuardMs).toBeLessThan(20.3);
+    expect(seen.slice(0, 2)).toEqual([40, 80]);
+    expect(limiter.guardMs).toBe(20);
+  });
+
+  test('a widened guard spaces the windows further apart', async () => {
+    vi.useFakeTimers();
+    const limiter = new WindowRateLimiter({ rate: 10, guardMs: 0, now: () => Date.now() });
+    limiter.noteThrottled(); // 0 -> 10 ms
+    limiter.noteThrottled(); // same second: ignored
+    const starts: number[] = [];
+    const done = Array.from({ length: 31 }, () =>
+      limiter.schedule(async () => {
+        starts.push(Date.now());
+        await new Promise((r) => setTimeout(r, 50));
+      }),
+    );
+    await vi.advanceTimersByTimeAsync(10_000);
+    await Promise.all(done);
+    // Slow start aside, call k+10 starts a full window after call k's assumed arrival (start + 10 ms).
+    for (let k = 1; k + 10 < starts.length; k++) expect(starts[k + 10] - starts[k]).toBeGreaterThanOrEqual(1005);
+  });
+
   test('rejects a non-positive rate with a clear message', () => {
     expect(() => new WindowRateLimiter({ rate: 0 })).toThrow(/positive/);
   });
