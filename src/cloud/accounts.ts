@@ -42,8 +42,10 @@ export class LimiterPool {
       onQueueDepth: (d) => this.metrics.queueDepth.set(labels, d),
       onGuardChange: (ms) => this.metrics.margin.set(labels, ms / 1000),
     });
+    // The quota is the cloud's, not this object's: the calls just made still count against the new rate.
+    if (existing) limiter.inheritWindow(existing);
     this.metrics.qps.set(labels, limiter.rate);
-    this.metrics.margin.set(labels, limiter.guardMs / 1000);
+    this.metrics.margin.set(labels, limiter.currentGuardMs / 1000);
     this.metrics.queueDepth.set(labels, 0);
     // Known (account, API) pairs have their counters from the start, so rate() and alerts never see a gap.
     this.metrics.throttled.inc(labels, 0);

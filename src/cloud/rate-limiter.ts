@@ -157,6 +157,29 @@ export class WindowRateLimiter {
     });
   }
 
+  /**
+   * Takes over the recent calls of the limiter this one replaces (a reload changed the rate or margin), so the new
+   * rate holds from the first call: the last min(old, new rate) assumed arrivals, the slow-start state and any
+   * widened guard. Calls the old limiter still has in flight keep their assumed arrival (start + its guard).
+   */
+  inheritWindow(previous: WindowRateLimiter): void {
+    const recent: number[] = [];
+    for (let i = 0; i < previous.rate; i++) {
+      const t = previous.ring[(previous.ringPos + i) % previous.rate];
+      if (t !== -Infinity) recent.push(t);
+    }
+    const keep = recent.slice(-this.rate);
+    this.ring.fill(-Infinity);
+    // Oldest first, ending just before ringPos 0: the next start replaces the oldest kept one.
+    keep.forEach((t, i) => (this.ring[(this.rate - keep.length + i) % this.rate] = t));
+    this.ringPos = 0;
+    this.warm = previous.warm || previous.warming;
+    if (previous.widenedGuardMs > this.guardMs) {
+      this.widenedGuardMs = previous.widenedGuardMs;
+      this.widenedAt = previous.widenedAt;
+    }
+  }
+
   /** Rejects everything still queued (shutdown). */
   cancelAll(): void {
     for (let i = this.queueHead; i < this.queue.length; i++) {

@@ -165,6 +165,29 @@ describe('WindowRateLimiter', () => {
     for (let k = 1; k + 10 < starts.length; k++) expect(starts[k + 10] - starts[k]).toBeGreaterThanOrEqual(1005);
   });
 
+  test('a limiter replacing another (reload with a new rate) counts the calls the old one just made', async () => {
+    vi.useFakeTimers();
+    const t0 = Date.now();
+    const old = new WindowRateLimiter({ rate: 10, guardMs: 0, burst: 10, now: () => Date.now() });
+    await old.schedule(async () => undefined); // slow start: the first call alone
+    await Promise.all(Array.from({ length: 9 }, () => old.schedule(async () => undefined)));
+    // 10 calls at t0. A lower rate: no call before a second has passed since them.
+    const lower = new WindowRateLimiter({ rate: 5, guardMs: 0, burst: 5, now: () => Date.now() });
+    lower.inheritWindow(old);
+    const lowerStarts: number[] = [];
+    const a = Array.from({ length: 2 }, () => lower.schedule(async () => void lowerStarts.push(Date.now() - t0)));
+    // A higher rate: room for exactly 10 more in that second.
+    const higher = new WindowRateLimiter({ rate: 20, guardMs: 0, burst: 20, now: () => Date.now() });
+    higher.inheritWindow(old);
+    const higherStarts: number[] = [];
+    const b = Array.from({ length: 11 }, () => higher.schedule(async () => void higherStarts.push(Date.now() - t0)));
+    await vi.advanceTimersByTimeAsync(3_000);
+    await Promise.all([...a, ...b]);
+    expect(Math.min(...lowerStarts)).toBeGreaterThanOrEqual(1000);
+    expect(higherStarts.filter((t) => t < 1000)).toHaveLength(10);
+    expect(higherStarts[10]).toBeGreaterThanOrEqual(1000);
+  });
+
   test('rejects a non-positive rate with a clear message', () => {
     expect(() => new WindowRateLimiter({ rate: 0 })).toThrow(/positive/);
   });
