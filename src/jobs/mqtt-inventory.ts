@@ -1,4 +1,4 @@
-// The device inventory of an MQTT job: client IDs from the config and a file re-read every run, validated and
+// The device inventory of an MQTT job: client IDs from the config and a file checked every run (read again when it changed), validated and
 // de-duplicated. Bad lines are skipped and reported once, never fatal.
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
@@ -74,7 +74,7 @@ export class Inventory {
 
 export class InventoryLoader {
   private readonly reported = new Set<string>();
-  private cached: { signature: string; inventory: Inventory } | undefined;
+  private cached: { signature: string; inventory: Inventory; stat?: { ino: number; size: number; mtimeMs: number; settled: boolean } } | undefined;
 
   constructor(
     private readonly configIds: readonly string[],
@@ -85,15 +85,25 @@ export class InventoryLoader {
   async load(): Promise<Inventory> {
     let fileText = '';
     let signature = 'config';
+    let fileStat: { ino: number; size: number; mtimeMs: number; settled: boolean } | undefined;
     if (this.file) {
       // A missing or unreadable file is a failed run (the inventory is unknown), not an empty fleet.
-      const [stat, text] = await Promise.all([fsp.stat(this.file), fsp.readFile(this.file, 'utf8')]);
+      const stat = await fsp.stat(this.file);
+      // Unchanged inode, size and mtime since a read made when the file had already been still for 2 s: the same
+      // content (a later write would have moved the mtime), so a million-device file is not read again each cycle.
+      const prev = this.cached?.stat;
+      if (prev?.settled && prev.ino === stat.ino && prev.size === stat.size && prev.mtimeMs === stat.mtimeMs) return this.cached!.inventory;
+      const text = await fsp.readFile(this.file, 'utf8');
       fileText = text;
       signature = `${stat.size}:${stat.mtimeMs}:${text.length}:${hashText(text)}`;
+      fileStat = { ino: stat.ino, size: stat.size, mtimeMs: stat.mtimeMs, settled: Date.now() - stat.mtimeMs > 2000 };
     }
-    if (this.cached?.signature === signature) return this.cached.inventory;
+    if (this.cached?.signature === signature) {
+      this.cached.stat = fileStat;
+      return this.cached.inventory;
+    }
     const inventory = this.parse(fileText);
-    this.cached = { signature, inventory };
+    this.cached = { signature, inventory, stat: fileStat };
     return inventory;
   }
 
