@@ -1,5 +1,5 @@
-// The device inventory of an MQTT job: client IDs from the config and a file checked every run (read again when it changed), validated and
-// de-duplicated. Bad lines are skipped and reported once, never fatal.
+// The device inventory of an MQTT job: client IDs from the config and a file checked every run (read again when it
+// changed), validated and de-duplicated. Bad lines are skipped and reported once, never fatal.
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../log';
