@@ -38,7 +38,7 @@ async function main(): Promise<void> {
     // then a second poll copies and patches them, as every later poll does).
     const group = joinLabels(renderLabels({ region: 'cn-hangzhou', instance_id: 'post-cn-bench0001' }), renderLabels({ group_id: 'GID_bench' }));
     const ids = Array.from({ length: n }, (_, i) => `GID_bench@@@dev-${String(i + 1).padStart(7, '0')}`);
-    const inv = Inventory.fromLists(ids, new Array<string>(n).fill('GID_bench'), 0);
+    const inv = new Inventory(ids, ['GID_bench'], new Uint32Array(n), 0); // one group: index 0 for all
     ids.length = 0;
     const status = Uint8Array.from({ length: n }, (_, i) => (i % 5 === 0 ? 0 : 1));
     const lines = new BinaryGaugeLines('aliyun_mqtt_client_online', HELP);

@@ -229,8 +229,7 @@ export class WindowRateLimiter {
       w.settled = true;
       if (w.signal && w.onAbort) w.signal.removeEventListener('abort', w.onAbort);
       const slot = this.ringPos;
-      const guard = this.widenedGuardMs > this.guardMs ? this.currentGuardMs : this.guardMs;
-      const assumedArrival = now + guard;
+      const assumedArrival = now + this.currentGuardMs;
       this.ring[slot] = assumedArrival;
       this.ringPos = (this.ringPos + 1) % this.rate;
       this.tokens -= 1;

@@ -11,6 +11,7 @@ export interface AdminOps {
   stats(): EmulatorStats;
   resetStats(): void;
   faults(): Faults;
+  /** Replaces the whole fault configuration (validated like the scenario's `faults`). */
   setFaults(faults: unknown): void;
   setOnline(instanceId: string, clientId: string, online: boolean): void;
   sentMessages(): SentMessage[];

@@ -11,7 +11,7 @@ import { FaultInjector } from './faults';
 import { BodyTooLargeError, readBody, sendJson, splitUrl } from './http-util';
 import { MongoApis } from './mongodb-api';
 import { MongoInstanceState } from './mongodb-clients';
-import { MqttApis, type SendMessageHook, type SentMessage } from './mqtt-api';
+import { MqttApis, type SendMessageHook } from './mqtt-api';
 import { MqttInstanceState } from './mqtt-fleet';
 import { MqttBroker } from './mqtt-broker';
 import { BROKER_ADMIN_PREFIX, handleBrokerAdmin } from './mqtt-broker-admin';
@@ -24,16 +24,15 @@ import {
   normalizeScenario,
   parseFaults,
   type AliyunCredential,
-  type Faults,
   type Scenario,
   type ScenarioInput,
   type TencentCredential,
 } from './scenario';
-import { StatsRecorder, type EmulatorStats } from './stats';
+import { StatsRecorder } from './stats';
 import { TencentGateway } from './tencent-gateway';
 import { TencentVerifier } from './tencent-signature';
 import { Timers } from './timers';
-import { collectTruth, type Truth } from './truth';
+import { collectTruth } from './truth';
 
 export interface EmulatorOptions {
   /** A parsed scenario; a plain object is validated and completed with defaults. */
@@ -47,20 +46,13 @@ export interface EmulatorOptions {
   onSendMessage?: SendMessageHook;
 }
 
-export interface Emulator {
+/** The admin operations (also served under /_emulator/), plus the server's address and lifecycle. */
+export interface Emulator extends AdminOps {
   /** e.g. http://127.0.0.1:18080 */
   readonly url: string;
   readonly port: number;
   readonly scenario: Scenario;
   close(): Promise<void>;
-  truth(): Promise<Truth>;
-  stats(): EmulatorStats;
-  resetStats(): void;
-  faults(): Faults;
-  /** Replaces the whole fault configuration (validated like the scenario's `faults`). */
-  setFaults(faults: unknown): void;
-  setOnline(instanceId: string, clientId: string, online: boolean): void;
-  sentMessages(): SentMessage[];
   /** The embedded MQTT broker, when the scenario has a `broker:` section; SendMessage publishes to it. */
   readonly broker?: MqttBroker;
 }

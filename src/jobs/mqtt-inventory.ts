@@ -17,18 +17,11 @@ export class Inventory {
   readonly groupNames: readonly string[];
   /** Index into groupNames of each client ID. */
   readonly groupOf: Uint32Array;
-
-  /** From plain lists (tests, benchmarks); the loader builds group indexes directly. */
-  static fromLists(ids: readonly string[], groups: readonly string[], invalid: number): Inventory {
-    const index = new Map<string, number>();
-    const groupOf = new Uint32Array(ids.length);
-    groups.forEach((g, i) => {
-      let n = index.get(g);
-      if (n === undefined) index.set(g, (n = index.size));
-      groupOf[i] = n;
-    });
-    return new Inventory(ids, [...index.keys()], groupOf, invalid);
-  }
+  /** Changes whenever the set or order of IDs changes; equal keys mean identical inventories. */
+  readonly key: string;
+  /** Every ID, each followed by "\n" but the last; `starts[i]` is where ID i begins. */
+  private readonly text: string;
+  private readonly starts: Uint32Array;
 
   constructor(
     ids: readonly string[],
@@ -49,11 +42,6 @@ export class Inventory {
     this.groupOf = groupOf.length === ids.length ? groupOf : groupOf.slice(0, ids.length);
     this.key = `${ids.length}:${hashText(this.text)}`;
   }
-
-  /** Changes whenever the set or order of IDs changes; equal keys mean identical inventories. */
-  readonly key: string;
-  private readonly text: string;
-  private readonly starts: Uint32Array;
 
   /** The i-th client ID (a slice of the packed text: cheap, short-lived). */
   id(i: number): string {

@@ -1,8 +1,7 @@
 // aliyun_mqtt_sessions against the emulator with the real pop-core: exact values, rate windows, faults.
 import fs from 'node:fs';
-import path from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
-import { ALIYUN, appFromYaml, emulator, emulatorProcess, parseExposition, seriesOf, tempDir, valueOf, type TestApp } from '../helpers/harness';
+import { ALIYUN, appFromYaml, emulator, parseExposition, seriesOf, tempDir, valueOf, type TestApp } from '../helpers/harness';
 import type { Emulator } from '../../src/emulator/server';
 import { INSTANCE, ENV, config, inventoryFile, scenario } from '../helpers/mqtt-fixtures';
 

@@ -4,18 +4,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
-import { ALIYUN, appFromYaml, emulator, emulatorProcess, parseExposition, seriesOf, tempDir, valueOf, type TestApp } from '../helpers/harness';
-import type { Emulator } from '../../src/emulator/server';
-import { INSTANCE, ENV, config, inventoryFile, scenario } from '../helpers/mqtt-fixtures';
+import { appFromYaml, emulatorProcess, parseExposition, seriesOf, tempDir, valueOf, type TestApp } from '../helpers/harness';
+import { INSTANCE, ENV, config, scenario } from '../helpers/mqtt-fixtures';
 
-let emu: Emulator | undefined;
 let t: TestApp | undefined;
 
 afterEach(async () => {
   await t?.app.stop(0);
-  await emu?.close();
   t = undefined;
-  emu = undefined;
 });
 
 describe('aliyun_mqtt_sessions quota', () => {

@@ -12,7 +12,7 @@ import { JOB_TYPES, defaultApiQps } from '../../src/jobs';
 import { buildQuotaPlan, formatQuotaPlan } from '../../src/quota-plan';
 import { aggregateRedisSessions, aliyunRedisSessions, renderRedisFamilies } from '../../src/jobs/aliyun-redis-sessions';
 import { ipOfAddr, parseGetRedisAllSession } from '../../src/jobs/das-redis-parse';
-import { byLabel, makeApp, parseExposition, scrape, value } from './helpers';
+import { makeApp, parseExposition, scrape, value } from './helpers';
 
 const SAMPLE_TEXT = fs.readFileSync(path.join(__dirname, 'fixtures', 'sample-response.json'), 'utf8');
 const sample = () => JSON.parse(SAMPLE_TEXT) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
