@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { ALIYUN, TENCENT, appFromYaml, tempDir, type TestApp } from '../helpers/harness';
+import { ALIYUN, ALIYUN_ACCOUNT_YAML, TENCENT, appFromYaml, tempDir, type TestApp } from '../helpers/harness';
 import { startEmulator, type Emulator } from '../../src/emulator/server';
 import type { ScenarioInput } from '../../src/emulator/scenario';
 import { loadDashboards, interpolate, resolveVariables } from './dashboards';
@@ -78,11 +78,7 @@ function scenario(): ScenarioInput {
 function exporterConfig(emu: Emulator, devicesFile: string): string {
   return `
 accounts:
-  - name: aliyun-test
-    provider: aliyun
-    access_key_id: \${AK}
-    access_key_secret: \${SK}
-  - name: tencent-test
+${ALIYUN_ACCOUNT_YAML}  - name: tencent-test
     provider: tencentcloud
     secret_id: \${TC_ID}
     secret_key: \${TC_KEY}

@@ -11,6 +11,13 @@ import { startEmulator, type Emulator, type EmulatorOptions } from '../../src/em
 export const ALIYUN = { account: 'aliyun-test', provider: 'aliyun' as const, access_key_id: 'LTAI-test-key-id', access_key_secret: 'test-secret-0123456789' };
 export const TENCENT = { account: 'tencent-test', provider: 'tencentcloud' as const, secret_id: 'AKID-test-secret-id', secret_key: 'tencent-test-key-0123' };
 
+/** The `accounts:` entry of ALIYUN in exporter YAML, keys from ${AK} / ${SK} (pass ENV-style {AK, SK} to appFromYaml). */
+export const ALIYUN_ACCOUNT_YAML = `  - name: ${ALIYUN.account}
+    provider: aliyun
+    access_key_id: \${AK}
+    access_key_secret: \${SK}
+`;
+
 export async function emulator(scenario: EmulatorOptions['scenario'], opts: Omit<EmulatorOptions, 'scenario'> = {}): Promise<Emulator> {
   return startEmulator({ scenario, port: 0, ...opts });
 }

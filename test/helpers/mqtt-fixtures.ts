@@ -1,7 +1,7 @@
 // Shared scenario and config of the aliyun_mqtt_sessions tests (test/mqtt and test/quota).
 import fs from 'node:fs';
 import path from 'node:path';
-import { ALIYUN } from '../helpers/harness';
+import { ALIYUN, ALIYUN_ACCOUNT_YAML } from '../helpers/harness';
 import type { Emulator } from '../../src/emulator/server';
 
 export const INSTANCE = 'post-cn-test0001';
@@ -28,11 +28,7 @@ export function scenario(extra: Record<string, unknown> = {}, fleet: Record<stri
 export function config(url: string, opts: { file?: string; ids?: string[]; account?: string; jobExtra?: string } = {}): string {
   return `
 accounts:
-  - name: aliyun-test
-    provider: aliyun
-    access_key_id: \${AK}
-    access_key_secret: \${SK}
-${opts.account ?? ''}
+${ALIYUN_ACCOUNT_YAML}${opts.account ?? ''}
 jobs:
   - name: fleet
     type: aliyun_mqtt_sessions

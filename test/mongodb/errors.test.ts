@@ -183,7 +183,8 @@ mongodb:
       expect(m.value('cloud_session_exporter_api_requests_total', { account: ACCOUNT, api: API, code: 'InternalError' }) ?? 0).toBe(internal);
       expect(m.value('cloud_session_exporter_api_throttled_total', { account: ACCOUNT, api: API })).toBe(injectedThrottles + stats.throttled);
       // Each throttling answer widens the margin in use (once per second) above the 100 ms default.
-      if (injectedThrottles + stats.throttled > 0) expect(m.value('cloud_session_exporter_ratelimit_margin_seconds', { account: ACCOUNT, api: API })).toBeGreaterThan(0.1);
+      expect(injectedThrottles, 'the seeded faults include a throttling answer').toBeGreaterThan(0);
+      expect(m.value('cloud_session_exporter_ratelimit_margin_seconds', { account: ACCOUNT, api: API })).toBeGreaterThan(0.1);
       expect(m.value('cloud_session_exporter_api_retries_total', { account: ACCOUNT, api: API })).toBe(injectedThrottles + internal + stats.throttled);
     } finally {
       await h.close();

@@ -1,5 +1,5 @@
 // Shared pieces of the SendMessage canary tests: the scenario, the exporter config, waiting and scrape lookups.
-import { ALIYUN, parseExposition, seriesOf, valueOf } from '../helpers/harness';
+import { ALIYUN, ALIYUN_ACCOUNT_YAML, parseExposition, seriesOf, valueOf } from '../helpers/harness';
 
 export const INSTANCE = 'post-cn-probe0001';
 export const TOPIC = 'canary/probe';
@@ -32,11 +32,7 @@ export function probeConfig(o: ProbeJobOptions): string {
     : '';
   return `
 accounts:
-  - name: aliyun-test
-    provider: aliyun
-    access_key_id: \${AK}
-    access_key_secret: \${SK}
-jobs:
+${ALIYUN_ACCOUNT_YAML}jobs:
   - name: canary
     type: aliyun_mqtt_probe
     account: aliyun-test
