@@ -8,7 +8,7 @@ import zlib from 'node:zlib';
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { createHttpHandler } from '../src/http';
 import { createLogger } from '../src/log';
-import { expositionChunks } from '../src/metrics/exposition';
+import { snapshotExposition } from '../src/metrics/exposition';
 import { BinaryGaugeLines } from '../src/metrics/binary-gauge-lines';
 import { joinLabels, renderLabels } from '../src/metrics/family';
 import { SnapshotStore } from '../src/metrics/snapshot-store';
@@ -54,7 +54,7 @@ async function main(): Promise<void> {
       store,
       beforeScrape: () => undefined,
       contentType: registry.contentType,
-      exposition: async () => expositionChunks(await registry.metrics(), store),
+      exposition: async () => snapshotExposition(await registry.metrics(), store),
       isReady: () => true,
       reload: async () => ({ ok: true }),
       logger: createLogger({ level: 'error' }),

@@ -2,7 +2,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { ExporterConfig } from './config/load';
-import { CloudAccounts, LimiterPool, type TransportFactory } from './cloud/accounts';
+import { CloudAccounts, LimiterPool, TransportPool, type TransportFactory } from './cloud/accounts';
 import { JOB_TYPES, defaultApiQps } from './jobs';
 import type { AnyJobType } from './jobs/types';
 import { JobRunner } from './job-runner';
@@ -11,7 +11,8 @@ import { createSelfMetrics, type SelfMetrics } from './metrics/self-metrics';
 import { SnapshotStore } from './metrics/snapshot-store';
 import { createHttpHandler } from './http';
 import { BUILD } from './build-info';
-import { expositionChunks } from './metrics/exposition';
+import { snapshotExposition, type Exposition } from './metrics/exposition';
+import { buildQuotaPlan } from './quota-plan';
 
 export interface AppDeps {
   logger?: Logger;
@@ -30,11 +31,11 @@ export interface App {
   readonly logger: Logger;
   start(): void;
   isReady(): boolean;
-  /** Resolves once every job finished its first attempt. */
+  /** Resolves once every job finished its first attempt and none is blocked. */
   whenReady(): Promise<void>;
   reload(): Promise<{ ok: boolean; error?: string }>;
-  /** The exposition text, in chunks, after dropping data older than stale_after. */
-  exposition(): Promise<Iterable<string | Uint8Array>>;
+  /** The exposition text, in chunks, after dropping data older than stale_after: one consistent snapshot. */
+  exposition(): Promise<Exposition>;
   /** Runs every job now (tests, benchmarks). */
   runAllNow(): Promise<void>;
   runner(jobName: string): JobRunner | undefined;
@@ -50,6 +51,7 @@ export function createApp(initial: ExporterConfig, deps: AppDeps = {}): App {
   const metrics = createSelfMetrics(BUILD, { processMetrics: deps.processMetrics });
   const store = new SnapshotStore();
   const limiters = new LimiterPool(metrics.api);
+  const transports = new TransportPool(deps.transports);
   const qpsDefaults = defaultApiQps(jobTypes);
   const runners = new Map<string, { runner: JobRunner; fingerprint: string; accounts: CloudAccounts }>();
   let config = initial;
@@ -61,30 +63,34 @@ export function createApp(initial: ExporterConfig, deps: AppDeps = {}): App {
     JSON.stringify({ job, account: cfg.accounts.find((a) => a.name === job.account) ?? null, dir: cfg.dir });
 
   function build(cfg: ExporterConfig): void {
-    const accounts = new CloudAccounts({ accounts: cfg.accounts, metrics: metrics.api, limiters, defaultQps: qpsDefaults, transports: deps.transports });
     const wanted = new Set(cfg.jobs.map((j) => j.name));
     for (const [name, entry] of runners) {
       if (!wanted.has(name) || entry.fingerprint !== fingerprintOf(cfg.jobs.find((j) => j.name === name)!, cfg)) {
         runners.delete(name);
-        void entry.runner.stop(0).then(() => {
-          if (!runners.has(name)) store.removeJob(name);
-        });
         entry.runner.forgetMetrics();
         if (!wanted.has(name)) store.removeJob(name);
+        // The replaced job's sockets go back (and close) once its run has ended.
+        void entry.runner.stop(0).then(() => {
+          entry.accounts.close();
+          if (!runners.has(name)) store.removeJob(name);
+        });
       }
     }
     for (const jobCfg of cfg.jobs) {
       if (runners.has(jobCfg.name)) continue;
       const jobType = typeByName.get(jobCfg.type)!;
       const jobLogger = logger.child({ job_name: jobCfg.name });
+      const accounts = new CloudAccounts({ accounts: cfg.accounts, metrics: metrics.api, limiters, transports, defaultQps: qpsDefaults });
       const job = jobType.create(jobCfg, { jobName: jobCfg.name, labels: jobCfg.labels, accounts, logger: jobLogger, configDir: cfg.dir });
-      const runner = new JobRunner({ config: jobCfg, job, instanceIds: job.instanceIds, store, metrics, logger: jobLogger, now: deps.now, onFirstAttempt: notifyIfReady });
+      const runner = new JobRunner({ config: jobCfg, job, instanceIds: job.instanceIds, store, metrics, logger: jobLogger, now: deps.now, onRunEnd: notifyIfReady });
       runners.set(jobCfg.name, { runner, fingerprint: fingerprintOf(jobCfg, cfg), accounts });
       if (started) runner.start();
     }
     const keys = new Set<string>();
     for (const jobCfg of cfg.jobs) for (const api of Object.keys(typeByName.get(jobCfg.type)!.apiQps)) if (jobCfg.account) keys.add(`${jobCfg.account}\u0000${api}`);
     limiters.retain(keys);
+    // The quota plan's warnings at every load, not only under --config.check.
+    for (const warning of buildQuotaPlan(cfg, jobTypes, qpsDefaults).warnings) logger.warn({ warning }, 'quota plan');
   }
 
   function notifyIfReady(): void {
@@ -92,17 +98,19 @@ export function createApp(initial: ExporterConfig, deps: AppDeps = {}): App {
   }
 
   function isReady(): boolean {
-    return [...runners.values()].every((e) => e.runner.firstAttemptDone);
+    return [...runners.values()].every((e) => e.runner.firstAttemptDone && e.runner.blocked === undefined);
   }
 
   function refreshStaleness(): void {
-    const now = (deps.now ?? Date.now)();
-    const expired = store.expire(now);
-    for (const name of runners.keys()) {
-      if (expired.has(name)) {
-        metrics.jobStale.set({ job_name: name }, 1);
-        logger.warn({ job_name: name }, 'dropping data older than stale_after');
-      } else if (store.hasData(name)) metrics.jobStale.set({ job_name: name }, 0);
+    for (const [job_name, instance_id] of store.expire((deps.now ?? Date.now)())) logger.warn({ job_name, instance_id }, 'dropping data older than stale_after');
+    for (const { runner } of runners.values()) {
+      let any = false;
+      for (const instance_id of runner.instanceIds) {
+        const stale = store.isStale(runner.name, instance_id);
+        metrics.instanceStale.set({ job_name: runner.name, instance_id }, stale ? 1 : 0);
+        any ||= stale;
+      }
+      metrics.jobStale.set({ job_name: runner.name }, any ? 1 : 0);
     }
   }
 
@@ -137,7 +145,9 @@ export function createApp(initial: ExporterConfig, deps: AppDeps = {}): App {
     },
     async exposition() {
       refreshStaleness();
-      return expositionChunks(await metrics.registry.metrics(), store);
+      const selfText = await metrics.registry.metrics();
+      // Taken after the last await: the families of one moment, retained before any poll can patch them.
+      return snapshotExposition(selfText, store);
     },
     async runAllNow() {
       await Promise.all([...runners.values()].map((e) => e.runner.trigger()));
@@ -157,6 +167,7 @@ export function createApp(initial: ExporterConfig, deps: AppDeps = {}): App {
       return server.address() as AddressInfo;
     },
     async stop(graceMs = 10_000) {
+      // Each runner ends within graceMs + ABANDON_AFTER_MS + its close budget, whatever its calls do.
       await Promise.all([...runners.values()].map((e) => e.runner.stop(graceMs)));
       limiters.cancelAll();
       for (const e of runners.values()) e.accounts.close();
@@ -165,7 +176,8 @@ export function createApp(initial: ExporterConfig, deps: AppDeps = {}): App {
         await new Promise<void>((resolve) => {
           s.close(() => resolve());
           s.closeIdleConnections();
-          setTimeout(() => s.closeAllConnections(), Math.min(graceMs, 2000)).unref();
+          // A scrape still streaming gets a moment to finish, not the whole grace period again.
+          setTimeout(() => s.closeAllConnections(), 100).unref();
         });
       }
     },

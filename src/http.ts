@@ -3,13 +3,13 @@ import type http from 'node:http';
 import zlib from 'node:zlib';
 import type { Logger } from './log';
 import { redact } from './redact';
-import { writeExposition } from './metrics/exposition';
+import { writeExposition, type Exposition } from './metrics/exposition';
 
 export interface HttpOptions {
   telemetryPath: string;
   contentType: string;
   /** Renders the scrape (self-metrics plus polled families). Never calls the cloud. */
-  exposition: () => Promise<Iterable<string | Uint8Array>>;
+  exposition: () => Promise<Exposition>;
   isReady: () => boolean;
   reload: () => Promise<{ ok: boolean; error?: string }>;
   logger: Logger;
@@ -29,7 +29,7 @@ export function createHttpHandler(opts: HttpOptions): http.RequestListener {
 
 async function handle(url: string, req: http.IncomingMessage, res: http.ServerResponse, opts: HttpOptions): Promise<void> {
   if (url === opts.telemetryPath) {
-    if (req.method !== 'GET' && req.method !== 'HEAD') return text(res, 405, 'use GET\n');
+    if (req.method !== 'GET' && req.method !== 'HEAD') return text(res, 405, 'use GET\n', { Allow: 'GET, HEAD' });
     return serveMetrics(req, res, opts);
   }
   switch (url) {
@@ -38,9 +38,9 @@ async function handle(url: string, req: http.IncomingMessage, res: http.ServerRe
     case '/-/healthy':
       return text(res, 200, 'Healthy.\n');
     case '/-/ready':
-      return opts.isReady() ? text(res, 200, 'Ready.\n') : text(res, 503, 'Not ready: a job has not finished its first run.\n');
+      return opts.isReady() ? text(res, 200, 'Ready.\n') : text(res, 503, 'Not ready: a job has not finished its first run, or cannot poll (see the log).\n');
     case '/-/reload': {
-      if (req.method !== 'POST' && req.method !== 'PUT') return text(res, 405, 'use POST\n');
+      if (req.method !== 'POST' && req.method !== 'PUT') return text(res, 405, 'use POST\n', { Allow: 'POST, PUT' });
       const result = await opts.reload();
       return result.ok ? text(res, 200, 'Reloaded.\n') : text(res, 500, `Reload failed; keeping the previous configuration:\n${redact(result.error ?? '')}\n`);
     }
@@ -51,21 +51,41 @@ async function handle(url: string, req: http.IncomingMessage, res: http.ServerRe
 
 async function serveMetrics(req: http.IncomingMessage, res: http.ServerResponse, opts: HttpOptions): Promise<void> {
   const chunks = await opts.exposition();
-  const gzip = /\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''));
-  res.statusCode = 200;
-  res.setHeader('Content-Type', opts.contentType);
-  if (req.method === 'HEAD') return void res.end();
-  if (!gzip) {
-    await writeExposition(res, chunks);
-    res.end();
-    return;
+  try {
+    const gzip = acceptsGzip(req.headers['accept-encoding']);
+    res.statusCode = 200;
+    res.setHeader('Content-Type', opts.contentType);
+    res.setHeader('Vary', 'Accept-Encoding');
+    if (req.method === 'HEAD') return void res.end();
+    if (!gzip) {
+      await writeExposition(res, chunks);
+      res.end();
+      return;
+    }
+    res.setHeader('Content-Encoding', 'gzip');
+    // Compression runs on libuv's thread pool; the stream's backpressure keeps memory bounded.
+    const z = zlib.createGzip({ level: 1 });
+    z.pipe(res);
+    await writeExposition(z, chunks);
+    z.end();
+  } finally {
+    chunks.release();
   }
-  res.setHeader('Content-Encoding', 'gzip');
-  // Compression runs on libuv's thread pool; the stream's backpressure keeps memory bounded.
-  const z = zlib.createGzip({ level: 1 });
-  z.pipe(res);
-  await writeExposition(z, chunks);
-  z.end();
+}
+
+/** Whether an Accept-Encoding header admits gzip: listed (or `*`) with a q-value above 0 (RFC 9110 12.5.3). */
+export function acceptsGzip(header: string | string[] | undefined): boolean {
+  let gzip: number | undefined;
+  let star: number | undefined;
+  for (const part of String(header ?? '').split(',')) {
+    const [name, ...params] = part.trim().toLowerCase().split(';');
+    const qParam = params.map((p) => p.trim()).find((p) => p.startsWith('q='));
+    const q = qParam === undefined ? 1 : Number(qParam.slice(2));
+    const weight = Number.isFinite(q) ? q : 0;
+    if (name === 'gzip' || name === 'x-gzip') gzip = weight;
+    else if (name === '*') star = weight;
+  }
+  return (gzip ?? star ?? 0) > 0;
 }
 
 function landing(res: http.ServerResponse, opts: HttpOptions): void {
@@ -83,8 +103,8 @@ function landing(res: http.ServerResponse, opts: HttpOptions): void {
   res.end(body);
 }
 
-function text(res: http.ServerResponse, status: number, body: string): void {
-  res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8' });
+function text(res: http.ServerResponse, status: number, body: string, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', ...headers });
   res.end(body);
 }
 

@@ -3,16 +3,21 @@
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from './log';
 import type { CommonJobConfig } from './config/schema';
-import type { Job } from './jobs/types';
+import type { Job, JobRunResult } from './jobs/types';
 import type { SelfMetrics } from './metrics/self-metrics';
 import { RUN_RESULTS } from './metrics/self-metrics';
 import type { SnapshotStore } from './metrics/snapshot-store';
-import { scheduleIntervalMs } from './schedule';
+import { runDeadlineMs, scheduleIntervalMs } from './schedule';
 import { sleep } from './cloud/retry';
+import { RunAborted } from './cloud/errors';
 import { setMaxListeners } from 'node:events';
 
-/** Longest deadline a run can have (24 h), whatever the schedule. */
-export const MAX_RUN_MS = 86_400_000;
+/**
+ * How long a run whose signal aborted may take to hand back what it has. Its calls end at the abort (queued ones at
+ * once, in-flight ones by destroying their sockets), so a job that has not returned by then is stuck somewhere else:
+ * the run is abandoned, not awaited, so neither the schedule nor a shutdown can wedge on it.
+ */
+export const ABANDON_AFTER_MS = 500;
 
 export interface JobRunnerOptions {
   config: CommonJobConfig;
@@ -22,16 +27,18 @@ export interface JobRunnerOptions {
   metrics: SelfMetrics;
   logger: Logger;
   now?: () => number;
-  /** Called once, when the first run (success or not) has ended: readiness. */
-  onFirstAttempt?: () => void;
+  /** Called after every run (success or not): readiness. */
+  onRunEnd?: () => void;
 }
 
 export class JobRunner {
   readonly name: string;
+  readonly instanceIds: readonly string[];
   readonly intervalMs: number;
   readonly timeoutMs: number;
-  readonly staleAfterMs: number;
   firstAttemptDone = false;
+  /** Why the job cannot poll at all (e.g. its inventory file is unreadable); undefined when it can. */
+  blocked: string | undefined;
   private task: ScheduledTask | undefined;
   private running: Promise<void> | undefined;
   private abort = new AbortController();
@@ -43,12 +50,11 @@ export class JobRunner {
   constructor(private readonly opts: JobRunnerOptions) {
     const { config, metrics, store } = opts;
     this.name = config.name;
+    this.instanceIds = opts.instanceIds;
     this.now = opts.now ?? Date.now;
     this.intervalMs = scheduleIntervalMs(config.schedule);
-    // setTimeout fires at once for delays above 2^31-1 ms, so a yearly schedule must not become a yearly deadline.
-    this.timeoutMs = Math.min(config.timeout ?? this.intervalMs, MAX_RUN_MS);
-    this.staleAfterMs = config.stale_after ?? 2 * this.intervalMs;
-    store.setStaleAfter(this.name, this.staleAfterMs);
+    this.timeoutMs = runDeadlineMs(config, this.intervalMs);
+    store.setStaleAfter(this.name, config.stale_after ?? 2 * this.intervalMs);
     // Known series exist from start-up, so alerts never depend on absent().
     const job = { job_name: this.name };
     metrics.jobInterval.set(job, this.intervalMs / 1000);
@@ -59,6 +65,7 @@ export class JobRunner {
     for (const instance_id of opts.instanceIds) {
       metrics.instanceSuccess.set({ ...job, instance_id }, 0);
       metrics.instanceLastSuccess.set({ ...job, instance_id }, 0);
+      metrics.instanceStale.set({ ...job, instance_id }, 0);
     }
   }
 
@@ -100,24 +107,38 @@ export class JobRunner {
     const deadlineCtl = new AbortController();
     // Every in-flight cloud call of the run listens to this signal: hundreds at once are expected.
     setMaxListeners(0, deadlineCtl.signal);
-    const onStop = () => deadlineCtl.abort();
+    const onStop = () => deadlineCtl.abort(this.abort.signal.reason);
     this.abort.signal.addEventListener('abort', onStop, { once: true });
-    const timer = setTimeout(() => deadlineCtl.abort(), this.timeoutMs);
+    const timer = setTimeout(() => deadlineCtl.abort(new RunAborted('DeadlineExceeded')), this.timeoutMs);
     let allOk = false;
     try {
-      const result = await job.run({ deadline: started + this.timeoutMs, signal: deadlineCtl.signal });
+      const outcome = await this.untilAbandoned(job.run({ deadline: started + this.timeoutMs, signal: deadlineCtl.signal }), deadlineCtl.signal);
       const finished = this.now();
-      allOk = result.targets.length > 0 && result.targets.every((t) => t.ok);
+      if (outcome === 'abandoned') {
+        const reason = deadlineCtl.signal.reason;
+        for (const instance_id of this.opts.instanceIds) metrics.instanceSuccess.set({ ...labels, instance_id }, 0);
+        metrics.jobDuration.set(labels, (finished - started) / 1000);
+        if (reason instanceof RunAborted && reason.code === 'Shutdown') logger.info('run stopped for shutdown');
+        else logger.error({ code: 'DeadlineExceeded', timeout_ms: this.timeoutMs }, `run abandoned: it had not ended ${ABANDON_AFTER_MS} ms after its deadline; keeping the last good values until they go stale`);
+        return;
+      }
+      const result = outcome.result;
+      this.blocked = result.blocked;
+      allOk = result.blocked === undefined && result.targets.length > 0 && result.targets.every((t) => t.ok);
+      const shutdown = deadlineCtl.signal.reason instanceof RunAborted && deadlineCtl.signal.reason.code === 'Shutdown';
       for (const t of result.targets) {
         const inst = { ...labels, instance_id: t.instanceId };
         metrics.instanceSuccess.set(inst, t.ok ? 1 : 0);
         if (t.ok) {
           store.put(this.name, t.instanceId, t.families, finished);
           metrics.instanceLastSuccess.set(inst, finished / 1000);
+        } else if (shutdown) {
+          logger.info({ instance_id: t.instanceId }, 'poll stopped for shutdown');
         } else {
           logger.error({ instance_id: t.instanceId, err: t.error }, 'poll failed; keeping the last good values until they go stale');
         }
       }
+      if (result.blocked !== undefined) logger.error({ reason: result.blocked }, 'the job cannot poll; not ready until it can');
       store.retainInstances(this.name, new Set(result.targets.map((t) => t.instanceId)));
       if (result.inventory) {
         metrics.inventoryEntries.set(labels, result.inventory.valid);
@@ -135,25 +156,43 @@ export class JobRunner {
       this.abort.signal.removeEventListener('abort', onStop);
       metrics.jobSuccess.set(labels, allOk ? 1 : 0);
       metrics.jobRuns.inc({ ...labels, result: allOk ? 'success' : 'failure' });
-      if (!this.firstAttemptDone) {
-        this.firstAttemptDone = true;
-        this.opts.onFirstAttempt?.();
-      }
+      this.firstAttemptDone = true;
+      this.opts.onRunEnd?.();
     }
   }
 
-  /** Stops the schedule; waits for the in-flight run up to `graceMs`, then aborts it. */
+  /** The run's result, or 'abandoned' when it has not returned ABANDON_AFTER_MS after its signal aborted. */
+  private untilAbandoned(run: Promise<JobRunResult>, signal: AbortSignal): Promise<{ result: JobRunResult } | 'abandoned'> {
+    return new Promise((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const onAbort = () => (timer = setTimeout(() => resolve('abandoned'), ABANDON_AFTER_MS));
+      if (signal.aborted) onAbort();
+      else signal.addEventListener('abort', onAbort, { once: true });
+      run.then(
+        (result) => resolve({ result }),
+        (err: unknown) => reject(err),
+      ).finally(() => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+      });
+    });
+  }
+
+  /**
+   * Stops the schedule; waits for the in-flight run up to `graceMs`, then aborts it. Resolves within
+   * graceMs + ABANDON_AFTER_MS + CLOSE_BUDGET_MS whatever the job does.
+   */
   async stop(graceMs: number): Promise<void> {
     this.stopped = true;
     if (this.task) await this.task.destroy();
     const inFlight = this.running;
     if (inFlight) {
-      const timer = setTimeout(() => this.abort.abort(), graceMs);
+      const timer = setTimeout(() => this.abort.abort(new RunAborted('Shutdown')), graceMs);
       await inFlight;
       clearTimeout(timer);
     }
-    this.abort.abort();
-    await this.opts.job.close?.();
+    this.abort.abort(new RunAborted('Shutdown'));
+    await boundedWait(Promise.resolve(this.opts.job.close?.()), CLOSE_BUDGET_MS);
   }
 
   /** Removes this job's series from the self-metrics (job deleted by a reload). */
@@ -165,6 +204,24 @@ export class JobRunner {
     for (const instance_id of this.opts.instanceIds) {
       metrics.instanceSuccess.remove({ ...labels, instance_id });
       metrics.instanceLastSuccess.remove({ ...labels, instance_id });
+      metrics.instanceStale.remove({ ...labels, instance_id });
     }
   }
+}
+
+/** How long a stopping job may take to close its connections (the MQTT subscriber). */
+const CLOSE_BUDGET_MS = 200;
+
+/** Resolves when `p` settles or after `ms`, whichever is first; never rejects. */
+function boundedWait(p: Promise<unknown>, ms: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    p.then(
+      () => undefined,
+      () => undefined,
+    ).finally(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
 }

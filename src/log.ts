@@ -63,5 +63,7 @@ function flatten(key: string, value: unknown, out: string[]): void {
     return;
   }
   const text = Array.isArray(value) ? value.join(',') : String(value);
-  out.push(`${key}=${/[\s"=]/.test(text) || text === '' ? JSON.stringify(text) : text}`);
+  // Quoted (and so escaped) when it holds a space, quote, '=' or backslash, or any control character: an ANSI escape
+  // read from an inventory file must not reach a terminal raw.
+  out.push(`${key}=${/[\s"=\\\u0000-\u001f\u007f-\u009f]/.test(text) || text === '' ? JSON.stringify(text) : text}`);
 }

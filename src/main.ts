@@ -7,12 +7,16 @@ import { createLogger, type LogFormat, type LogLevel } from './log';
 import { buildQuotaPlan, formatQuotaPlan } from './quota-plan';
 import { BUILD } from './build-info';
 import { parseDuration } from './config/duration';
+import { redact } from './redact';
 
 export const DEFAULT_LISTEN_ADDRESS = ':10780';
+/** SIGTERM exits within the grace period plus one second, whatever the network does. */
+const HARD_EXIT_AFTER_GRACE_MS = 950;
 
 const FLAGS = {
   'config.file': { default: 'cloud-session-exporter.yml', help: 'Configuration file (YAML).' },
-  'config.check': { default: false, help: 'Validate the configuration, print the quota plan, and exit.' },
+  'config.check': { default: false, help: 'Validate the configuration (and the files it names), print the quota plan, and exit.' },
+  'config.allow-no-jobs': { default: false, help: 'Accept a configuration without jobs (otherwise an error).' },
   'web.listen-address': { default: DEFAULT_LISTEN_ADDRESS, help: 'Address to listen on for the web interface and telemetry.' },
   'web.telemetry-path': { default: '/metrics', help: 'Path under which to expose metrics.' },
   'web.shutdown-grace-period': { default: '15s', help: 'On SIGTERM, how long in-flight polls may run before they are aborted.' },
@@ -53,6 +57,10 @@ export function parseFlags(argv: string[]): Flags {
   if (!['debug', 'info', 'warn', 'error'].includes(level)) throw new Error(`--log.level must be debug, info, warn or error, got "${level}"`);
   const format = out['log.format'] as string;
   if (!['logfmt', 'json'].includes(format)) throw new Error(`--log.format must be logfmt or json, got "${format}"`);
+  const telemetryPath = out['web.telemetry-path'] as string;
+  if (!/^\/[^?#\s]*$/.test(telemetryPath) || telemetryPath.startsWith('/-/') || telemetryPath === '/') {
+    throw new Error(`--web.telemetry-path must be a path starting with "/" (not "/" or "/-/..."), got "${telemetryPath}"`);
+  }
   return out as Flags;
 }
 
@@ -79,17 +87,19 @@ export async function main(argv: string[]): Promise<number> {
   }
   const logger = createLogger({ level: flags['log.level'] as LogLevel, format: flags['log.format'] as LogFormat });
   const file = flags['config.file'];
-  const load = () => loadConfigFile(file, { jobTypes: JOB_TYPES });
+  const allowNoJobs = flags['config.allow-no-jobs'];
+  const load = () => loadConfigFile(file, { jobTypes: JOB_TYPES, allowNoJobs });
 
   if (flags['config.check']) {
     try {
-      const cfg = load();
+      const cfg = loadConfigFile(file, { jobTypes: JOB_TYPES, allowNoJobs, checkFiles: true });
       const plan = buildQuotaPlan(cfg, JOB_TYPES, defaultApiQps());
-      process.stdout.write(`${file}: configuration is valid (${cfg.accounts.length} account(s), ${cfg.jobs.length} job(s))\n\n`);
-      process.stdout.write(formatQuotaPlan(plan));
+      process.stdout.write(`${file}: configuration is valid (${cfg.accounts.length} account(s), ${cfg.jobs.length} job(s))\n`);
+      for (const note of cfg.checkNotes) process.stdout.write(`  ${redact(note)}\n`);
+      process.stdout.write(`\n${formatQuotaPlan(plan)}`);
       return 0;
     } catch (err) {
-      process.stderr.write(`${err instanceof ConfigError ? err.message : `${file}: ${(err as Error).message}`}\n`);
+      process.stderr.write(`${redact(err instanceof ConfigError ? err.message : `${file}: ${(err as Error).message}`)}\n`);
       return 1;
     }
   }
@@ -106,8 +116,8 @@ export async function main(argv: string[]): Promise<number> {
   try {
     config = load();
   } catch (err) {
-    logger.error({ msg_detail: (err as Error).message }, 'cannot load the configuration');
-    process.stderr.write(`${(err as Error).message}\n`);
+    // Once, on stderr, as --config.check prints it: a log line would only repeat it.
+    process.stderr.write(`cloud-session-exporter: cannot start: ${redact((err as Error).message)}\n`);
     return 1;
   }
   const app = createApp(config, { logger, loadConfig: load, telemetryPath: flags['web.telemetry-path'] });
@@ -133,6 +143,11 @@ export async function main(argv: string[]): Promise<number> {
       if (stopping) return;
       stopping = true;
       logger.info({ signal, grace_ms: graceMs }, 'shutting down');
+      // app.stop() is bounded (grace + under a second); this is the promise kept whatever it meets.
+      setTimeout(() => {
+        logger.warn('shutdown did not complete within the grace period plus 950 ms; exiting anyway');
+        resolve(0);
+      }, graceMs + HARD_EXIT_AFTER_GRACE_MS).unref();
       app.stop(graceMs).then(
         () => resolve(0),
         (err) => {

@@ -2,8 +2,10 @@
 // and the share of each schedule interval it uses. Warns when a job cannot finish within its interval.
 import type { ExporterConfig } from './config/load';
 import type { AnyJobType } from './jobs/types';
-import { scheduleIntervalMs } from './schedule';
+import { runDeadlineMs, scheduleIntervalMs } from './schedule';
 import { formatDuration } from './config/duration';
+import { accountQps } from './cloud/accounts';
+import { rateRule, ruleQps } from './cloud/rate';
 
 export interface PlanRow {
   account: string;
@@ -31,8 +33,9 @@ export function buildQuotaPlan(cfg: ExporterConfig, jobTypes: readonly AnyJobTyp
     const jobType = typeByName.get(job.type)!;
     const intervalMs = scheduleIntervalMs(job.schedule);
     for (const use of jobType.plan(job, cfg.dir)) {
-      const account = cfg.accounts.find((a) => a.name === use.account);
-      const qps = account?.qps?.[use.api] ?? defaultQps[use.api];
+      const account = cfg.accounts.find((a) => a.name === use.account)!;
+      // What the limiter will enforce (a fractional or non-integer rate rounds as rate.ts says), not the raw number.
+      const qps = ruleQps(rateRule(accountQps(account, use.api, defaultQps)));
       const shortestCycleMs = (use.callsPerRun / qps) * 1000;
       rows.push({
         account: use.account,
@@ -48,8 +51,16 @@ export function buildQuotaPlan(cfg: ExporterConfig, jobTypes: readonly AnyJobTyp
       });
     }
   }
+  for (const account of cfg.accounts) {
+    for (const [api, qps] of Object.entries(account.qps ?? {})) {
+      const documented = defaultQps[api];
+      if (documented !== undefined && qps > documented) {
+        warnings.push(`account ${account.name}: qps.${api} is ${qps}, above the documented limit of ${documented}: the cloud will throttle the excess unless your quota was raised`);
+      }
+    }
+  }
   for (const row of rows) {
-    const deadline = cfg.jobs.find((j) => j.name === row.job)?.timeout ?? row.intervalMs;
+    const deadline = runDeadlineMs(cfg.jobs.find((j) => j.name === row.job)!, row.intervalMs);
     if (row.shortestCycleMs > deadline) {
       warnings.push(`job ${row.job}: ${row.callsPerRun} ${row.api} calls need at least ${formatSeconds(row.shortestCycleMs)} at ${row.qps} QPS, longer than its ${formatDuration(deadline)} deadline: it cannot finish; slow the schedule or raise accounts[].qps.${row.api} if your quota allows`);
     }
@@ -71,6 +82,10 @@ export function buildQuotaPlan(cfg: ExporterConfig, jobTypes: readonly AnyJobTyp
   return { rows, warnings };
 }
 
+function formatQps(qps: number): string {
+  return Number.isInteger(qps) ? String(qps) : qps.toFixed(2);
+}
+
 function formatSeconds(ms: number): string {
   return `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)}s`;
 }
@@ -80,7 +95,7 @@ export function formatQuotaPlan(plan: QuotaPlan): string {
   const body = plan.rows.map((r) => [
     r.account,
     r.api,
-    String(r.qps),
+    formatQps(r.qps),
     r.job,
     String(r.callsPerRun),
     formatSeconds(r.shortestCycleMs),

@@ -1,5 +1,9 @@
-// Cron helpers: the interval a schedule implies, used for default deadlines, staleness and the quota plan.
+// Cron helpers: the interval a schedule implies, and the deadline of a run, used by the runner, staleness and the
+// quota plan alike.
 import cron from 'node-cron';
+
+/** Longest deadline a run can have (24 h), whatever the schedule: setTimeout fires at once beyond 2^31-1 ms. */
+export const MAX_RUN_MS = 86_400_000;
 
 /** Shortest gap between consecutive firings over the next few dozen firings, in ms. */
 export function scheduleIntervalMs(expression: string): number {
@@ -12,4 +16,14 @@ export function scheduleIntervalMs(expression: string): number {
   } finally {
     void task.destroy();
   }
+}
+
+/**
+ * A run's deadline when the config sets none: the time from its latest start (after jitter) to the next tick, less
+ * 10% (at most 5 s), so a run that uses all of it still ends before the next tick and never makes it an overlap.
+ */
+export function runDeadlineMs(job: { schedule: string; jitter: number; timeout?: number }, intervalMs = scheduleIntervalMs(job.schedule)): number {
+  if (job.timeout !== undefined) return Math.min(job.timeout, MAX_RUN_MS);
+  const room = Math.max(1, intervalMs - job.jitter);
+  return Math.max(1, Math.min(MAX_RUN_MS, Math.floor(room - Math.min(5_000, room * 0.1))));
 }

@@ -1,12 +1,18 @@
-// Cloud accounts from the config: one SDK client per (account, endpoint, API version), one rate limiter per
-// (account, API) shared by every job of that account. Limiters outlive config reloads so a reload never resets a window.
+// Cloud accounts from the config. Three lifetimes:
+// - LimiterPool (per app): one rate limiter per (account, API), shared by every job of the account; limiters outlive
+//   reloads so a reload never resets a window.
+// - TransportPool (per app): one SDK transport (and its sockets) per (account settings, endpoint, API version),
+//   shared by the jobs that use it and closed when the last of them is gone and its calls have ended, so reloads
+//   neither leak sockets nor reconnect for unchanged accounts.
+// - CloudAccounts (per job): what one job holds from both pools; released when the job is stopped.
 import type { AccountConfig } from '../config/schema';
 import { ApiClient, type ApiCaller } from './api-client';
 import type { ApiMetrics } from './api-metrics';
 import { AliyunRpcTransport } from './aliyun';
 import { TencentTransport } from './tencent';
 import { defaultGuardMs, WindowRateLimiter } from './rate-limiter';
-import type { CloudTransport } from './transport';
+import { rateRule, ruleQps, sameRule } from './rate';
+import type { CallRequest, CloudTransport } from './transport';
 
 export type TransportFactory = (account: AccountConfig, endpoint: string, apiVersion: string) => CloudTransport;
 
@@ -17,11 +23,15 @@ export const DEFAULT_TRANSPORTS: Record<string, TransportFactory> = {
       { accessKeyId: account.access_key_id, accessKeySecret: account.access_key_secret, securityToken: account.security_token },
       endpoint,
       apiVersion,
+      account.max_response_size,
     );
   },
   tencentcloud: (account, endpoint, apiVersion) => {
     if (account.provider !== 'tencentcloud') throw new Error(`account ${account.name} is not a tencentcloud account`);
-    return new TencentTransport({ secretId: account.secret_id, secretKey: account.secret_key, token: account.token }, endpoint, apiVersion, { maxTimeoutMs: account.request_timeout });
+    return new TencentTransport({ secretId: account.secret_id, secretKey: account.secret_key, token: account.token }, endpoint, apiVersion, {
+      maxTimeoutMs: account.request_timeout,
+      maxResponseBytes: account.max_response_size,
+    });
   },
 };
 
@@ -33,7 +43,7 @@ export class LimiterPool {
   get(account: string, api: string, qps: number, marginMs?: number): WindowRateLimiter {
     const key = `${account}\u0000${api}`;
     const existing = this.limiters.get(key);
-    if (existing && existing.rate === Math.floor(qps) && existing.guardMs === (marginMs ?? defaultGuardMs(existing.rate))) return existing;
+    if (existing && sameRule(existing.rule, rateRule(qps)) && existing.guardMs === (marginMs ?? defaultGuardMs(ruleQps(existing.rule)))) return existing;
     existing?.cancelAll();
     const labels = { account, api };
     const limiter = new WindowRateLimiter({
@@ -44,7 +54,7 @@ export class LimiterPool {
     });
     // The quota is the cloud's, not this object's: the calls just made still count against the new rate.
     if (existing) limiter.inheritWindow(existing);
-    this.metrics.qps.set(labels, limiter.rate);
+    this.metrics.qps.set(labels, ruleQps(limiter.rule));
     this.metrics.margin.set(labels, limiter.currentGuardMs / 1000);
     this.metrics.queueDepth.set(labels, 0);
     // Known (account, API) pairs have their counters from the start, so rate() and alerts never see a gap.
@@ -71,19 +81,88 @@ export class LimiterPool {
   }
 }
 
+/** A shared transport with its users and calls counted, so it is closed only when both are gone. */
+class PooledTransport implements CloudTransport {
+  readonly provider: CloudTransport['provider'];
+  users = 0;
+  private inFlight = 0;
+  private closing = false;
+
+  constructor(
+    private readonly inner: CloudTransport,
+    private readonly onClosed: () => void,
+  ) {
+    this.provider = inner.provider;
+  }
+
+  async call(req: CallRequest): Promise<unknown> {
+    this.inFlight++;
+    try {
+      return await this.inner.call(req);
+    } finally {
+      this.inFlight--;
+      if (this.closing && this.inFlight === 0) this.closeNow();
+    }
+  }
+
+  closeWhenIdle(): void {
+    this.closing = true;
+    if (this.inFlight === 0) this.closeNow();
+  }
+
+  private closeNow(): void {
+    this.inner.close?.();
+    this.onClosed();
+  }
+}
+
+export class TransportPool {
+  private readonly pooled = new Map<string, PooledTransport>();
+
+  constructor(private readonly factories: Readonly<Record<string, TransportFactory>> = DEFAULT_TRANSPORTS) {}
+
+  acquire(account: AccountConfig, endpoint: string, apiVersion: string): PooledTransport {
+    // Keyed by every setting of the account: a reload that changes a key or a timeout gets a new transport.
+    const key = JSON.stringify([account, endpoint, apiVersion]);
+    let entry = this.pooled.get(key);
+    if (!entry) {
+      const factory = this.factories[account.provider] ?? DEFAULT_TRANSPORTS[account.provider];
+      if (!factory) throw new Error(`no SDK transport for provider ${account.provider}`);
+      const created = new PooledTransport(factory(account, endpoint, apiVersion), () => {
+        if (this.pooled.get(key) === created) this.pooled.delete(key);
+      });
+      entry = created;
+      this.pooled.set(key, entry);
+    }
+    entry.users++;
+    return entry;
+  }
+
+  release(transport: PooledTransport): void {
+    transport.users--;
+    if (transport.users === 0) transport.closeWhenIdle();
+  }
+
+  /** Transports open now (tests: reloads must not accumulate them). */
+  get size(): number {
+    return this.pooled.size;
+  }
+}
+
 export interface CloudAccountsOptions {
   accounts: readonly AccountConfig[];
   metrics: ApiMetrics;
   limiters: LimiterPool;
+  transports: TransportPool;
   /** Documented QPS of every API a job type calls, by API name. */
   defaultQps: Readonly<Record<string, number>>;
-  transports?: Readonly<Record<string, TransportFactory>>;
 }
 
+/** One job's view of the configured accounts; `close()` gives back what it took from the pools. */
 export class CloudAccounts {
   private readonly byName: Map<string, AccountConfig>;
   private readonly callers = new Map<string, ApiClient>();
-  private readonly transports: CloudTransport[] = [];
+  private readonly held: PooledTransport[] = [];
 
   constructor(private readonly opts: CloudAccountsOptions) {
     this.byName = new Map(opts.accounts.map((a) => [a.name, a]));
@@ -96,10 +175,7 @@ export class CloudAccounts {
   }
 
   qpsFor(accountName: string, api: string): number {
-    const override = this.account(accountName).qps?.[api];
-    const qps = override ?? this.opts.defaultQps[api];
-    if (!qps) throw new Error(`no rate limit known for API ${api}: set accounts[].qps.${api}`);
-    return qps;
+    return accountQps(this.account(accountName), api, this.opts.defaultQps);
   }
 
   /** The rate-limited, retrying caller of one account at one endpoint and API version. */
@@ -108,10 +184,8 @@ export class CloudAccounts {
     let client = this.callers.get(key);
     if (!client) {
       const account = this.account(accountName);
-      const factory = (this.opts.transports ?? DEFAULT_TRANSPORTS)[account.provider] ?? DEFAULT_TRANSPORTS[account.provider];
-      if (!factory) throw new Error(`no SDK transport for provider ${account.provider}`);
-      const transport = factory(account, endpoint, apiVersion);
-      this.transports.push(transport);
+      const transport = this.opts.transports.acquire(account, endpoint, apiVersion);
+      this.held.push(transport);
       client = new ApiClient({
         account: accountName,
         transport,
@@ -125,6 +199,14 @@ export class CloudAccounts {
   }
 
   close(): void {
-    for (const t of this.transports) t.close?.();
+    for (const t of this.held.splice(0)) this.opts.transports.release(t);
+    this.callers.clear();
   }
+}
+
+/** The QPS an account allows for an API: its override, else the documented default. */
+export function accountQps(account: AccountConfig, api: string, defaultQps: Readonly<Record<string, number>>): number {
+  const qps = account.qps?.[api] ?? defaultQps[api];
+  if (!qps) throw new Error(`no rate limit known for API ${api}: set accounts[].qps.${api}`);
+  return qps;
 }

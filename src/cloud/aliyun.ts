@@ -1,10 +1,10 @@
 // Alibaba Cloud RPC (POP, signature v1) transport on @alicloud/pop-core, with errors normalised and redacted.
-import http from 'node:http';
-import https from 'node:https';
+import type http from 'node:http';
 // pop-core ships no types; its surface used here is small.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const RPCClient = require('@alicloud/pop-core').RPCClient as new (cfg: Record<string, unknown>) => PopClient;
-import { CloudError, isThrottlingCode } from './errors';
+import { CloudError, exchangeError, isThrottlingCode } from './errors';
+import { boundedExchange, ExchangeFailure, guardedAgent } from './http-guard';
 import type { CallRequest, CloudTransport } from './transport';
 
 interface PopClient {
@@ -20,17 +20,26 @@ export interface AliyunCredentials {
 /** Codes that mean "try again"; everything else (permissions, parameters, unknown instance) is final. */
 const RETRYABLE_CODES = new Set(['InternalError', 'ServiceUnavailable', 'ServiceUnavailableTemporary', 'SystemBusy']);
 
+/**
+ * Answers that do not depend on the call (help.aliyun.com/document_detail/48054 and the RAM codes): credentials,
+ * signature and clock hold for the whole account; permissions may be granted per instance.
+ */
+const FINAL_FOR_ACCOUNT = /^(InvalidAccessKeyId|SignatureDoesNotMatch|IncompleteSignature|InvalidTimeStamp|InvalidSecurityToken|CheckAccountInfoFailed)(\.|$)/;
+const FINAL_FOR_TARGET = /^(Forbidden|NoPermission|PermissionCheckFailed|InstancePermissionCheckFailed)(\.|$)/;
+
 export class AliyunRpcTransport implements CloudTransport {
   readonly provider = 'aliyun' as const;
   private readonly client: PopClient;
   private readonly agent: http.Agent;
 
-  constructor(creds: AliyunCredentials, endpoint: string, apiVersion: string) {
-    const isHttps = endpoint.startsWith('https://');
+  constructor(
+    creds: AliyunCredentials,
+    endpoint: string,
+    apiVersion: string,
+    private readonly maxResponseBytes: number,
+  ) {
     // One keep-alive agent per client, sized for 1,000 QPS at cloud latencies without unbounded sockets.
-    this.agent = isHttps
-      ? new https.Agent({ keepAlive: true, maxSockets: 256, keepAliveMsecs: 3000 })
-      : new http.Agent({ keepAlive: true, maxSockets: 256, keepAliveMsecs: 3000 });
+    this.agent = guardedAgent(endpoint.startsWith('https://') ? 'https:' : 'http:', { maxSockets: 256 });
     this.client = new RPCClient({
       accessKeyId: creds.accessKeyId,
       accessKeySecret: creds.accessKeySecret,
@@ -45,13 +54,17 @@ export class AliyunRpcTransport implements CloudTransport {
     const params: Record<string, unknown> = {};
     // pop-core would send undefined/null as the strings "undefined"/"null".
     for (const [k, v] of Object.entries(req.params)) if (v !== undefined && v !== null) params[k] = v;
+    const limits = { timeoutMs: req.timeoutMs, maxResponseBytes: this.maxResponseBytes, signal: req.signal };
     try {
-      return await this.client.request(req.api, params, {
-        method: 'POST',
-        timeout: req.timeoutMs,
-        formatParams: false,
-        agent: this.agent,
-      });
+      return await boundedExchange(limits, () =>
+        this.client.request(req.api, params, {
+          method: 'POST',
+          // httpx's own timers only as a backstop: the exchange's timer ends the call first, and destroys its socket.
+          timeout: req.timeoutMs + 1000,
+          formatParams: false,
+          agent: this.agent,
+        }),
+      );
     } catch (err) {
       throw normaliseAliyunError(req.api, err);
     }
@@ -63,6 +76,7 @@ export class AliyunRpcTransport implements CloudTransport {
 }
 
 export function normaliseAliyunError(api: string, err: unknown): CloudError {
+  if (err instanceof ExchangeFailure) return exchangeError('aliyun', api, err);
   const e = err as {
     code?: unknown;
     name?: string;
@@ -82,6 +96,7 @@ export function normaliseAliyunError(api: string, err: unknown): CloudError {
       requestId: typeof e.data.RequestId === 'string' ? e.data.RequestId : undefined,
       retryable: throttled || RETRYABLE_CODES.has(code),
       throttled,
+      finalForRun: FINAL_FOR_ACCOUNT.test(code) ? 'account' : FINAL_FOR_TARGET.test(code) ? 'target' : undefined,
     });
   }
   if (e?.name === 'RequestTimeoutError' || /timeout/i.test(String(e?.message ?? ''))) {

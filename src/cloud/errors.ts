@@ -1,7 +1,9 @@
 // One error type for every cloud call, whatever SDK raised it, so retry policy and metrics need no SDK knowledge.
 import { redact } from '../redact';
+import type { ExchangeFailure } from './http-guard';
 
 export type Provider = 'aliyun' | 'tencentcloud';
+export type FinalScope = 'account' | 'target';
 
 export interface CloudErrorInit {
   provider: Provider;
@@ -12,6 +14,12 @@ export interface CloudErrorInit {
   requestId?: string;
   retryable: boolean;
   throttled: boolean;
+  /**
+   * The answer does not depend on this call: every other call of the run would get it too, so the run sends no more
+   * of them. 'account': credentials, signature or clock (any call of the account and API); 'target': permission,
+   * which a resource-scoped policy may grant per instance (the calls for the same target).
+   */
+  finalForRun?: FinalScope;
 }
 
 export class CloudError extends Error {
@@ -23,6 +31,7 @@ export class CloudError extends Error {
   readonly requestId?: string;
   readonly retryable: boolean;
   readonly throttled: boolean;
+  readonly finalForRun: FinalScope | undefined;
 
   constructor(init: CloudErrorInit) {
     super(redact(init.message));
@@ -34,6 +43,7 @@ export class CloudError extends Error {
     this.requestId = init.requestId;
     this.retryable = init.retryable;
     this.throttled = init.throttled;
+    this.finalForRun = init.finalForRun;
   }
 
   /** What a log line or an HTTP response may show: never the SDK's raw message with its signed URL. */
@@ -61,4 +71,34 @@ export const THROTTLING_CODES = new Set(['SystemOverFlow', 'Throttling.User', 'T
 
 export function isThrottlingCode(code: string): boolean {
   return THROTTLING_CODES.has(code) || code.startsWith('RequestLimitExceeded') || code.startsWith('Throttling');
+}
+
+/** Why a run's signal aborted: the reason every call it cancels reports. */
+export class RunAborted extends Error {
+  constructor(readonly code: 'DeadlineExceeded' | 'Shutdown') {
+    super(code === 'Shutdown' ? 'stopped for shutdown' : "the run's deadline passed");
+    this.name = 'RunAborted';
+  }
+}
+
+/** The CloudError of a call that a run's abort cancelled (while queued, waiting or in flight). */
+export function abortedCallError(provider: Provider, api: string, reason: unknown, where: string): CloudError {
+  const code = reason instanceof RunAborted ? reason.code : 'DeadlineExceeded';
+  const why = code === 'Shutdown' ? 'stopped for shutdown' : "the run's deadline passed";
+  return new CloudError({ provider, api, code, message: `${api}: ${why} ${where}`, retryable: false, throttled: false });
+}
+
+/** How a guarded HTTP exchange (http-guard.ts) failed, as the CloudError every transport reports. */
+export function exchangeError(provider: Provider, api: string, failure: ExchangeFailure): CloudError {
+  switch (failure.kind) {
+    case 'Timeout':
+      return new CloudError({ provider, api, code: 'Timeout', message: `${api} timed out: ${failure.message}`, retryable: true, throttled: false });
+    case 'ResponseTooLarge':
+      // Not retried: the same request would get the same answer, and each attempt costs the cap in memory.
+      return new CloudError({ provider, api, code: 'ResponseTooLarge', message: `${api} failed: ${failure.message} (accounts[].max_response_size)`, retryable: false, throttled: false });
+    case 'UnexpectedEncoding':
+      return new CloudError({ provider, api, code: 'MalformedResponse', message: `${api} failed: ${failure.message}`, retryable: true, throttled: false });
+    case 'Aborted':
+      return abortedCallError(provider, api, failure.reason, 'while the call was in flight');
+  }
 }

@@ -1,11 +1,12 @@
-// Per (account, API) rate limiter that guarantees no sliding 1-second window ever holds more than `rate` call starts,
-// retries included, while still reaching >= 99% of the rate (Bottleneck tops out near 400 jobs/s: see README, design notes).
+// Per (account, API) rate limiter that guarantees no sliding window (1 s; longer for rates below 1/s, see rate.ts) ever
+// holds more than its calls, retries included, while still reaching >= 99% of the rate (Bottleneck tops out near 400 jobs/s: see README, design notes).
 //
 // The cloud counts arrivals, and a call arrives somewhere between our start and its completion. The ring holds, for
 // each of the last `rate` calls, the latest moment it can have arrived: its completion when that came within the
 // guard, else start + guard (an assumption: the request left within the guard). A call may start only when the call
 // `rate` calls ago is a full window behind that moment. A small token bucket paces starts evenly so the quota is not
 // spent in one burst per second.
+import { rateRule, ruleQps, type RateRule } from './rate';
 
 /**
  * Default guard for a rate: 500 ms / rate, between 20 and 100 ms. A call that completes within the guard costs only
@@ -25,9 +26,8 @@ export const MAX_GUARD_MS = 250;
 const GUARD_HALF_LIFE_MS = 60_000;
 
 export interface RateLimiterOptions {
-  /** Calls per window. */
+  /** Calls per second, possibly fractional; rateRule() turns it into calls per window. */
   rate: number;
-  windowMs?: number;
   /**
    * Longest a call is assumed to take to reach the cloud (default: defaultGuardMs(rate)). Throughput at saturation is
    * windowMs / (windowMs + min(latency, guardMs)) of `rate`.
@@ -51,13 +51,16 @@ interface Waiter {
 }
 
 export class RateLimitAbortedError extends Error {
-  constructor() {
+  /** The aborting signal's reason (undefined when the limiter itself was cancelled). */
+  constructor(readonly reason?: unknown) {
     super('rate-limited call aborted before it started (deadline reached or shutting down)');
     this.name = 'RateLimitAbortedError';
   }
 }
 
 export class WindowRateLimiter {
+  readonly rule: RateRule;
+  /** Calls per window (rule.calls). */
   readonly rate: number;
   /** The configured guard; the one in use (`currentGuardMs`) widens after throttling and decays back to it. */
   readonly guardMs: number;
@@ -78,7 +81,6 @@ export class WindowRateLimiter {
   private readonly onQueueDepth?: (depth: number) => void;
   private readonly onGuardChange?: (guardMs: number) => void;
   private reportedGuardMs: number;
-  private started = 0;
   /**
    * Slow start: the first call of a fresh limiter goes out alone and its slot is stamped when it completes. Cold code
    * paths (module loading, JIT, new connections) make the first calls reach the cloud tens of milliseconds late, and
@@ -88,10 +90,10 @@ export class WindowRateLimiter {
   private warming = false;
 
   constructor(opts: RateLimiterOptions) {
-    if (!(opts.rate > 0) || !Number.isFinite(opts.rate)) throw new Error(`rate limit must be a positive number, got ${opts.rate}`);
-    this.rate = Math.max(1, Math.floor(opts.rate));
-    this.windowMs = opts.windowMs ?? 1000;
-    this.guardMs = opts.guardMs ?? defaultGuardMs(this.rate);
+    this.rule = rateRule(opts.rate);
+    this.rate = this.rule.calls;
+    this.windowMs = this.rule.windowMs;
+    this.guardMs = opts.guardMs ?? defaultGuardMs(ruleQps(this.rule));
     this.now = opts.now ?? (() => performance.now());
     this.ring = new Float64Array(this.rate).fill(-Infinity);
     this.burst = Math.max(1, Math.min(this.rate, opts.burst ?? Math.ceil(this.rate * 0.02)));
@@ -124,13 +126,9 @@ export class WindowRateLimiter {
     return this.queue.length - this.queueHead;
   }
 
-  get totalStarted(): number {
-    return this.started;
-  }
-
   /** Runs `fn` as soon as the window allows. Rejects with RateLimitAbortedError if `signal` aborts while queued. */
   schedule<T>(fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
-    if (signal?.aborted) return Promise.reject(new RateLimitAbortedError());
+    if (signal?.aborted) return Promise.reject(new RateLimitAbortedError(signal.reason));
     return new Promise<T>((resolve, reject) => {
       const waiter: Waiter = {
         settled: false,
@@ -146,7 +144,7 @@ export class WindowRateLimiter {
         waiter.onAbort = () => {
           if (waiter.settled) return;
           waiter.settled = true;
-          reject(new RateLimitAbortedError());
+          reject(new RateLimitAbortedError(signal.reason));
           this.reportDepth();
         };
         signal.addEventListener('abort', waiter.onAbort, { once: true });
@@ -233,7 +231,6 @@ export class WindowRateLimiter {
       this.ring[slot] = assumedArrival;
       this.ringPos = (this.ringPos + 1) % this.rate;
       this.tokens -= 1;
-      this.started++;
       if (!this.warm) {
         this.warming = true;
         w.onSettled = () => {

@@ -5,11 +5,11 @@
 // pseudo-parameter `Region`, which is stripped from the request body and becomes the SDK client's region (sent as
 // the X-TC-Region header). All those clients share one keep-alive agent, always passed explicitly so the SDK never
 // picks up `http_proxy` from the environment.
-import http from 'node:http';
-import https from 'node:https';
+import type http from 'node:http';
 import { mongodb } from 'tencentcloud-sdk-nodejs-mongodb';
 import { AbstractClient } from 'tencentcloud-sdk-nodejs-common';
-import { CloudError, isThrottlingCode } from './errors';
+import { CloudError, exchangeError, isThrottlingCode, type FinalScope } from './errors';
+import { boundedExchange, ExchangeFailure, guardedAgent } from './http-guard';
 import type { CallRequest, CloudTransport } from './transport';
 
 export interface TencentCredentials {
@@ -21,6 +21,8 @@ export interface TencentCredentials {
 export interface TencentTransportOptions {
   /** Upper bound of a call in ms (the account's request_timeout); each call also has its own, shorter timeout. */
   maxTimeoutMs?: number;
+  /** Response bodies beyond this fail with ResponseTooLarge. */
+  maxResponseBytes: number;
 }
 
 /** Name of the pseudo-parameter carrying the region; never sent in the body. */
@@ -53,6 +55,12 @@ function isRetryableCode(code: string): boolean {
   return isThrottlingCode(code) || code === 'InternalError' || code.startsWith('InternalError.');
 }
 
+/** Answers that do not depend on the call (API 3.0 common codes): credentials, signature and clock for the account; CAM permission, which may be granted per resource, for the target. */
+function finalScope(code: string): FinalScope | undefined {
+  if (code === 'AuthFailure.UnauthorizedOperation' || code.startsWith('UnauthorizedOperation')) return 'target';
+  return code.startsWith('AuthFailure') ? 'account' : undefined;
+}
+
 export class TencentTransport implements CloudTransport {
   readonly provider = 'tencentcloud' as const;
   private readonly agent: http.Agent;
@@ -60,21 +68,20 @@ export class TencentTransport implements CloudTransport {
   private readonly protocol: 'http://' | 'https://';
   private readonly host: string;
   private readonly maxTimeoutMs: number;
+  private readonly maxResponseBytes: number;
 
   constructor(
     private readonly creds: TencentCredentials,
     endpoint: string,
     private readonly apiVersion: string,
-    opts: TencentTransportOptions = {},
+    opts: TencentTransportOptions,
   ) {
     const { protocol, endpoint: host } = splitTencentEndpoint(endpoint);
     this.protocol = protocol;
     this.host = host;
     this.maxTimeoutMs = opts.maxTimeoutMs ?? 60_000;
-    this.agent =
-      protocol === 'https://'
-        ? new https.Agent({ keepAlive: true, maxSockets: 64, keepAliveMsecs: 3000 })
-        : new http.Agent({ keepAlive: true, maxSockets: 64, keepAliveMsecs: 3000 });
+    this.maxResponseBytes = opts.maxResponseBytes;
+    this.agent = guardedAgent(protocol === 'https://' ? 'https:' : 'http:', { maxSockets: 64 });
   }
 
   private clientFor(region: string | undefined): SdkClient {
@@ -90,8 +97,8 @@ export class TencentTransport implements CloudTransport {
             endpoint: this.host,
             protocol: this.protocol,
             reqMethod: 'POST' as const,
-            // The SDK's own timeout (seconds) is only a ceiling; each call aborts at its own timeoutMs.
-            reqTimeout: Math.max(1, Math.ceil(this.maxTimeoutMs / 1000)),
+            // The SDK's own timeout (seconds) is only a backstop; each exchange ends at its own timeoutMs.
+            reqTimeout: Math.max(1, Math.ceil(this.maxTimeoutMs / 1000) + 1),
             agent: this.agent,
           },
         },
@@ -115,18 +122,10 @@ export class TencentTransport implements CloudTransport {
       else params[k] = v;
     }
     const client = this.clientFor(region);
-    const ctl = new AbortController();
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      ctl.abort();
-    }, Math.max(1, req.timeoutMs));
     try {
-      return await client.request(req.api, params, { signal: ctl.signal });
+      return await boundedExchange({ timeoutMs: req.timeoutMs, maxResponseBytes: this.maxResponseBytes, signal: req.signal }, () => client.request(req.api, params));
     } catch (err) {
-      throw normaliseTencentError(req.api, err, timedOut, req.timeoutMs);
-    } finally {
-      clearTimeout(timer);
+      throw normaliseTencentError(req.api, err);
     }
   }
 
@@ -141,7 +140,8 @@ export class TencentTransport implements CloudTransport {
  * (HTTP 200 envelope), with `httpCode` and no code for a non-200 status, with only a message for network errors and
  * timeouts. A 200 without `Response` surfaces as a TypeError, a non-JSON body as node-fetch's invalid-json FetchError.
  */
-export function normaliseTencentError(api: string, err: unknown, timedOut = false, timeoutMs?: number): CloudError {
+export function normaliseTencentError(api: string, err: unknown): CloudError {
+  if (err instanceof ExchangeFailure) return exchangeError('tencentcloud', api, err);
   const e = (err ?? {}) as { name?: string; message?: string; code?: unknown; httpCode?: unknown; requestId?: unknown; type?: unknown; constructor?: { name?: string } };
   const message = typeof e.message === 'string' ? e.message : String(err);
   const isSdkException = e.constructor?.name === 'TencentCloudSDKHttpException' || ('requestId' in e && 'traceId' in e);
@@ -151,7 +151,7 @@ export function normaliseTencentError(api: string, err: unknown, timedOut = fals
   if (isSdkException && typeof e.code === 'string' && e.code) {
     const code = e.code;
     const throttled = isThrottlingCode(code);
-    return new CloudError({ ...base, code, message: `${api} failed: ${code}: ${message || 'no message'}`, requestId, retryable: isRetryableCode(code), throttled });
+    return new CloudError({ ...base, code, message: `${api} failed: ${code}: ${message || 'no message'}`, requestId, retryable: isRetryableCode(code), throttled, finalForRun: finalScope(code) });
   }
   if (isSdkException && typeof e.httpCode === 'number') {
     const status = e.httpCode;
@@ -164,8 +164,8 @@ export function normaliseTencentError(api: string, err: unknown, timedOut = fals
       throttled: status === 429,
     });
   }
-  if (timedOut || e.name === 'AbortError' || /network timeout|timed? ?out|user aborted/i.test(message)) {
-    return new CloudError({ ...base, code: 'Timeout', message: `${api} timed out${timeoutMs ? ` after ${timeoutMs} ms` : ''}`, retryable: true, throttled: false });
+  if (e.name === 'AbortError' || /network timeout|timed? ?out|user aborted/i.test(message)) {
+    return new CloudError({ ...base, code: 'Timeout', message: `${api} timed out`, retryable: true, throttled: false });
   }
   if (err instanceof TypeError || e.name === 'TypeError' || e.type === 'invalid-json' || err instanceof SyntaxError || /invalid json response body/i.test(message)) {
     return new CloudError({ ...base, code: 'MalformedResponse', message: `${api} returned a body without a JSON Response object`, retryable: true, throttled: false });

@@ -2,7 +2,10 @@
 export interface CallRequest {
   api: string;
   params: Record<string, unknown>;
+  /** Bound of the whole exchange (see http-guard.ts). */
   timeoutMs: number;
+  /** The run's signal: an abort ends the exchange at once. */
+  signal?: AbortSignal;
 }
 
 export interface CloudTransport {

@@ -1,27 +1,36 @@
-// Reads the YAML config: strict keys, ${VAR} / ${VAR:-default} interpolation, *_file secrets,
-// and every problem reported with its path and line, all at once.
+// Reads the YAML config: strict keys, ${VAR} / ${VAR:-default} interpolation, *_file secrets, and every problem
+// reported with its path and line, all at once: each key is checked on its own, so a bad value in one key never hides
+// a problem in another (an unknown account, a label collision, a duplicate name) until the first is fixed.
 import fs from 'node:fs';
 import path from 'node:path';
 import { LineCounter, parseDocument, isMap, isSeq, type Node } from 'yaml';
 import { z } from 'zod';
-import { registerSecret } from '../redact';
+import { redact, registerSecret } from '../redact';
 import type { AnyJobType } from '../jobs/types';
-import { accountSchema, commonJobShape, SECRET_KEYS, type AccountConfig, type CommonJobConfig } from './schema';
+import { scheduleIntervalMs } from '../schedule';
+import { aliyunAccountSchema, commonJobShape, SECRET_KEYS, tencentAccountSchema, type AccountConfig, type CommonJobConfig } from './schema';
 
 export interface ExporterConfig {
   source: string;
   dir: string;
   accounts: AccountConfig[];
   jobs: Array<CommonJobConfig & Record<string, unknown>>;
+  /** What --config.check found worth saying that is not a problem (e.g. skipped inventory lines). */
+  checkNotes: string[];
 }
 
 export class ConfigError extends Error {
+  readonly problems: string[];
+
   constructor(
     readonly source: string,
-    readonly problems: string[],
+    problems: string[],
   ) {
-    super(`${source}: ${problems.length} problem(s) in the configuration:\n  - ${problems.join('\n  - ')}`);
+    // A problem's text may quote a value; values that are secrets never leave this object unmasked.
+    const safe = problems.map(redact);
+    super(`${source}: ${safe.length} problem(s) in the configuration:\n  - ${safe.join('\n  - ')}`);
     this.name = 'ConfigError';
+    this.problems = safe;
   }
 }
 
@@ -30,6 +39,10 @@ type PathPart = string | number;
 export interface LoadOptions {
   env?: Record<string, string | undefined>;
   jobTypes: readonly AnyJobType[];
+  /** --config.check: also read the files jobs name (inventories) and report what is wrong with them. */
+  checkFiles?: boolean;
+  /** A config without jobs is an error unless this is set (--config.allow-no-jobs). */
+  allowNoJobs?: boolean;
 }
 
 export function loadConfigFile(file: string, opts: LoadOptions): ExporterConfig {
@@ -37,9 +50,15 @@ export function loadConfigFile(file: string, opts: LoadOptions): ExporterConfig 
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (err) {
-    throw new ConfigError(file, [`cannot read the file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`]);
+    throw new ConfigError(file, [`cannot read the file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message} (set the path with --config.file)`]);
   }
   return parseConfig(text, file, opts);
+}
+
+/** Where a value came from, when not literally from the file: its text must not be echoed in a problem. */
+interface Taint {
+  value: string;
+  source: string;
 }
 
 export function parseConfig(text: string, source: string, opts: LoadOptions): ExporterConfig {
@@ -53,141 +72,265 @@ export function parseConfig(text: string, source: string, opts: LoadOptions): Ex
   }
   if (problems.length) throw new ConfigError(source, problems);
 
-  const where = (p: PathPart[], key?: string) => {
-    const loc = locate(doc.contents as Node | null, p, key, lines);
-    return `${formatPath(key === undefined ? p : [...p, key])}${loc ? ` (line ${loc})` : ''}`;
+  const lineOf = (p: PathPart[]) => locate(doc.contents as Node | null, p, lines);
+  const where = (p: PathPart[]) => {
+    const loc = lineOf(p);
+    return `${formatPath(p)}${loc ? ` (line ${loc})` : ''}`;
+  };
+  const taints = new Map<string, Taint[]>();
+  const missing: PathPart[][] = [];
+  /** Records a problem at `p`, with any value that came from the environment or a file taken out of its text. */
+  const problem = (p: PathPart[], msg: string) => {
+    // A key whose variable is missing already has its problem; "must not be empty" would only repeat it.
+    if (missing.some((m) => m.length <= p.length && m.every((part, i) => part === p[i])) && !msg.startsWith('environment variable')) return;
+    problems.push(`${where(p)}: ${withoutTaintedValues(msg, taints.get(pathKey(p)))}`);
   };
 
   const raw = doc.toJS() ?? {};
   const env = opts.env ?? process.env;
   const dir = path.dirname(path.resolve(source));
-  const interpolated = interpolate(raw, [], env, (p, msg) => problems.push(`${where(p)}: ${msg}`));
-  // Everything after a missing variable would only repeat it ("must not be empty", "no account named ...").
-  if (problems.length) throw new ConfigError(source, problems);
+  const interpolated = interpolate(raw, [], env, taints, (p, name) => {
+    missing.push(p);
+    problem(p, `environment variable ${name} is not set (write \${${name}:-default} for a default)`);
+  });
   if (typeof interpolated !== 'object' || interpolated === null || Array.isArray(interpolated)) {
-    throw new ConfigError(source, ['the file must be a mapping with `accounts` and `jobs`']);
+    throw new ConfigError(source, [...problems, 'the file must be a mapping with `accounts` and `jobs`']);
   }
 
   const top = interpolated as Record<string, unknown>;
-  for (const key of Object.keys(top)) if (!['accounts', 'jobs'].includes(key)) problems.push(`${where([], key)}: unknown key "${key}" (allowed: accounts, jobs)`);
+  for (const key of Object.keys(top)) if (!['accounts', 'jobs'].includes(key)) problem([key], `unknown key "${key}" (allowed: accounts, jobs)`);
 
-  const accounts: AccountConfig[] = [];
-  const rawAccounts = top.accounts ?? [];
-  if (!Array.isArray(rawAccounts)) problems.push(`${where(['accounts'])}: must be a list`);
-  else
-    rawAccounts.forEach((acc, i) => {
-      const base: PathPart[] = ['accounts', i];
-      const resolved = resolveSecretFiles(acc, dir, (key, msg) => problems.push(`${where(base, key)}: ${msg}`));
-      const parsed = accountSchema.safeParse(resolved);
-      if (!parsed.success) report(parsed.error, base, where, problems);
-      else accounts.push(parsed.data);
-    });
-  const accountByName = new Map<string, AccountConfig>();
-  accounts.forEach((a, i) => {
-    if (accountByName.has(a.name)) problems.push(`${where(['accounts', i, 'name'])}: duplicate account name "${a.name}"`);
-    accountByName.set(a.name, a);
-    for (const key of SECRET_KEYS) registerSecret((a as Record<string, unknown>)[key] as string | undefined);
-  });
-
-  const jobs: ExporterConfig['jobs'] = [];
-  const rawJobs = top.jobs ?? [];
-  const typeByName = new Map(opts.jobTypes.map((t) => [t.type, t]));
-  if (!Array.isArray(rawJobs)) problems.push(`${where(['jobs'])}: must be a list`);
-  else
-    rawJobs.forEach((job, i) => {
-      const base: PathPart[] = ['jobs', i];
-      const typeName = (job as Record<string, unknown> | null)?.type;
-      const jobType = typeof typeName === 'string' ? typeByName.get(typeName) : undefined;
-      if (!jobType) {
-        problems.push(`${where([...base, 'type'])}: ${typeName === undefined ? 'missing' : `unknown job type "${String(typeName)}"`} (one of: ${[...typeByName.keys()].join(', ')})`);
-        return;
-      }
-      const schema = z.object({ ...commonJobShape, ...jobType.schema }).strict();
-      const parsed = schema.safeParse(job);
-      if (!parsed.success) {
-        report(parsed.error, base, where, problems);
-        return;
-      }
-      const cfg = parsed.data as CommonJobConfig & Record<string, unknown>;
-      const account = typeof cfg.account === 'string' ? accountByName.get(cfg.account) : undefined;
-      if (typeof cfg.account === 'string') {
-        if (!account) problems.push(`${where([...base, 'account'])}: no account named "${cfg.account}" under accounts`);
-        else if (account.provider !== jobType.provider) problems.push(`${where([...base, 'account'])}: account "${cfg.account}" is ${account.provider}, but ${jobType.type} needs a ${jobType.provider} account`);
-      }
-      for (const label of Object.keys(cfg.labels)) {
-        if (jobType.labelNames.includes(label)) problems.push(`${where([...base, 'labels'], label)}: static label "${label}" collides with a label of ${jobType.type}`);
-      }
-      for (const [p, msg] of jobType.validate?.(cfg) ?? []) problems.push(`${where([...base, ...p])}: ${msg}`);
-      jobs.push(cfg);
-    });
-  const seen = new Set<string>();
-  jobs.forEach((j) => {
-    if (seen.has(j.name)) problems.push(`jobs: duplicate job name "${j.name}"`);
-    seen.add(j.name);
-  });
-
+  const knownApis = new Set(opts.jobTypes.flatMap((t) => Object.keys(t.apiQps)));
+  const accounts = parseAccounts(top.accounts, dir, knownApis, problem, taints);
+  const declared = new Set(Array.isArray(top.accounts) ? top.accounts.map((a) => (isObject(a) ? a.name : undefined)).filter((n): n is string => typeof n === 'string') : []);
+  const jobs = parseJobs(top.jobs, accounts, declared, opts, dir, problem, lineOf);
+  if (!opts.allowNoJobs && (top.jobs === undefined || top.jobs === null || (Array.isArray(top.jobs) && top.jobs.length === 0))) {
+    problem(['jobs'], 'no jobs are configured: the exporter would poll nothing (pass --config.allow-no-jobs if that is intended)');
+  }
   if (problems.length) throw new ConfigError(source, problems);
-  return { source, dir, accounts, jobs };
+  return { source, dir, accounts: [...accounts.values()], jobs: jobs.parsed, checkNotes: jobs.notes };
 }
 
-function report(error: z.ZodError, base: PathPart[], where: (p: PathPart[], key?: string) => string, problems: string[]): void {
-  for (const issue of error.issues) {
-    const p = [...base, ...issue.path];
-    if (issue.code === z.ZodIssueCode.unrecognized_keys) {
-      for (const key of issue.keys) problems.push(`${where(p, key)}: unknown key "${key}"`);
-    } else if (issue.code === z.ZodIssueCode.invalid_type && issue.received === 'undefined') {
-      problems.push(`${where(p)}: required key is missing`);
-    } else {
-      problems.push(`${where(p)}: ${issue.message}`);
+type Problem = (p: PathPart[], msg: string) => void;
+
+function parseAccounts(rawAccounts: unknown, dir: string, knownApis: ReadonlySet<string>, problem: Problem, taints: Map<string, Taint[]>): Map<string, AccountConfig> {
+  const accounts = new Map<string, AccountConfig>();
+  if (rawAccounts === undefined || rawAccounts === null) return accounts;
+  if (!Array.isArray(rawAccounts)) {
+    problem(['accounts'], 'must be a list');
+    return accounts;
+  }
+  const firstIndex = new Map<string, number>();
+  rawAccounts.forEach((acc, i) => {
+    const base: PathPart[] = ['accounts', i];
+    if (!isObject(acc)) return problem(base, 'must be a mapping');
+    const resolved = resolveSecretFiles(acc, dir, base, problem, taints);
+    const provider = resolved.provider;
+    const schema = provider === 'aliyun' ? aliyunAccountSchema : provider === 'tencentcloud' ? tencentAccountSchema : undefined;
+    if (!schema) return problem([...base, 'provider'], provider === undefined ? 'required key is missing (aliyun or tencentcloud)' : 'must be aliyun or tencentcloud');
+    const parsed = parseFields(schema.shape, resolved, base, problem) as AccountConfig | undefined;
+    for (const key of SECRET_KEYS) if (typeof resolved[key] === 'string') registerSecret(resolved[key] as string);
+    const qps = isObject(resolved.qps) ? resolved.qps : {};
+    for (const api of Object.keys(qps)) {
+      if (!knownApis.has(api)) problem([...base, 'qps', api], `unknown API "${api}" (known: ${[...knownApis].sort().join(', ')})`);
+    }
+    const name = resolved.name;
+    if (typeof name === 'string') {
+      if (firstIndex.has(name)) problem([...base, 'name'], `duplicate account name "${name}" (first at ${formatPath(['accounts', firstIndex.get(name)!])})`);
+      else firstIndex.set(name, i);
+    }
+    if (parsed && !accounts.has(parsed.name)) accounts.set(parsed.name, parsed);
+  });
+  return accounts;
+}
+
+function parseJobs(
+  rawJobs: unknown,
+  accounts: ReadonlyMap<string, AccountConfig>,
+  /** Account names in the file, valid or not: a job naming an invalid account gets that account's problems only. */
+  declared: ReadonlySet<string>,
+  opts: LoadOptions,
+  dir: string,
+  problem: Problem,
+  lineOf: (p: PathPart[]) => number | undefined,
+): { parsed: ExporterConfig['jobs']; notes: string[] } {
+  const parsed: ExporterConfig['jobs'] = [];
+  const notes: string[] = [];
+  if (rawJobs === undefined || rawJobs === null) return { parsed, notes };
+  if (!Array.isArray(rawJobs)) {
+    problem(['jobs'], 'must be a list');
+    return { parsed, notes };
+  }
+  const typeByName = new Map(opts.jobTypes.map((t) => [t.type, t]));
+  const firstIndex = new Map<string, number>();
+  /** Per parsed job: its index and the instances it reports, for the duplicate-series check. */
+  const reported: Array<{ index: number; job: CommonJobConfig; instances: readonly string[] }> = [];
+  rawJobs.forEach((job, i) => {
+    const base: PathPart[] = ['jobs', i];
+    if (!isObject(job)) return problem(base, 'must be a mapping');
+    const name = job.name;
+    if (typeof name === 'string') {
+      if (firstIndex.has(name)) problem([...base, 'name'], `duplicate job name "${name}" (first at ${where0(['jobs', firstIndex.get(name)!, 'name'], lineOf)})`);
+      else firstIndex.set(name, i);
+    }
+    const jobType = typeof job.type === 'string' ? typeByName.get(job.type) : undefined;
+    if (!jobType) {
+      problem([...base, 'type'], `${job.type === undefined ? 'required key is missing' : `unknown job type "${String(job.type)}"`} (one of: ${[...typeByName.keys()].join(', ')})`);
+      return;
+    }
+    // Checked on the raw values, so they are reported even when other keys of the job are wrong.
+    if (typeof job.account === 'string') {
+      const account = accounts.get(job.account);
+      if (!declared.has(job.account)) problem([...base, 'account'], `no account named "${job.account}" under accounts`);
+      else if (account && account.provider !== jobType.provider) problem([...base, 'account'], `account "${job.account}" is ${account.provider}, but ${jobType.type} needs a ${jobType.provider} account`);
+    }
+    if (isObject(job.labels)) {
+      for (const label of Object.keys(job.labels)) if (jobType.labelNames.includes(label)) problem([...base, 'labels', label], `static label "${label}" collides with a label of ${jobType.type}`);
+    }
+    const cfg = parseFields({ ...commonJobShape, ...jobType.schema }, job, base, problem) as (CommonJobConfig & Record<string, unknown>) | undefined;
+    if (!cfg) return;
+    const intervalMs = scheduleIntervalMs(cfg.schedule);
+    if (cfg.jitter >= intervalMs) problem([...base, 'jitter'], `must be shorter than the schedule's interval (${intervalMs / 1000}s): a run could otherwise start after the next tick`);
+    for (const [p, msg] of jobType.validate?.(cfg) ?? []) problem([...base, ...p], msg);
+    if (opts.checkFiles && jobType.inspect) {
+      const found = jobType.inspect(cfg, dir);
+      for (const [p, msg] of found.problems) problem([...base, ...p], msg);
+      notes.push(...found.notes.map((n) => `job ${cfg.name}: ${n}`));
+    }
+    reported.push({ index: i, job: cfg, instances: jobType.instanceIds(cfg) });
+    parsed.push(cfg);
+  });
+  // Two jobs of one type on one instance with the same static labels would emit the same series with different values.
+  for (let a = 0; a < reported.length; a++) {
+    for (let b = a + 1; b < reported.length; b++) {
+      const [x, y] = [reported[a], reported[b]];
+      if (x.job.type !== y.job.type || !sameLabels(x.job.labels, y.job.labels)) continue;
+      const shared = x.instances.find((id) => y.instances.includes(id));
+      if (shared === undefined) continue;
+      problem(
+        ['jobs', y.index],
+        `jobs "${x.job.name}" (${where0(['jobs', x.index], lineOf)}) and "${y.job.name}" both report ${x.job.type} for instance ${shared} with the same labels: their series would collide; give one of them a distinguishing static label (labels:) or merge them`,
+      );
     }
   }
+  return { parsed, notes };
+}
+
+/**
+ * Parses an object key by key: unknown keys, and each key's own problems, are reported independently. Returns the
+ * typed object only when every key is valid.
+ */
+function parseFields(shape: z.ZodRawShape, raw: Record<string, unknown>, base: PathPart[], problem: Problem): Record<string, unknown> | undefined {
+  let ok = true;
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(raw)) {
+    if (!(key in shape)) {
+      problem([...base, key], `unknown key "${key}"`);
+      ok = false;
+    }
+  }
+  for (const [key, schema] of Object.entries(shape)) {
+    const result = schema.safeParse(raw[key]);
+    if (result.success) {
+      if (result.data !== undefined) out[key] = result.data;
+      continue;
+    }
+    ok = false;
+    for (const issue of result.error.issues) {
+      const p = [...base, key, ...issue.path];
+      if (issue.code === z.ZodIssueCode.unrecognized_keys) for (const k of issue.keys) problem([...p, k], `unknown key "${k}"`);
+      else if (issue.code === z.ZodIssueCode.invalid_type && issue.received === 'undefined') problem(p, 'required key is missing');
+      else problem(p, issue.message);
+    }
+  }
+  return ok ? out : undefined;
 }
 
 const VAR = /\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}/g;
 
-function interpolate(value: unknown, p: PathPart[], env: Record<string, string | undefined>, problem: (p: PathPart[], msg: string) => void): unknown {
+function interpolate(value: unknown, p: PathPart[], env: Record<string, string | undefined>, taints: Map<string, Taint[]>, missingVar: (p: PathPart[], name: string) => void): unknown {
   if (typeof value === 'string') {
     return value.replace(VAR, (match, name: string | undefined, hasDefault: string | undefined, def: string | undefined) => {
       if (match === '$$') return '$';
       const v = env[name!];
-      if (v !== undefined && v !== '') return v;
+      if (v !== undefined && v !== '') {
+        addTaint(taints, p, { value: v, source: `the value of \${${name}}` });
+        return v;
+      }
       if (hasDefault !== undefined) return def ?? '';
-      problem(p, `environment variable ${name} is not set (write \${${name}:-default} for a default)`);
+      missingVar(p, name!);
       return '';
     });
   }
-  if (Array.isArray(value)) return value.map((v, i) => interpolate(v, [...p, i], env, problem));
+  if (Array.isArray(value)) return value.map((v, i) => interpolate(v, [...p, i], env, taints, missingVar));
   if (value && typeof value === 'object') {
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[k] = interpolate(v, [...p, k], env, problem);
+    for (const [k, v] of Object.entries(value)) out[k] = interpolate(v, [...p, k], env, taints, missingVar);
     return out;
   }
   return value;
 }
 
-function resolveSecretFiles(acc: unknown, dir: string, problem: (key: string, msg: string) => void): unknown {
-  if (!acc || typeof acc !== 'object' || Array.isArray(acc)) return acc;
-  const out: Record<string, unknown> = { ...(acc as Record<string, unknown>) };
+function resolveSecretFiles(acc: Record<string, unknown>, dir: string, base: PathPart[], problem: Problem, taints: Map<string, Taint[]>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...acc };
   for (const key of SECRET_KEYS) {
     const fileKey = `${key}_file`;
     if (!(fileKey in out)) continue;
     const file = out[fileKey];
     delete out[fileKey];
     if (key in out) {
-      problem(fileKey, `give either ${key} or ${fileKey}, not both`);
+      problem([...base, fileKey], `give either ${key} or ${fileKey}, not both`);
       continue;
     }
     if (typeof file !== 'string' || !file) {
-      problem(fileKey, 'must be a file path');
+      problem([...base, fileKey], 'must be a file path');
       continue;
     }
     try {
-      out[key] = fs.readFileSync(path.resolve(dir, file), 'utf8').replace(/\r?\n$/, '');
+      const secret = fs.readFileSync(path.resolve(dir, file), 'utf8').replace(/\r?\n$/, '');
+      registerSecret(secret);
+      addTaint(taints, [...base, key], { value: secret, source: `the content of ${file}` });
+      out[key] = secret;
     } catch (err) {
-      problem(fileKey, `cannot read secret file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      problem([...base, fileKey], `cannot read secret file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
   }
   return out;
+}
+
+function addTaint(taints: Map<string, Taint[]>, p: PathPart[], taint: Taint): void {
+  const key = pathKey(p);
+  const list = taints.get(key) ?? [];
+  list.push(taint);
+  taints.set(key, list);
+}
+
+/** A value from the environment or a file may be a secret in the wrong key: name its source instead of quoting it. */
+function withoutTaintedValues(msg: string, taints: Taint[] | undefined): string {
+  let out = msg;
+  for (const t of taints ?? []) {
+    for (const quoted of [JSON.stringify(t.value), `'${t.value}'`, `"${t.value}"`]) out = out.split(quoted).join(`(${t.source})`);
+    if (t.value.length >= 4) out = out.split(t.value).join(`(${t.source})`);
+  }
+  return out;
+}
+
+function pathKey(p: PathPart[]): string {
+  return JSON.stringify(p);
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function sameLabels(a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>): boolean {
+  const ka = Object.keys(a);
+  return ka.length === Object.keys(b).length && ka.every((k) => b[k] === a[k]);
+}
+
+function where0(p: PathPart[], lineOf: (p: PathPart[]) => number | undefined): string {
+  const loc = lineOf(p);
+  return loc ? `line ${loc}` : formatPath(p);
 }
 
 function formatPath(p: PathPart[]): string {
@@ -195,12 +338,11 @@ function formatPath(p: PathPart[]): string {
   return p.reduce<string>((acc, part) => (typeof part === 'number' ? `${acc}[${part}]` : acc ? `${acc}.${part}` : part), '');
 }
 
-/** Line of the node at `p` (or of the key `key` inside it) in the YAML source. */
-function locate(root: Node | null, p: PathPart[], key: string | undefined, lines: LineCounter): number | undefined {
+/** Line of the node at `p` (or of its key, for a mapping entry) in the YAML source; the nearest ancestor's if absent. */
+function locate(root: Node | null, p: PathPart[], lines: LineCounter): number | undefined {
   let node: unknown = root;
   let lastRange: [number, number, number] | undefined = (root as { range?: [number, number, number] } | null)?.range ?? undefined;
-  const steps = key === undefined ? p : [...p, key];
-  for (const step of steps) {
+  for (const step of p) {
     if (isMap(node)) {
       const pair = node.items.find((it) => (it.key as { value?: unknown })?.value === step);
       if (!pair) break;

@@ -2,6 +2,7 @@
 import cron from 'node-cron';
 import { z } from 'zod';
 import { parseDuration } from './duration';
+import { parseByteSize } from './byte-size';
 
 export const durationMs = z.union([z.string(), z.number()]).transform((v, ctx) => {
   if (typeof v === 'number') {
@@ -11,6 +12,20 @@ export const durationMs = z.union([z.string(), z.number()]).transform((v, ctx) =
   }
   try {
     return parseDuration(v);
+  } catch (err) {
+    ctx.addIssue({ code: z.ZodIssueCode.custom, message: (err as Error).message });
+    return z.NEVER;
+  }
+});
+
+/** A duration that must be more than zero (deadlines, timeouts). */
+export const positiveDurationMs = durationMs.refine((ms) => ms > 0, { message: 'must be longer than 0' });
+
+/** Largest cloud answer read: far above any real one (a 1,000-client MongoDB page is ~100 KB, a 10,000-session DAS answer ~5 MB). */
+export const DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
+const byteSize = z.union([z.string(), z.number()]).transform((v, ctx) => {
+  try {
+    return parseByteSize(v);
   } catch (err) {
     ctx.addIssue({ code: z.ZodIssueCode.custom, message: (err as Error).message });
     return z.NEVER;
@@ -28,7 +43,9 @@ export const aliyunAccountSchema = z
     access_key_secret: nonEmpty,
     security_token: nonEmpty.optional(),
     qps: qpsOverrides.optional(),
-    request_timeout: durationMs.default('5s'),
+    request_timeout: positiveDurationMs.default('5s'),
+    /** Cloud answers larger than this fail with ResponseTooLarge. */
+    max_response_size: byteSize.default(DEFAULT_MAX_RESPONSE_BYTES),
     /** Longest a call is assumed to take to reach the cloud; default 500 ms / QPS, 20–100 ms (README, design notes). */
     rate_limit_margin: durationMs.optional(),
   })
@@ -42,7 +59,9 @@ export const tencentAccountSchema = z
     secret_key: nonEmpty,
     token: nonEmpty.optional(),
     qps: qpsOverrides.optional(),
-    request_timeout: durationMs.default('10s'),
+    request_timeout: positiveDurationMs.default('10s'),
+    /** Cloud answers larger than this fail with ResponseTooLarge. */
+    max_response_size: byteSize.default(DEFAULT_MAX_RESPONSE_BYTES),
     /** Longest a call is assumed to take to reach the cloud; default 500 ms / QPS, 20–100 ms (README, design notes). */
     rate_limit_margin: durationMs.optional(),
   })
@@ -50,8 +69,6 @@ export const tencentAccountSchema = z
 
 export const accountSchema = z.discriminatedUnion('provider', [aliyunAccountSchema, tencentAccountSchema]);
 export type AccountConfig = z.infer<typeof accountSchema>;
-export type AliyunAccountConfig = z.infer<typeof aliyunAccountSchema>;
-export type TencentAccountConfig = z.infer<typeof tencentAccountSchema>;
 
 /** Keys holding credentials: each may instead be given as `<key>_file`, and all are registered for redaction. */
 export const SECRET_KEYS = ['access_key_id', 'access_key_secret', 'security_token', 'secret_id', 'secret_key', 'token'] as const;
@@ -64,7 +81,31 @@ export const staticLabels = z.record(
   z.union([z.string(), z.number(), z.boolean()]).transform(String),
 );
 
-export const cronSchedule = z.string().refine((s) => cron.validate(s), { message: 'not a valid cron expression (node-cron syntax; a leading seconds field is allowed)' });
+/** Largest value of each cron field, seconds first (node-cron accepts a step beyond it, which fires only at the start). */
+const CRON_FIELD_MAX = [59, 59, 23, 31, 12, 7];
+const CRON_FIELD_NAMES = ['seconds', 'minutes', 'hours', 'day of month', 'month', 'day of week'];
+
+/** A step larger than its field's range ("*\/61") is almost certainly a typo for a shorter interval. */
+function cronStepProblem(expression: string): string | undefined {
+  const fields = expression.trim().split(/\s+/);
+  const offset = fields.length === 5 ? 1 : 0;
+  for (let i = 0; i < fields.length; i++) {
+    for (const part of fields[i].split(',')) {
+      const step = /\/(\d+)$/.exec(part);
+      const max = CRON_FIELD_MAX[i + offset];
+      if (step && max !== undefined && Number(step[1]) > max) return `the step /${step[1]} of the ${CRON_FIELD_NAMES[i + offset]} field is larger than the field's range (0-${max})`;
+    }
+  }
+  return undefined;
+}
+
+export const cronSchedule = z.string().superRefine((s, ctx) => {
+  if (!cron.validate(s)) ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'not a valid cron expression (node-cron syntax; a leading seconds field is allowed)' });
+  else {
+    const problem = cronStepProblem(s);
+    if (problem) ctx.addIssue({ code: z.ZodIssueCode.custom, message: problem });
+  }
+});
 
 /** Keys every job has, whatever its type. */
 export const commonJobShape = {
@@ -73,11 +114,11 @@ export const commonJobShape = {
   schedule: cronSchedule,
   labels: staticLabels.default({}),
   /** Drop the last good values once they are this old (default: two schedule intervals). */
-  stale_after: durationMs.optional(),
-  /** Random delay before each scheduled run, spreading jobs that share a schedule. */
+  stale_after: positiveDurationMs.optional(),
+  /** Random delay before each scheduled run, spreading jobs that share a schedule; shorter than the interval. */
   jitter: durationMs.default(0),
-  /** A run's deadline (default: the schedule interval, so a run never overlaps the next). */
-  timeout: durationMs.optional(),
+  /** A run's deadline (default: defaultRunDeadlineMs, which leaves room for the next tick). */
+  timeout: positiveDurationMs.optional(),
 };
 
 export interface CommonJobConfig {

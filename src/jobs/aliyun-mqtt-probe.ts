@@ -8,7 +8,7 @@ import type { ApiCaller } from '../cloud/api-client';
 import type { CommonJobConfig } from '../config/schema';
 import { FamilyBuilder, HistogramState, joinLabels, renderLabels, type MetricFamily } from '../metrics/family';
 import { registerSecret } from '../redact';
-import { scheduleIntervalMs } from '../schedule';
+import { runDeadlineMs } from '../schedule';
 import { MQTT_API_VERSION, defaultMqttEndpoint } from './aliyun-mqtt-sessions';
 import { ProbeSubscriber, signaturePassword, signatureUsername } from './mqtt-probe-subscriber';
 import { endpointUrl, regionId } from './shared/endpoint';
@@ -69,6 +69,7 @@ export const aliyunMqttProbe: JobType<MqttProbeConfig> = {
   schema: shape,
   apiQps: { [SEND_API]: 1000 },
   labelNames: ['region', 'instance_id', 'topic', 'code', 'le'],
+  instanceIds: (cfg) => [cfg.instance_id],
   validate(cfg) {
     const problems: Array<[Array<string | number>, string]> = [];
     const used = new Set<string>();
@@ -130,7 +131,7 @@ class MqttProbeJob implements Job {
   ) {
     this.instanceIds = [cfg.instance_id];
     this.caller = ctx.accounts.caller(cfg.account, cfg.endpoint ?? defaultMqttEndpoint(cfg.region), MQTT_API_VERSION);
-    this.timeoutMs = cfg.timeout ?? Math.min(DEFAULT_PROBE_TIMEOUT_MS, scheduleIntervalMs(cfg.schedule));
+    this.timeoutMs = cfg.timeout ?? Math.min(DEFAULT_PROBE_TIMEOUT_MS, runDeadlineMs(cfg));
     this.probeIdRe = new RegExp(`cse-${this.token}-(\\d+)`);
     this.labels = renderLabels({ region: cfg.region, instance_id: cfg.instance_id, topic: cfg.topic });
     this.staticLabels = renderLabels(ctx.labels);
@@ -209,6 +210,7 @@ class MqttProbeJob implements Job {
       await this.caller.call(SEND_API, { InstanceId: this.cfg.instance_id, MqttTopic: this.cfg.topic, Payload: payload }, {
         deadline: run.deadline,
         signal: run.signal,
+        target: this.cfg.instance_id,
         parse: parseSendMessageResponse,
         // One message per run: a retry would bill a second message and hide the failure the canary exists to see.
         retry: { maxAttempts: 1 },

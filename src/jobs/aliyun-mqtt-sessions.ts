@@ -9,9 +9,8 @@ import { BinaryGaugeLines } from '../metrics/binary-gauge-lines';
 import { FamilyBuilder, renderLabels, joinLabels, type MetricFamily } from '../metrics/family';
 import { endpointUrl, regionId } from './shared/endpoint';
 import { runPool } from './shared/pool';
-import { InventoryLoader, type Inventory } from './mqtt-inventory';
+import { InventoryLoader, readInventorySync, type Inventory } from './mqtt-inventory';
 import type { ApiUsage, Job, JobContext, JobRunResult, JobType, RunContext } from './types';
-import fs from 'node:fs';
 
 export const MQTT_API_VERSION = '2020-04-20';
 export const BATCH_API = 'BatchQuerySessionByClientIds';
@@ -44,8 +43,23 @@ export const aliyunMqttSessions: JobType<MqttSessionsConfig> = {
   schema: shape,
   apiQps: { [BATCH_API]: 100, [SINGLE_API]: 500 },
   labelNames: ['region', 'instance_id', 'group_id', 'client_id', 'state', 'to'],
+  instanceIds: (cfg) => [cfg.instance_id],
   validate(cfg) {
     return cfg.client_ids.length === 0 && !cfg.client_ids_file ? [[[], 'give client_ids or client_ids_file (or both)']] : [];
+  },
+  inspect(cfg, configDir) {
+    const file = inventoryFile(cfg, configDir);
+    try {
+      const { inventory, rejected } = readInventorySync(cfg.client_ids, file);
+      const notes =
+        inventory.invalid > 0
+          ? [`${inventory.invalid} invalid client ID(s) will be skipped, e.g. ${rejected.map((r) => `${r.where} ${JSON.stringify(r.id)} (${r.reason})`).join('; ')}`]
+          : [];
+      const problems: Array<[Array<string | number>, string]> = inventory.size === 0 ? [[[file ? 'client_ids_file' : 'client_ids'], 'holds no valid client ID: the job would poll nothing']] : [];
+      return { problems, notes: [`${inventory.size} device(s) in ${inventory.groupNames.length} group(s)`, ...notes] };
+    } catch (err) {
+      return { problems: [[['client_ids_file'], `cannot read ${cfg.client_ids_file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`]], notes: [] };
+    }
   },
   plan(cfg, configDir): ApiUsage[] {
     const devices = countInventory(cfg, configDir);
@@ -58,19 +72,17 @@ export const aliyunMqttSessions: JobType<MqttSessionsConfig> = {
   },
 };
 
+function inventoryFile(cfg: MqttSessionsConfig, configDir: string): string | undefined {
+  return cfg.client_ids_file ? path.resolve(configDir, cfg.client_ids_file) : undefined;
+}
+
+/** Devices the run will poll, by the run's own parser; 0 when the file cannot be read (inspect() reports that). */
 function countInventory(cfg: MqttSessionsConfig, configDir: string): number {
-  const ids = new Set(cfg.client_ids.map((s) => s.trim()).filter(Boolean));
-  if (cfg.client_ids_file) {
-    try {
-      for (const line of fs.readFileSync(path.resolve(configDir, cfg.client_ids_file), 'utf8').split('\n')) {
-        const id = line.replace(/#.*/, '').trim();
-        if (id) ids.add(id);
-      }
-    } catch {
-      // --config.check reports the file separately; the plan just counts what it can read.
-    }
+  try {
+    return readInventorySync(cfg.client_ids, inventoryFile(cfg, configDir)).inventory.size;
+  } catch {
+    return 0;
   }
-  return ids.size;
 }
 
 const STATUS_OFFLINE = 0;
@@ -94,8 +106,7 @@ class MqttSessionsJob implements Job {
   ) {
     this.instanceIds = [cfg.instance_id];
     this.caller = ctx.accounts.caller(cfg.account, cfg.endpoint ?? defaultMqttEndpoint(cfg.region), MQTT_API_VERSION);
-    const file = cfg.client_ids_file ? path.resolve(ctx.configDir, cfg.client_ids_file) : undefined;
-    this.inventory = new InventoryLoader(cfg.client_ids, file, ctx.logger);
+    this.inventory = new InventoryLoader(cfg.client_ids, inventoryFile(cfg, ctx.configDir), ctx.logger);
     this.baseLabels = renderLabels({ region: cfg.region, instance_id: cfg.instance_id });
     this.staticLabels = renderLabels(ctx.labels);
     this.useBatch = cfg.use_batch_api;
@@ -107,8 +118,8 @@ class MqttSessionsJob implements Job {
       inv = await this.inventory.load();
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
-      const error = new Error(`cannot read client_ids_file ${this.cfg.client_ids_file}: ${e.code ?? e.message}`);
-      return { targets: [{ instanceId: this.cfg.instance_id, ok: false, families: [], error }] };
+      const reason = `cannot read client_ids_file ${this.cfg.client_ids_file}: ${e.code ?? e.message}`;
+      return { targets: [{ instanceId: this.cfg.instance_id, ok: false, families: [], error: new Error(reason) }], blocked: reason };
     }
     try {
       const status = await this.poll(inv, run);
@@ -148,6 +159,7 @@ class MqttSessionsJob implements Job {
     const online = await this.caller.call(BATCH_API, { InstanceId: this.cfg.instance_id, ClientIdList: chunk }, {
       deadline: run.deadline,
       signal: run.signal,
+      target: this.cfg.instance_id,
       parse: (body) => parseBatchResponse(body, chunk),
     });
     for (let i = 0; i < chunk.length; i++) status[from + i] = online[i] ? STATUS_ONLINE : STATUS_OFFLINE;
@@ -157,6 +169,7 @@ class MqttSessionsJob implements Job {
     const online = await this.caller.call(SINGLE_API, { InstanceId: this.cfg.instance_id, ClientId: id }, {
       deadline: run.deadline,
       signal: run.signal,
+      target: this.cfg.instance_id,
       parse: parseSingleResponse,
     });
     status[index] = online ? STATUS_ONLINE : STATUS_OFFLINE;

@@ -7,7 +7,7 @@ import type { CommonJobConfig } from '../config/schema';
 import { durationMs } from '../config/schema';
 import { FamilyBuilder, formatValue, joinLabels, renderLabels, type MetricFamily } from '../metrics/family';
 import { parseGetRedisAllSession, REDIS_SESSIONS_API, type RedisSessionsData } from './das-redis-parse';
-import { endpointUrl } from './shared/endpoint';
+import { endpointUrl, instanceIdList } from './shared/endpoint';
 import { addTo, foldTopN, OTHER } from './shared/top-n';
 import type { ApiUsage, Job, JobContext, JobRunResult, JobType, RunContext, TargetResult } from './types';
 
@@ -30,10 +30,7 @@ const idleThreshold = durationMs.transform((ms) => ms / 1000);
 
 const shape = {
   account: z.string(),
-  instance_ids: z
-    .array(z.string().min(1, 'must not be empty'))
-    .min(1, 'list at least one instance ID')
-    .refine((ids) => new Set(ids).size === ids.length, { message: 'instance IDs must not repeat' }),
+  instance_ids: instanceIdList,
   endpoint: endpointUrl.optional(),
   /** Source IPs with their own series; the rest are summed into client_ip="other". */
   max_client_ips: z.number().int().min(1).max(100_000).default(200),
@@ -51,6 +48,7 @@ export const aliyunRedisSessions: JobType<RedisSessionsConfig> = {
   schema: shape,
   apiQps: { [REDIS_SESSIONS_API]: DEFAULT_REDIS_SESSIONS_QPS },
   labelNames: ['instance_id', 'node_id', 'client_ip', 'command', 'idle_seconds_min'],
+  instanceIds: (cfg) => cfg.instance_ids,
   plan(cfg): ApiUsage[] {
     const n = cfg.instance_ids.length;
     return [{ account: cfg.account, api: REDIS_SESSIONS_API, callsPerRun: n, basis: `${n} instance${n === 1 ? '' : 's'}, one call each` }];
@@ -211,7 +209,7 @@ class RedisSessionsJob implements Job {
 
   private async poll(instanceId: string, run: RunContext): Promise<TargetResult> {
     try {
-      const data = await this.caller.call(REDIS_SESSIONS_API, { InstanceId: instanceId }, { deadline: run.deadline, signal: run.signal, parse: parseGetRedisAllSession });
+      const data = await this.caller.call(REDIS_SESSIONS_API, { InstanceId: instanceId }, { deadline: run.deadline, signal: run.signal, target: instanceId, parse: parseGetRedisAllSession });
       const agg = aggregateRedisSessions(data, {
         maxClientIps: this.cfg.max_client_ips,
         maxCommands: this.cfg.max_commands,

@@ -1,6 +1,6 @@
 // The device inventory of an MQTT job: client IDs from the config and a file checked every run (read again when it
-// changed), validated and de-duplicated. Bad lines are skipped and reported once, never fatal.
-import { promises as fsp } from 'node:fs';
+// changed), validated and de-duplicated. Bad lines are skipped and reported (the first few), never fatal.
+import fs, { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../log';
 import { checkClientId } from './mqtt-client-id';
@@ -60,8 +60,78 @@ export class Inventory {
   }
 }
 
+/** How many rejected entries a parse lists one by one; the rest are only counted (a 1M-line file may have 200,000). */
+export const REJECTED_SHOWN = 5;
+
+export interface Rejected {
+  /** `client_ids[3]` or `devices.txt:17`. */
+  where: string;
+  id: string;
+  reason: string;
+}
+
+export interface ParsedInventory {
+  inventory: Inventory;
+  /** The first REJECTED_SHOWN rejected entries; inventory.invalid counts them all. */
+  rejected: Rejected[];
+}
+
+/**
+ * The one inventory parser, for the running job and for --config.check alike: the config's IDs, then the file's
+ * lines ('#' starts a comment, blank lines are skipped), validated by the client-ID rules and de-duplicated.
+ */
+export function parseInventory(configIds: readonly string[], file?: { name: string; text: string }): ParsedInventory {
+  const fileText = file?.text ?? '';
+  // Peak memory matters at a million lines: no split() array, one group index per ID instead of a group string.
+  let lines = 1;
+  for (let at = fileText.indexOf('\n'); at >= 0; at = fileText.indexOf('\n', at + 1)) lines++;
+  const groupOf = new Uint32Array(configIds.length + (file ? lines : 0));
+  const groupIndex = new Map<string, number>();
+  const ids: string[] = [];
+  const seen = new Set<string>();
+  const rejected: Rejected[] = [];
+  let invalid = 0;
+  const consider = (raw: string, where: () => string) => {
+    const id = raw.trim();
+    if (!id) return;
+    const check = checkClientId(id);
+    if (!check.ok) {
+      invalid++;
+      if (rejected.length < REJECTED_SHOWN) rejected.push({ where: where(), id: truncate(id), reason: check.reason });
+      return;
+    }
+    if (seen.has(id)) return;
+    seen.add(id);
+    let g = groupIndex.get(check.groupId);
+    if (g === undefined) groupIndex.set(check.groupId, (g = groupIndex.size));
+    groupOf[ids.length] = g;
+    ids.push(id);
+  };
+  configIds.forEach((id, i) => consider(id, () => `client_ids[${i}]`));
+  if (file) {
+    let lineNo = 0;
+    let hash = -1;
+    for (let start = 0; start <= fileText.length; ) {
+      let end = fileText.indexOf('\n', start);
+      if (end < 0) end = fileText.length;
+      lineNo++;
+      // The next '#' at or after this line's start, searched again only once passed (no quadratic scans).
+      if (hash !== Infinity && hash < start) hash = fileText.indexOf('#', start);
+      if (hash < 0) hash = Infinity;
+      const line = lineNo;
+      consider(fileText.slice(start, hash < end ? hash : end), () => `${file.name}:${line}`);
+      start = end + 1;
+    }
+  }
+  return { inventory: new Inventory(ids, [...groupIndex.keys()], groupOf, invalid), rejected };
+}
+
+/** The inventory as --config.check sees it: the same parser, the file read synchronously. Throws when unreadable. */
+export function readInventorySync(configIds: readonly string[], file: string | undefined): ParsedInventory {
+  return parseInventory(configIds, file === undefined ? undefined : { name: path.basename(file), text: fs.readFileSync(file, 'utf8') });
+}
+
 export class InventoryLoader {
-  private readonly reported = new Set<string>();
   private cached: { signature: string; inventory: Inventory; stat?: { ino: number; size: number; mtimeMs: number; settled: boolean } } | undefined;
 
   constructor(
@@ -90,59 +160,12 @@ export class InventoryLoader {
       this.cached.stat = fileStat;
       return this.cached.inventory;
     }
-    const inventory = this.parse(fileText);
+    const { inventory, rejected } = parseInventory(this.configIds, this.file ? { name: path.basename(this.file), text: fileText } : undefined);
+    // Logged when the inventory changed (it is parsed only then): the first few with their lines, then a summary.
+    for (const r of rejected) this.logger.warn({ where: r.where, client_id: r.id, reason: r.reason }, 'skipping invalid client ID in the inventory');
+    if (inventory.invalid > 0) this.logger.warn({ invalid: inventory.invalid, valid: inventory.size, shown: rejected.length }, 'the inventory has invalid client IDs; they are skipped');
     this.cached = { signature, inventory, stat: fileStat };
     return inventory;
-  }
-
-  private parse(fileText: string): Inventory {
-    // Peak memory matters at a million lines: no split() array, one group index per ID instead of a group string.
-    let lines = 1;
-    for (let at = fileText.indexOf('\n'); at >= 0; at = fileText.indexOf('\n', at + 1)) lines++;
-    const groupOf = new Uint32Array(this.configIds.length + (this.file ? lines : 0));
-    const groupIndex = new Map<string, number>();
-    const ids: string[] = [];
-    const seen = new Set<string>();
-    let invalid = 0;
-    const consider = (raw: string, where: () => string) => {
-      const id = raw.trim();
-      if (!id) return;
-      const check = checkClientId(id);
-      if (!check.ok) {
-        invalid++;
-        const place = where();
-        const key = `${place}\u0000${id}`;
-        if (!this.reported.has(key)) {
-          this.reported.add(key);
-          this.logger.warn({ where: place, client_id: truncate(id), reason: check.reason }, 'skipping invalid client ID in the inventory');
-        }
-        return;
-      }
-      if (seen.has(id)) return;
-      seen.add(id);
-      let g = groupIndex.get(check.groupId);
-      if (g === undefined) groupIndex.set(check.groupId, (g = groupIndex.size));
-      groupOf[ids.length] = g;
-      ids.push(id);
-    };
-    this.configIds.forEach((id, i) => consider(id, () => `client_ids[${i}]`));
-    if (this.file) {
-      const name = path.basename(this.file);
-      let lineNo = 0;
-      let hash = -1;
-      for (let start = 0; start <= fileText.length; ) {
-        let end = fileText.indexOf('\n', start);
-        if (end < 0) end = fileText.length;
-        lineNo++;
-        // The next '#' at or after this line's start, searched again only once passed (no quadratic scans).
-        if (hash !== Infinity && hash < start) hash = fileText.indexOf('#', start);
-        if (hash < 0) hash = Infinity;
-        const line = lineNo;
-        consider(fileText.slice(start, hash < end ? hash : end), () => `${name}:${line}`);
-        start = end + 1;
-      }
-    }
-    return new Inventory(ids, [...groupIndex.keys()], groupOf, invalid);
   }
 }
 

@@ -35,6 +35,7 @@ export interface ProbeSubscriberOptions {
 }
 
 const DEFAULT_BACKOFF = { minMs: 1_000, maxMs: 60_000 };
+const CLOSE_WAIT_MS = 100;
 
 export class ProbeSubscriber {
   private client: MqttClient | undefined;
@@ -112,7 +113,20 @@ export class ProbeSubscriber {
     this.client = undefined;
     this.setReady(false, 'SubscriberDisconnected');
     for (const w of this.attemptWaiters.splice(0)) w(false);
-    if (client) await new Promise<void>((resolve) => client.end(true, {}, () => resolve()));
+    if (client) {
+      // end(true) closes at once on a live stream; a stalled one (a black-holed broker) is destroyed after a moment,
+      // so shutting down never waits on the network.
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          client.stream?.destroy();
+          resolve();
+        }, CLOSE_WAIT_MS);
+        client.end(true, {}, () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
   }
 
   private connect(): void {

@@ -26,7 +26,7 @@ import type { ApiCaller } from '../cloud/api-client';
 import { REGION_PARAM } from '../cloud/tencent';
 import type { CommonJobConfig } from '../config/schema';
 import { FamilyBuilder, renderLabels, joinLabels, type MetricFamily } from '../metrics/family';
-import { endpointUrl, regionId } from './shared/endpoint';
+import { endpointUrl, instanceIdList, regionId } from './shared/endpoint';
 import { foldTopN, OTHER } from './shared/top-n';
 import type { ApiUsage, Job, JobContext, JobRunResult, JobType, RunContext, TargetResult } from './types';
 
@@ -47,7 +47,7 @@ const shape = {
   account: z.string(),
   region: regionId,
   endpoint: endpointUrl.optional(),
-  instance_ids: z.array(z.string().min(1, 'must not be empty')).min(1, 'give at least one instance ID'),
+  instance_ids: instanceIdList,
   /** Per-instance cap on client_ip series; the rest is folded into client_ip="other". */
   max_client_ips: z.number().int().min(0).max(100_000).default(300),
   page_size: z.number().int().min(1).max(MAX_PAGE_SIZE).default(MAX_PAGE_SIZE),
@@ -61,13 +61,9 @@ export const tencentcloudMongodbConnections: JobType<MongoConnectionsConfig> = {
   schema: shape,
   apiQps: { [CONNECTIONS_API]: 5 },
   labelNames: ['region', 'instance_id', 'client_ip', 'internal_service'],
+  instanceIds: (cfg) => cfg.instance_ids,
   validate(cfg) {
     const problems: Array<[Array<string | number>, string]> = [];
-    const seen = new Set<string>();
-    cfg.instance_ids.forEach((id, i) => {
-      if (seen.has(id)) problems.push([['instance_ids', i], `duplicate instance ID "${id}"`]);
-      seen.add(id);
-    });
     if (cfg.endpoint) {
       try {
         const u = new URL(cfg.endpoint);
@@ -224,6 +220,7 @@ class MongoConnectionsJob implements Job {
       const page = await this.caller.call(CONNECTIONS_API, { [REGION_PARAM]: this.cfg.region, InstanceId: instanceId, Limit: limit, Offset: offset }, {
         deadline: run.deadline,
         signal: run.signal,
+        target: instanceId,
         parse: parseClientConnections,
       });
       pages++;

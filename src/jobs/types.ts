@@ -17,6 +17,8 @@ export interface JobRunResult {
   targets: TargetResult[];
   /** Inventory figures for jobs that have one (cloud_session_exporter_inventory_*). */
   inventory?: { valid: number; invalid: number };
+  /** Set when the job could not poll at all (its input is missing): the exporter is not ready while it is. */
+  blocked?: string;
 }
 
 export interface RunContext {
@@ -65,7 +67,14 @@ export interface JobType<C extends CommonJobConfig = CommonJobConfig> {
   apiQps: Record<string, number>;
   /** Label names this type emits: static labels may not reuse them. */
   labelNames: readonly string[];
+  /** The cloud instances a job of this config reports on (two jobs of one type must not share one unlabelled). */
+  instanceIds(config: C): readonly string[];
   plan(config: C, configDir: string): ApiUsage[];
+  /**
+   * --config.check only: reads what the job will read at run time (files) and says what is wrong with it, as
+   * problems (paths relative to the job) and notes, without calling the cloud.
+   */
+  inspect?(config: C, configDir: string): { problems: Array<[Array<string | number>, string]>; notes: string[] };
   create(config: C, ctx: JobContext): Job;
 }
 

@@ -11,24 +11,42 @@ export interface Sink {
   destroyed?: boolean;
 }
 
-/** Yields the exposition text in pieces; `selfText` is prom-client's registry.metrics() output (ends with "\n"). */
-export function* expositionChunks(selfText: string, store: SnapshotStore): Generator<string | Buffer> {
-  let first = selfText.length === 0;
-  if (!first) yield selfText;
-  for (const group of store.grouped()) {
-    // prom-client separates families with a blank line and ends the text with one "\n".
-    yield first ? familyHeader(group.name, group.help, group.type) : `\n${familyHeader(group.name, group.help, group.type)}`;
-    first = false;
-    for (const fam of group.members) {
-      const release = fam.retain?.();
-      try {
-        for (const chunk of fam.chunks) yield chunk;
-      } finally {
-        // Also when the consumer stops early (client gone): for-of calls return(), which runs this.
-        release?.();
+/** One scrape's text: iterate it once; `release()` (also called when an iteration ends) lets polls patch again. */
+export interface Exposition extends Iterable<string | Uint8Array> {
+  release(): void;
+}
+
+/**
+ * The exposition of this moment; `selfText` is prom-client's registry.metrics() output (ends with "\n"). Every
+ * family is retained now, synchronously, not when the iteration reaches it: a poll that completes while the scrape
+ * streams then patches a copy (see BinaryGaugeLines), so the scrape shows one poll's data, whole.
+ */
+export function snapshotExposition(selfText: string, store: SnapshotStore): Exposition {
+  const groups = store.grouped();
+  const releases: Array<() => void> = [];
+  for (const group of groups) for (const fam of group.members) if (fam.retain) releases.push(fam.retain());
+  let released = false;
+  const release = () => {
+    if (released) return;
+    released = true;
+    for (const r of releases) r();
+  };
+  function* chunks(): Generator<string | Buffer> {
+    try {
+      let first = selfText.length === 0;
+      if (!first) yield selfText;
+      for (const group of groups) {
+        // prom-client separates families with a blank line and ends the text with one "\n".
+        yield first ? familyHeader(group.name, group.help, group.type) : `\n${familyHeader(group.name, group.help, group.type)}`;
+        first = false;
+        for (const fam of group.members) yield* fam.chunks;
       }
+    } finally {
+      // Also when the consumer stops early (client gone): for-of calls return(), which runs this.
+      release();
     }
   }
+  return { [Symbol.iterator]: chunks, release };
 }
 
 /**

@@ -15,6 +15,7 @@ export interface SelfMetrics {
   jobStale: Gauge<'job_name'>;
   instanceSuccess: Gauge<'job_name' | 'instance_id'>;
   instanceLastSuccess: Gauge<'job_name' | 'instance_id'>;
+  instanceStale: Gauge<'job_name' | 'instance_id'>;
   inventoryInvalid: Gauge<'job_name'>;
   inventoryEntries: Gauge<'job_name'>;
 }
@@ -49,9 +50,10 @@ export function createSelfMetrics(build: { version: string; revision: string }, 
     jobLastSuccess: g('cloud_session_exporter_job_last_success_timestamp_seconds', 'End of the last fully successful run of the job (0 if none yet).', ['job_name']),
     jobInterval: g('cloud_session_exporter_job_interval_seconds', 'Shortest interval between two runs of the job on its schedule.', ['job_name']),
     jobRuns: new Counter({ name: 'cloud_session_exporter_job_runs_total', help: 'Runs of the job by result; skipped_overlap counts runs skipped because the previous one was still going.', labelNames: ['job_name', 'result'], registers }),
-    jobStale: g('cloud_session_exporter_job_stale', 'Whether last good data of the job were dropped for being older than stale_after (1) or not (0).', ['job_name']),
+    jobStale: g('cloud_session_exporter_job_stale', 'Whether some of the job\'s data are missing because they went stale: dropped for being older than stale_after and not yet replaced by a successful poll (1) or not (0).', ['job_name']),
     instanceSuccess: g('cloud_session_exporter_instance_success', 'Whether the last poll of this cloud instance succeeded (1) or not (0).', ['job_name', 'instance_id']),
     instanceLastSuccess: g('cloud_session_exporter_instance_last_success_timestamp_seconds', 'Time of the last successful poll of this cloud instance (0 if none yet).', ['job_name', 'instance_id']),
+    instanceStale: g('cloud_session_exporter_instance_stale', 'Whether this cloud instance\'s data are missing because they went stale: dropped for being older than stale_after and not yet replaced by a successful poll (1) or not (0).', ['job_name', 'instance_id']),
     inventoryInvalid: g('cloud_session_exporter_inventory_invalid_entries', 'Inventory entries rejected in the last run (each is logged once).', ['job_name']),
     inventoryEntries: g('cloud_session_exporter_inventory_entries', 'Valid, de-duplicated inventory entries in the last run.', ['job_name']),
   };

@@ -23,7 +23,7 @@ function yaml(url: string, jobs = 1, extra = ''): string {
     region: cn-hangzhou
     endpoint: ${url}
     instance_id: ${INSTANCE}
-    client_ids: ${JSON.stringify(IDS)}${extra}`).join('');
+    client_ids: ${JSON.stringify(IDS)}${i ? `\n    labels: {copy: "${i}"}` : ''}${extra}`).join('');
   return `accounts:\n  - {name: aliyun-test, provider: aliyun, access_key_id: "\${AK}", access_key_secret: "\${SK}"}\njobs:${jobText}\n`;
 }
 
@@ -78,7 +78,9 @@ describe('exporter lifecycle', () => {
     m = parseExposition(await t.scrape());
     expect(valueOf(m, 'cloud_session_exporter_config_last_reload_successful')).toBe(0);
     expect(valueOf(m, 'cloud_session_exporter_job_success', { job_name: 'fleet1' })).toBe(1);
-    expect(seriesOf(m, 'aliyun_mqtt_client_online')).toHaveLength(8);
+    // Both jobs poll the same devices; the static label keeps their series apart.
+    expect(seriesOf(m, 'aliyun_mqtt_client_online')).toHaveLength(16);
+    expect(seriesOf(m, 'aliyun_mqtt_client_online', { copy: '1' })).toHaveLength(8);
     fs.writeFileSync(t.configFile, yaml(emu.url));
     expect((await t.app.reload()).ok).toBe(true);
     m = parseExposition(await t.scrape());

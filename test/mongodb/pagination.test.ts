@@ -7,7 +7,7 @@ import { parseConfig } from '../../src/config/load';
 import { JOB_TYPES } from '../../src/jobs';
 import { walkPages, type ClientRecord, type Page } from '../../src/jobs/tencentcloud-mongodb-connections';
 import { createLogger } from '../../src/log';
-import { expositionChunks } from '../../src/metrics/exposition';
+import { snapshotExposition } from '../../src/metrics/exposition';
 import { Metrics, SCENARIO_CREDENTIALS, exporterConfigYaml, parseExposition, startHarness, type Harness } from './harness';
 
 const rec = (i: number, count = 1 + (i % 7)): ClientRecord => ({ ip: `10.0.${i >> 8}.${i & 255}`, count, internal: i % 3 === 0 });
@@ -144,7 +144,7 @@ async function runWithTransport(transport: CloudTransport, maxClientIps = 100_00
   const app = createApp(config, { logger: createLogger({ format: 'json', write: (l) => logs.push(l) }), processMetrics: false, transports: { tencentcloud: () => transport } });
   try {
     await app.runAllNow();
-    return { m: new Metrics(parseExposition([...expositionChunks(await app.metrics.registry.metrics(), app.store)].join(''))), logs };
+    return { m: new Metrics(parseExposition([...snapshotExposition(await app.metrics.registry.metrics(), app.store)].join(''))), logs };
   } finally {
     await app.stop(0);
   }

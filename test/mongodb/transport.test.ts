@@ -50,7 +50,7 @@ afterEach(() => {
 });
 
 const SECRET = 'transportSecretKey-0123456789';
-const newTransport = (endpoint = url) => new TencentTransport({ secretId: 'AKIDtransport', secretKey: SECRET, token: 'transport-token-abc' }, endpoint, '2019-07-25', { maxTimeoutMs: 5000 });
+const newTransport = (endpoint = url) => new TencentTransport({ secretId: 'AKIDtransport', secretKey: SECRET, token: 'transport-token-abc' }, endpoint, '2019-07-25', { maxTimeoutMs: 5000, maxResponseBytes: 1 << 20 });
 
 async function failure(t: TencentTransport, timeoutMs = 2000): Promise<CloudError> {
   try {

@@ -4,7 +4,7 @@ import type { TransportFactory } from '../../src/cloud/accounts';
 import { parseConfig } from '../../src/config/load';
 import { JOB_TYPES } from '../../src/jobs';
 import { createLogger } from '../../src/log';
-import { expositionChunks } from '../../src/metrics/exposition';
+import { snapshotExposition } from '../../src/metrics/exposition';
 
 export interface Sample {
   name: string;
@@ -21,7 +21,7 @@ export function makeApp(yamlText: string, opts: { env?: Record<string, string>; 
 }
 
 export async function scrape(app: App): Promise<string> {
-  return [...expositionChunks(await app.metrics.registry.metrics(), app.store)].join('');
+  return [...snapshotExposition(await app.metrics.registry.metrics(), app.store)].join('');
 }
 
 const LINE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/;

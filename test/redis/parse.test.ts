@@ -316,7 +316,7 @@ ${extra}`;
       }
     };
     expect(problems('    instance_ids: []\n').join('\n')).toMatch(/instance_ids.*at least one/);
-    expect(problems('    instance_ids: [r-1, r-1]\n').join('\n')).toMatch(/must not repeat/);
+    expect(problems('    instance_ids: [r-1, r-1]\n').join('\n')).toMatch(/instance_ids\[1\] \(line \d+\): duplicate instance ID "r-1"/);
     expect(problems('    instance_ids: [r-1]\n    idle_thresholds: [soon]\n').join('\n')).toMatch(/idle_thresholds\[0\].*invalid duration/);
     expect(problems('    instance_ids: [r-1]\n    max_client_ips: 0\n').join('\n')).toMatch(/max_client_ips/);
     expect(problems('    instance_ids: [r-1]\n    labels: {client_ip: x}\n').join('\n')).toMatch(/collides/);

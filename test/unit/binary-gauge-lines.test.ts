@@ -2,7 +2,7 @@ import { Gauge, Registry } from 'prom-client';
 import { describe, expect, test } from 'vitest';
 import { BinaryGaugeLines } from '../../src/metrics/binary-gauge-lines';
 import { renderLabels } from '../../src/metrics/family';
-import { expositionChunks } from '../../src/metrics/exposition';
+import { snapshotExposition } from '../../src/metrics/exposition';
 import { SnapshotStore } from '../../src/metrics/snapshot-store';
 
 const AWKWARD = ['plain', 'quo"te', 'back\\slash', 'new\nline', 'ünïcødé 设备', 'tab\tand "both" \\ \n', '', '{}=,'];
@@ -19,7 +19,7 @@ async function oursText(lines: BinaryGaugeLines, key: string, ids: string[], val
   const fam = await lines.render(key, ids.length, (i) => renderLabels({ region: 'cn-hangzhou', client_id: ids[i] }), values);
   const store = new SnapshotStore();
   store.put('job', 'i', [fam], 0);
-  return [...expositionChunks('', store)].join('');
+  return [...snapshotExposition('', store)].join('');
 }
 
 describe('BinaryGaugeLines', () => {
@@ -60,7 +60,7 @@ describe('BinaryGaugeLines', () => {
     const fam = await lines.render('k', 3, labels, Uint8Array.of(1, 1, 1));
     const store = new SnapshotStore();
     store.put('job', 'i', [fam], 0);
-    for (const chunk of expositionChunks('', store)) {
+    for (const chunk of snapshotExposition('', store)) {
       if (Buffer.isBuffer(chunk)) {
         // Mid-scrape: a poll now writes into a copy.
         const during = await lines.render('k', 3, labels, Uint8Array.of(0, 0, 0));

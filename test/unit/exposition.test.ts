@@ -2,7 +2,7 @@ import { describe, expect, test } from 'vitest';
 import { Counter, Gauge, Registry } from 'prom-client';
 import { FamilyBuilder, renderLabels, HistogramState } from '../../src/metrics/family';
 import { SnapshotStore } from '../../src/metrics/snapshot-store';
-import { expositionChunks } from '../../src/metrics/exposition';
+import { snapshotExposition } from '../../src/metrics/exposition';
 
 const AWKWARD = ['plain', 'quo"te', 'back\\slash', 'new\nline', 'ünïcødé 设备', 'tab\tand "both" \\ \n', '', '{}=,'];
 
@@ -28,7 +28,7 @@ describe('pre-rendered exposition', () => {
 
     const store = new SnapshotStore();
     store.put('job', 'i', [online.build(), transitions.build()], Date.now());
-    const ours = [...expositionChunks('', store)].join('');
+    const ours = [...snapshotExposition('', store)].join('');
     expect(ours).toBe(await reg.metrics());
   });
 
@@ -41,14 +41,14 @@ describe('pre-rendered exposition', () => {
     const fam = new FamilyBuilder('b_polled', 'Polled.', 'gauge').sample('k="v"', 2).build();
     const store = new SnapshotStore();
     store.put('j', 'i', [fam], Date.now());
-    expect([...expositionChunks(await self.metrics(), store)].join('')).toBe(await both.metrics());
+    expect([...snapshotExposition(await self.metrics(), store)].join('')).toBe(await both.metrics());
   });
 
   test('merges the same family from two jobs under one HELP/TYPE header', () => {
     const store = new SnapshotStore();
     store.put('a', 'i1', [new FamilyBuilder('m', 'H.', 'gauge').sample('x="1"', 1).build()], 0);
     store.put('b', 'i2', [new FamilyBuilder('m', 'H.', 'gauge').sample('x="2"', 2).build()], 0);
-    expect([...expositionChunks('', store)].join('')).toBe('# HELP m H.\n# TYPE m gauge\nm{x="1"} 1\nm{x="2"} 2\n');
+    expect([...snapshotExposition('', store)].join('')).toBe('# HELP m H.\n# TYPE m gauge\nm{x="1"} 1\nm{x="2"} 2\n');
   });
 
   test('histograms render like prom-client (buckets with le first, +Inf, sum, count)', async () => {
@@ -63,17 +63,23 @@ describe('pre-rendered exposition', () => {
     const fam = new FamilyBuilder('d_seconds', 'D.', 'histogram').histogram('topic="t"', state.bounds, state.counts, state.sum, state.count).build();
     const store = new SnapshotStore();
     store.put('j', 'i', [fam], 0);
-    expect([...expositionChunks('', store)].join('')).toBe(await reg.metrics());
+    expect([...snapshotExposition('', store)].join('')).toBe(await reg.metrics());
   });
 
-  test('drops parts older than stale_after and reports the job as stale', () => {
+  test('drops parts older than stale_after; the instance stays stale until a fresh poll replaces its data', () => {
     const store = new SnapshotStore();
+    const fam = new FamilyBuilder('m', 'H.', 'gauge').sample('', 1).build();
     store.setStaleAfter('j', 1000);
-    store.put('j', 'i', [new FamilyBuilder('m', 'H.', 'gauge').sample('', 1).build()], 0);
-    expect(store.expire(1000).size).toBe(0);
-    expect(store.hasData('j')).toBe(true);
-    expect([...store.expire(1001)]).toEqual(['j']);
-    expect(store.hasData('j')).toBe(false);
-    expect([...expositionChunks('', store)].join('')).toBe('');
+    store.put('j', 'i', [fam], 0);
+    expect(store.expire(1000)).toEqual([]);
+    expect(store.isStale('j', 'i')).toBe(false);
+    expect(store.expire(1001)).toEqual([['j', 'i']]);
+    expect(store.isStale('j', 'i')).toBe(true);
+    // Later scrapes drop nothing more, yet the instance is still missing its data: still stale.
+    expect(store.expire(5000)).toEqual([]);
+    expect(store.isStale('j', 'i')).toBe(true);
+    expect([...snapshotExposition('', store)].join('')).toBe('');
+    store.put('j', 'i', [fam], 5000);
+    expect(store.isStale('j', 'i')).toBe(false);
   });
 });

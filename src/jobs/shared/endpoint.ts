@@ -1,4 +1,4 @@
-// Endpoint URLs in job configs: validated once, trailing slash removed.
+// Config values shared by job types: endpoint URLs (validated once, trailing slash removed), regions, instance lists.
 import { z } from 'zod';
 
 export const endpointUrl = z
@@ -8,3 +8,15 @@ export const endpointUrl = z
   .transform((u) => u.replace(/\/+$/, ''));
 
 export const regionId = z.string().regex(/^[a-z]{2,}(-[a-z0-9]+)+$/, 'a region ID such as cn-hangzhou');
+
+/** A non-empty list of instance IDs, none repeated (checked with the list, so it is reported with other key problems). */
+export const instanceIdList = z
+  .array(z.string().min(1, 'must not be empty'))
+  .min(1, 'list at least one instance ID')
+  .superRefine((ids, ctx) => {
+    const seen = new Set<string>();
+    ids.forEach((id, i) => {
+      if (seen.has(id)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: [i], message: `duplicate instance ID "${id}"` });
+      seen.add(id);
+    });
+  });
