@@ -18,6 +18,8 @@ export interface AppDeps {
   logger?: Logger;
   jobTypes?: readonly AnyJobType[];
   transports?: Readonly<Record<string, TransportFactory>>;
+  /** The SDK transports shared across reloads (tests inspect it). */
+  transportPool?: TransportPool;
   /** Reads the config again for POST /-/reload and SIGHUP; throws ConfigError on a bad file. */
   loadConfig?: () => ExporterConfig;
   telemetryPath?: string;
@@ -51,7 +53,7 @@ export function createApp(initial: ExporterConfig, deps: AppDeps = {}): App {
   const metrics = createSelfMetrics(BUILD, { processMetrics: deps.processMetrics });
   const store = new SnapshotStore();
   const limiters = new LimiterPool(metrics.api);
-  const transports = new TransportPool(deps.transports);
+  const transports = deps.transportPool ?? new TransportPool(deps.transports);
   const qpsDefaults = defaultApiQps(jobTypes);
   const runners = new Map<string, { runner: JobRunner; fingerprint: string; accounts: CloudAccounts }>();
   let config = initial;

@@ -17,7 +17,7 @@ const MIN_PREFIX = 12;
 const MIN_SECRET = 4;
 export const MASK = 'REDACTED';
 
-/** Each form a registered secret can take, longest-first matching happens in redact(). */
+/** Each form a registered secret can take. */
 const forms = new Set<string>();
 
 /** pop-core's encoding: encodeURIComponent plus ! ' ( ) * escaped. */
@@ -73,15 +73,38 @@ function prefixPattern(form: string): string {
   return head + tail;
 }
 
-let compiled: { size: number; re: RegExp | undefined } = { size: -1, re: undefined };
+let compiled: { size: number; patterns: RegExp[] } = { size: -1, patterns: [] };
 
-function secretsPattern(): RegExp | undefined {
-  if (compiled.size !== forms.size) {
-    // Longest forms first, so a secret's form wins over a shorter form it contains.
-    const sorted = [...forms].sort((a, b) => b.length - a.length);
-    compiled = { size: forms.size, re: sorted.length ? new RegExp(sorted.map(prefixPattern).join('|'), 'g') : undefined };
+function secretPatterns(): RegExp[] {
+  if (compiled.size !== forms.size) compiled = { size: forms.size, patterns: [...forms].map((f) => new RegExp(prefixPattern(f), 'g')) };
+  return compiled.patterns;
+}
+
+/**
+ * Masks every stretch of `text` that some form matches. Each form matches as far as it can; the stretches of all
+ * forms are merged, so a form that matches only a prefix (another encoding of the same start) never leaves the rest
+ * of the secret behind.
+ */
+function maskSecrets(text: string): string {
+  const spans: Array<[number, number]> = [];
+  for (const re of secretPatterns()) {
+    re.lastIndex = 0;
+    for (let m = re.exec(text); m; m = re.exec(text)) {
+      spans.push([m.index, m.index + m[0].length]);
+      if (m[0].length === 0) re.lastIndex++;
+    }
   }
-  return compiled.re;
+  if (spans.length === 0) return text;
+  spans.sort((a, b) => a[0] - b[0] || b[1] - a[1]);
+  let out = '';
+  let at = 0;
+  for (const [from, to] of spans) {
+    if (to <= at) continue;
+    if (from > at) out += text.slice(at, from);
+    if (from >= at) out += MASK;
+    at = Math.max(at, to);
+  }
+  return out + text.slice(at);
 }
 
 export function redact(text: string): string {
@@ -90,7 +113,5 @@ export function redact(text: string): string {
   out = out.replace(SECRET_PARAMS, (_m, sep: string, key: string) => `${sep}${key}=${MASK}`);
   out = out.replace(TC3_AUTH, `$1${MASK}`);
   out = out.replace(TC3_SIG, `$1${MASK}`);
-  const re = secretsPattern();
-  if (re) out = out.replace(re, MASK);
-  return out;
+  return maskSecrets(out);
 }

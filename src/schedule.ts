@@ -5,14 +5,21 @@ import cron from 'node-cron';
 /** Longest deadline a run can have (24 h), whatever the schedule: setTimeout fires at once beyond 2^31-1 ms. */
 export const MAX_RUN_MS = 86_400_000;
 
+/** Intervals by expression: computing one walks dozens of firings (1-4 ms), and loads and reloads ask repeatedly. */
+const intervals = new Map<string, number>();
+
 /** Shortest gap between consecutive firings over the next few dozen firings, in ms. */
 export function scheduleIntervalMs(expression: string): number {
+  const known = intervals.get(expression);
+  if (known !== undefined) return known;
   const task = cron.createTask(expression, () => undefined);
   try {
     const runs = task.getNextRuns(48).map((d) => d.getTime());
     let min = Infinity;
     for (let i = 1; i < runs.length; i++) min = Math.min(min, runs[i] - runs[i - 1]);
-    return Number.isFinite(min) ? min : 86_400_000;
+    const interval = Number.isFinite(min) ? min : 86_400_000;
+    if (intervals.size < 1000) intervals.set(expression, interval);
+    return interval;
   } finally {
     void task.destroy();
   }

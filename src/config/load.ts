@@ -81,11 +81,12 @@ export function parseConfig(text: string, source: string, opts: LoadOptions): Ex
   const missing: PathPart[][] = [];
   /** Records a problem at `p`, with any value that came from the environment or a file taken out of its text. */
   const problem = (p: PathPart[], msg: string) => {
-    // A key whose variable is missing already has its problem; "must not be empty" would only repeat it.
+    // A key whose variable (or secret file) is missing already has its problem; "must not be empty" would repeat it.
     if (missing.some((m) => m.length <= p.length && m.every((part, i) => part === p[i])) && !msg.startsWith('environment variable')) return;
     problems.push(`${where(p)}: ${withoutTaintedValues(msg, taints.get(pathKey(p)))}`);
   };
 
+  if (text.trim() === '' || doc.contents === null) throw new ConfigError(source, ['the file is empty: it needs `accounts` and `jobs`']);
   const raw = doc.toJS() ?? {};
   const env = opts.env ?? process.env;
   const dir = path.dirname(path.resolve(source));
@@ -101,7 +102,7 @@ export function parseConfig(text: string, source: string, opts: LoadOptions): Ex
   for (const key of Object.keys(top)) if (!['accounts', 'jobs'].includes(key)) problem([key], `unknown key "${key}" (allowed: accounts, jobs)`);
 
   const knownApis = new Set(opts.jobTypes.flatMap((t) => Object.keys(t.apiQps)));
-  const accounts = parseAccounts(top.accounts, dir, knownApis, problem, taints);
+  const accounts = parseAccounts(top.accounts, dir, knownApis, problem, taints, (p) => missing.push(p));
   const declared = new Set(Array.isArray(top.accounts) ? top.accounts.map((a) => (isObject(a) ? a.name : undefined)).filter((n): n is string => typeof n === 'string') : []);
   const jobs = parseJobs(top.jobs, accounts, declared, opts, dir, problem, lineOf);
   if (!opts.allowNoJobs && (top.jobs === undefined || top.jobs === null || (Array.isArray(top.jobs) && top.jobs.length === 0))) {
@@ -113,7 +114,7 @@ export function parseConfig(text: string, source: string, opts: LoadOptions): Ex
 
 type Problem = (p: PathPart[], msg: string) => void;
 
-function parseAccounts(rawAccounts: unknown, dir: string, knownApis: ReadonlySet<string>, problem: Problem, taints: Map<string, Taint[]>): Map<string, AccountConfig> {
+function parseAccounts(rawAccounts: unknown, dir: string, knownApis: ReadonlySet<string>, problem: Problem, taints: Map<string, Taint[]>, suppress: (p: PathPart[]) => void): Map<string, AccountConfig> {
   const accounts = new Map<string, AccountConfig>();
   if (rawAccounts === undefined || rawAccounts === null) return accounts;
   if (!Array.isArray(rawAccounts)) {
@@ -124,7 +125,7 @@ function parseAccounts(rawAccounts: unknown, dir: string, knownApis: ReadonlySet
   rawAccounts.forEach((acc, i) => {
     const base: PathPart[] = ['accounts', i];
     if (!isObject(acc)) return problem(base, 'must be a mapping');
-    const resolved = resolveSecretFiles(acc, dir, base, problem, taints);
+    const resolved = resolveSecretFiles(acc, dir, base, problem, taints, suppress);
     const provider = resolved.provider;
     const schema = provider === 'aliyun' ? aliyunAccountSchema : provider === 'tencentcloud' ? tencentAccountSchema : undefined;
     if (!schema) return problem([...base, 'provider'], provider === undefined ? 'required key is missing (aliyun or tencentcloud)' : 'must be aliyun or tencentcloud');
@@ -182,7 +183,7 @@ function parseJobs(
     if (typeof job.account === 'string') {
       const account = accounts.get(job.account);
       if (!declared.has(job.account)) problem([...base, 'account'], `no account named "${job.account}" under accounts`);
-      else if (account && account.provider !== jobType.provider) problem([...base, 'account'], `account "${job.account}" is ${account.provider}, but ${jobType.type} needs a ${jobType.provider} account`);
+      else if (account && account.provider !== jobType.provider) problem([...base, 'account'], `account "${job.account}" is a ${account.provider} account, but ${jobType.type} needs one of provider ${jobType.provider}`);
     }
     if (isObject(job.labels)) {
       for (const label of Object.keys(job.labels)) if (jobType.labelNames.includes(label)) problem([...base, 'labels', label], `static label "${label}" collides with a label of ${jobType.type}`);
@@ -271,7 +272,8 @@ function interpolate(value: unknown, p: PathPart[], env: Record<string, string |
   return value;
 }
 
-function resolveSecretFiles(acc: Record<string, unknown>, dir: string, base: PathPart[], problem: Problem, taints: Map<string, Taint[]>): Record<string, unknown> {
+/** Replaces each `<key>_file` by `<key>` holding the file's content; `suppress` silences the key a failed read leaves missing. */
+function resolveSecretFiles(acc: Record<string, unknown>, dir: string, base: PathPart[], problem: Problem, taints: Map<string, Taint[]>, suppress: (p: PathPart[]) => void): Record<string, unknown> {
   const out: Record<string, unknown> = { ...acc };
   for (const key of SECRET_KEYS) {
     const fileKey = `${key}_file`;
@@ -293,6 +295,7 @@ function resolveSecretFiles(acc: Record<string, unknown>, dir: string, base: Pat
       out[key] = secret;
     } catch (err) {
       problem([...base, fileKey], `cannot read secret file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      suppress([...base, key]);
     }
   }
   return out;

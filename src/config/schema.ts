@@ -7,13 +7,14 @@ import { parseByteSize } from './byte-size';
 export const durationMs = z.union([z.string(), z.number()]).transform((v, ctx) => {
   if (typeof v === 'number') {
     if (v >= 0) return v * 1000;
-    ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'a duration must not be negative' });
+    ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'a duration must not be negative', fatal: true });
     return z.NEVER;
   }
   try {
     return parseDuration(v);
   } catch (err) {
-    ctx.addIssue({ code: z.ZodIssueCode.custom, message: (err as Error).message });
+    // Fatal: refinements of an invalid duration (e.g. "must be longer than 0") would only add noise.
+    ctx.addIssue({ code: z.ZodIssueCode.custom, message: (err as Error).message, fatal: true });
     return z.NEVER;
   }
 });
@@ -27,7 +28,7 @@ const byteSize = z.union([z.string(), z.number()]).transform((v, ctx) => {
   try {
     return parseByteSize(v);
   } catch (err) {
-    ctx.addIssue({ code: z.ZodIssueCode.custom, message: (err as Error).message });
+    ctx.addIssue({ code: z.ZodIssueCode.custom, message: (err as Error).message, fatal: true });
     return z.NEVER;
   }
 });

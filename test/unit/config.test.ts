@@ -109,3 +109,29 @@ describe('configuration', () => {
     expect(formatQuotaPlan(tightPlan)).toMatch(/ 120\.0% /);
   });
 });
+
+describe('configuration: values from the environment or a file are never echoed (hardening defect 2)', () => {
+  test('a secret in the wrong key is named by its variable, not quoted', () => {
+    const secret = 'sk-wrong-place-0123456789';
+    const text = GOOD.replace('    access_key_secret: ${SK}', '    access_key_secret: ${SK}\n    request_timeout: ${SK}');
+    const p = problems(text, { AK: 'ak', SK: secret });
+    expect(p).toEqual([expect.stringMatching(/^accounts\[0\]\.request_timeout \(line 7\): invalid duration "?\(the value of \$\{SK\}\)"?/)]);
+    expect(p.join('\n')).not.toContain(secret.slice(0, 12));
+  });
+
+  test('a secret read from a *_file key is neither echoed nor logged in any form', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cse-'));
+    const secret = 'file-secret-abcdefghijklmnop';
+    fs.writeFileSync(path.join(dir, 'sk.txt'), `${secret}\n`);
+    // The secret pasted by mistake where a problem quotes the value: masked because the file's content is known.
+    const text = GOOD.replace('access_key_secret: ${SK}', 'access_key_secret_file: sk.txt').replace('type: aliyun_mqtt_sessions', `type: "${secret}"`);
+    let message = '';
+    try {
+      parseConfig(text, path.join(dir, 'c.yml'), { env: { AK: 'a' }, jobTypes: JOB_TYPES });
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toMatch(/jobs\[0\]\.type \(line 9\): unknown job type "REDACTED"/);
+    expect(message).not.toContain(secret.slice(0, 12));
+  });
+});

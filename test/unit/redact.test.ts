@@ -42,3 +42,36 @@ describe('redact', () => {
     expect(ce.code).toMatch(/^[A-Za-z0-9._-]{1,64}$/);
   });
 });
+
+describe('redact: every encoding a registered secret can take (hardening defect 2)', () => {
+  // An STS token as Alibaba issues them: long, with '+', '/' and '=' that URL encoding changes.
+  const token = 'CAISzgJ1q6Ft5B2yfSjIr5bNKs/fj+1U2LevbUPzjUQlTcdrhLbuhzz2IHhMf3dsAe0csvQ2m2hZ7/0Slr0=';
+  registerSecret(token);
+  const once = encodeURIComponent(token);
+  const twice = encodeURIComponent(once);
+
+  test.each([
+    ['raw', token],
+    ['URL-encoded once', once],
+    ['URL-encoded twice (a string-to-sign echoed by the cloud)', twice],
+    ['URL-encoded with lower-case hex', once.replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase())],
+    ['JSON-escaped', JSON.stringify({ t: token }).slice(6, -2)],
+    ['base64', Buffer.from(token).toString('base64')],
+    ['base64 at byte offset 1 of a longer text', Buffer.from(`x${token}`).toString('base64')],
+    ['base64 at byte offset 2 of a longer text', Buffer.from(`xy${token}`).toString('base64')],
+    ['cut to its first 12 characters', token.slice(0, 12)],
+    ['cut to 20 characters, URL-encoded twice', encodeURIComponent(encodeURIComponent(token.slice(0, 20)))],
+  ])('%s', (_name, form) => {
+    const line = `SignatureDoesNotMatch: server string to sign is: POST&%2F&AccessKeyId%3Dabc%26SecurityToken%3D${form}%26Version...`;
+    const out = redact(line);
+    // No 12-character run of the secret in any form survives.
+    for (const f of [token, once, twice, Buffer.from(token).toString('base64')]) {
+      for (let i = 0; i + 12 <= f.length; i += 6) expect(out).not.toContain(f.slice(i, i + 12));
+    }
+    expect(out).toContain('REDACTED');
+  });
+
+  test('a prefix shorter than 12 characters and unrelated text are left alone', () => {
+    expect(redact(`id ${token.slice(0, 8)} and plain words`)).toBe(`id ${token.slice(0, 8)} and plain words`);
+  });
+});
