@@ -132,8 +132,9 @@ export function nodeTlsOptions(t: TlsServerConfig): { context: tls.SecureContext
       ecdhCurve: t.curvePreferences.length ? t.curvePreferences.map((c) => GO_CURVES.get(c)).join(':') : undefined,
     },
     requestCert: t.clientAuth !== 'NoClientCert',
-    // Only this type lets OpenSSL refuse in the handshake; the others are checked on the established connection.
-    rejectUnauthorized: t.clientAuth === 'RequireAndVerifyClientCert',
+    // Every client_auth_type is enforced by web-server.ts on the established connection, RequireAndVerifyClientCert
+    // included: Node would refuse some of those clients itself, but without a trace, and every refusal should be logged.
+    rejectUnauthorized: false,
   };
 }
 
