@@ -3,15 +3,8 @@ import * as bcrypt from 'bcryptjs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BasicAuth, bcryptHashProblem, parseBasicAuthorization } from '../../src/web/basic-auth';
 import { Secret } from '../../src/web/secret';
+import { HTPASSWD_COST10, HTPASSWD_COST5, basicAuthHeader as basic } from './helpers';
 
-// Made with Debian's apache2-utils 2.4.71 (htpasswd), which writes the $2y$ prefix that Go's bcrypt and bcryptjs read:
-//   htpasswd -nbBC 10 "" 'S3cret-pass!' | tr -d ':\n'
-//   htpasswd -nbBC 5 "" 'htpasswd-made pw' | tr -d ':\n'
-// The tests only read these literals; htpasswd is not needed to run them.
-const HTPASSWD_COST10 = { password: 'S3cret-pass!', hash: '$2y$10$Fwt6RwMgzB0Gx/D8lQiuVeyBONvNIo6SAyG3Tl.yq8ZOcojiAz/c6' };
-const HTPASSWD_COST5 = { password: 'htpasswd-made pw', hash: '$2y$05$Odmo/7laDp12pyxlOkBS5uOdCPTYHwRrGj.JaOp22gRkDoibEtVW.' };
-
-const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
 const users = (entries: Record<string, string>) => new Map(Object.entries(entries).map(([u, h]) => [u, new Secret(h)]));
 
 let auth: BasicAuth | undefined;
