@@ -238,6 +238,11 @@ class Walker {
         continue;
       }
       const field: Field = { path: [...f.path, name], key: pair.key, value: pair.value };
+      const earlier = out.get(name);
+      if (earlier) {
+        this.report(field, `is given twice (first on line ${this.line(earlier.key)})`);
+        continue;
+      }
       if (allowed && !allowed.includes(name)) {
         this.report(field, `unknown key "${name}" (allowed: ${allowed.join(', ')})`);
         continue;
@@ -318,7 +323,8 @@ const TLS_KEYS = [
 function parseWebConfig(text: string, file: string, dir: string, reader: RecordingReader, problems: string[]): WebConfig | undefined {
   const lines = new LineCounter();
   // YAML 1.1 like the toolkit's go-yaml v2: yes/no/on/off are booleans there too.
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: true, uniqueKeys: true, version: '1.1' });
+  // Duplicate keys are found by the Walker, which can name their path; go-yaml's strict mode refuses them as well.
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: true, uniqueKeys: false, version: '1.1' });
   for (const e of doc.errors) {
     const pos = e.linePos?.[0];
     const msg = `${pos ? `line ${pos.line}: ` : ''}YAML syntax: ${e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '')}`;
@@ -396,15 +402,19 @@ function parseTls(w: Walker, f: Field | undefined, ctx: TlsContext): TlsServerCo
   const maxVersion = str('max_version') ?? 'TLS13';
   const preferServer = w.boolean(fields.get('prefer_server_cipher_suites')) ?? true;
 
-  let clientAuth: ClientAuthType = 'NoClientCert';
+  let clientAuth: ClientAuthType | undefined = 'NoClientCert';
   if (clientAuthText !== undefined) {
     // RequireClientCert is the toolkit's old spelling, still accepted there.
     const canonical = clientAuthText === 'RequireClientCert' ? 'RequireAnyClientCert' : clientAuthText;
     if ((CLIENT_AUTH_TYPES as readonly string[]).includes(canonical)) clientAuth = canonical as ClientAuthType;
-    else w.report(field('client_auth_type'), `unknown client_auth_type "${clientAuthText}" (one of: ${CLIENT_AUTH_TYPES.join(', ')})`);
+    else {
+      w.report(field('client_auth_type'), `unknown client_auth_type "${clientAuthText}" (one of: ${CLIENT_AUTH_TYPES.join(', ')})`);
+      // Unknown, not NoClientCert: the checks below that depend on it would only add noise.
+      clientAuth = undefined;
+    }
   }
 
-  if (sans) {
+  if (sans && clientAuth) {
     if (!sans.length) w.report(field('client_allowed_sans'), 'is an empty list, which no client certificate could match: list SANs or remove the key');
     if (clientAuth === 'NoClientCert') {
       w.report(
@@ -507,6 +517,7 @@ function parseTls(w: Walker, f: Field | undefined, ctx: TlsContext): TlsServerCo
   if (x509 && keyObject && !x509.checkPrivateKey(keyObject)) w.report(keyPem!.field, `does not belong to the certificate (${x509.subject.replace(/\n/g, ', ')})`);
   if (caPem && !pemCertificates(caPem.text).length) w.report(caPem.field, 'contains no PEM certificate');
 
+  if (clientAuth === undefined) return undefined;
   if ((clientCa !== undefined || clientCaFile !== undefined) && clientAuth === 'NoClientCert') {
     w.report(field(clientCaFile !== undefined ? 'client_ca_file' : 'client_ca'), 'a client CA is configured but client_auth_type is NoClientCert (the toolkit refuses this too): set client_auth_type, e.g. RequireAndVerifyClientCert');
   }
