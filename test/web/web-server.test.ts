@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import type http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
+import tls from 'node:tls';
 import * as bcrypt from 'bcryptjs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { WebConfigError } from '../../src/web/web-config';
@@ -27,7 +28,7 @@ afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 /** Answers with what the TLS layer saw of the client, so a test can tell "accepted unverified" from "verified". */
 const echoClient: http.RequestListener = (req, res) => {
-  const socket = req.socket as import('node:tls').TLSSocket;
+  const socket = req.socket as tls.TLSSocket;
   const peer = typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate() : undefined;
   res.writeHead(200, { 'content-type': 'text/plain' });
   res.end(`${peer?.subject?.CN ?? '-'} ${typeof socket.authorized === 'boolean' ? String(socket.authorized) : '-'}`);
@@ -78,6 +79,45 @@ describe('client_auth_type, as Go crypto/tls applies it', () => {
     const { port } = await start(tlsYaml(`  client_auth_type: RequireClientCert\n`));
     expect(statusOf(await request(port, { tls: { ca: pki.ca.cert } }))).toMatch(/^refused/);
     expect(statusOf(await request(port, { tls: { ca: pki.ca.cert, client: pki.wrongCaClient } }))).toBe(200);
+  });
+});
+
+describe('versions, cipher suites and curves, negotiated with real clients', () => {
+  /** "protocol cipher" of a bare TLS handshake, or "refused". */
+  const handshake = (port: number, o: tls.ConnectionOptions) =>
+    new Promise<string>((resolve) => {
+      const socket = tls.connect({ host: '127.0.0.1', port, ca: fs.readFileSync(pki.ca.cert), ...o }, () => {
+        resolve(`${socket.getProtocol()} ${socket.getCipher().name}`);
+        socket.destroy();
+      });
+      socket.on('error', () => resolve('refused'));
+    });
+
+  it('limits TLS 1.2 to the listed suites in the server order, and still offers TLS 1.3 (always all three suites, as in Go)', async () => {
+    const { port } = await start(tlsYaml('  cipher_suites: [TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256]\n'));
+    const tls12 = { maxVersion: 'TLSv1.2' as const };
+    expect(await handshake(port, { ...tls12, ciphers: 'ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384' })).toBe('TLSv1.2 ECDHE-ECDSA-AES256-GCM-SHA384');
+    expect(await handshake(port, { ...tls12, ciphers: 'ECDHE-ECDSA-CHACHA20-POLY1305' })).toBe('refused');
+    expect(await handshake(port, { minVersion: 'TLSv1.3', ciphers: 'TLS_CHACHA20_POLY1305_SHA256' })).toBe('TLSv1.3 TLS_CHACHA20_POLY1305_SHA256');
+  });
+
+  it("follows the client's order when prefer_server_cipher_suites is false", async () => {
+    const { port } = await start(tlsYaml('  cipher_suites: [TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256]\n  prefer_server_cipher_suites: false\n'));
+    expect(await handshake(port, { maxVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384' })).toBe('TLSv1.2 ECDHE-ECDSA-AES128-GCM-SHA256');
+  });
+
+  it('offers only the listed curves', async () => {
+    const { port } = await start(tlsYaml('  min_version: TLS13\n  curve_preferences: [CurveP521]\n'));
+    expect(await handshake(port, { ecdhCurve: 'P-384' })).toBe('refused');
+    expect(await handshake(port, { ecdhCurve: 'P-384:P-521' })).toMatch(/^TLSv1.3 /);
+  });
+
+  it('keeps to min_version and max_version', async () => {
+    const only12 = await start(tlsYaml('  max_version: TLS12\n'));
+    expect(await handshake(only12.port, { minVersion: 'TLSv1.3' })).toBe('refused');
+    expect(await handshake(only12.port, {})).toMatch(/^TLSv1.2 /);
+    const only13 = await start(tlsYaml('  min_version: TLS13\n'));
+    expect(await handshake(only13.port, { maxVersion: 'TLSv1.2' })).toBe('refused');
   });
 });
 
