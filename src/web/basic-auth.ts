@@ -17,7 +17,7 @@ export function bcryptHashProblem(hash: string): string | undefined {
   return undefined;
 }
 
-export interface Credentials {
+interface Credentials {
   user: string;
   password: string;
 }
@@ -34,7 +34,7 @@ export function parseBasicAuthorization(header: string | undefined): Credentials
   return { user: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
 }
 
-export interface BasicAuthOptions {
+interface BasicAuthOptions {
   /** Results kept (least recently used dropped first). */
   cacheSize?: number;
 }

@@ -2,14 +2,11 @@
 import type { SecureVersion } from 'node:tls';
 
 /**
- * The cipher suites Go's tls.CipherSuites() returns, the only ones the toolkit accepts, with their OpenSSL names.
- * null marks the TLS 1.3 suites: Go always enables all three and ignores them in this list, and so do we.
+ * The cipher suites Go's tls.CipherSuites() returns (Go 1.25, the toolkit's minimum), the only ones the toolkit accepts,
+ * with their OpenSSL names. null marks the TLS 1.3 suites: Go always enables all three and ignores them in this list,
+ * and so do we.
  */
 export const GO_CIPHER_SUITES: ReadonlyMap<string, string | null> = new Map([
-  ['TLS_RSA_WITH_AES_128_CBC_SHA', 'AES128-SHA'],
-  ['TLS_RSA_WITH_AES_256_CBC_SHA', 'AES256-SHA'],
-  ['TLS_RSA_WITH_AES_128_GCM_SHA256', 'AES128-GCM-SHA256'],
-  ['TLS_RSA_WITH_AES_256_GCM_SHA384', 'AES256-GCM-SHA384'],
   ['TLS_AES_128_GCM_SHA256', null],
   ['TLS_AES_256_GCM_SHA384', null],
   ['TLS_CHACHA20_POLY1305_SHA256', null],
@@ -25,11 +22,15 @@ export const GO_CIPHER_SUITES: ReadonlyMap<string, string | null> = new Map([
   ['TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256', 'ECDHE-ECDSA-CHACHA20-POLY1305'],
 ]);
 
-/** Names Go knows but files it into tls.InsecureCipherSuites(): the toolkit rejects them, so a file using one fails there too. */
+/** Names Go knows but files into tls.InsecureCipherSuites() (RC4, 3DES, CBC-SHA256, RSA key exchange): the toolkit rejects them. */
 export const GO_INSECURE_CIPHER_SUITES: ReadonlySet<string> = new Set([
   'TLS_RSA_WITH_RC4_128_SHA',
   'TLS_RSA_WITH_3DES_EDE_CBC_SHA',
+  'TLS_RSA_WITH_AES_128_CBC_SHA',
+  'TLS_RSA_WITH_AES_256_CBC_SHA',
   'TLS_RSA_WITH_AES_128_CBC_SHA256',
+  'TLS_RSA_WITH_AES_128_GCM_SHA256',
+  'TLS_RSA_WITH_AES_256_GCM_SHA384',
   'TLS_ECDHE_ECDSA_WITH_RC4_128_SHA',
   'TLS_ECDHE_RSA_WITH_RC4_128_SHA',
   'TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA',

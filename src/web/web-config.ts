@@ -118,7 +118,7 @@ export async function fingerprintFiles(files: readonly string[]): Promise<string
 }
 
 /** What node:tls needs for this config; the key leaves its Secret only here. */
-export function nodeTlsOptions(t: TlsServerConfig): { context: tls.SecureContextOptions; requestCert: boolean; rejectUnauthorized: boolean } {
+export function nodeTlsOptions(t: TlsServerConfig): { context: tls.SecureContextOptions; requestCert: boolean } {
   const ciphers = t.cipherSuites.map((c) => GO_CIPHER_SUITES.get(c)).filter((c): c is string => !!c);
   return {
     context: {
@@ -132,9 +132,6 @@ export function nodeTlsOptions(t: TlsServerConfig): { context: tls.SecureContext
       ecdhCurve: t.curvePreferences.length ? t.curvePreferences.map((c) => GO_CURVES.get(c)).join(':') : undefined,
     },
     requestCert: t.clientAuth !== 'NoClientCert',
-    // Every client_auth_type is enforced by web-server.ts on the established connection, RequireAndVerifyClientCert
-    // included: Node would refuse some of those clients itself, but without a trace, and every refusal should be logged.
-    rejectUnauthorized: false,
   };
 }
 

@@ -72,7 +72,9 @@ export function createWebServer(opts: WebServerOptions): WebServer {
   let server: http.Server | https.Server;
   if (current.tls) {
     const o = nodeTlsOptions(current.tls);
-    const s = https.createServer({ ...o.context, requestCert: o.requestCert, rejectUnauthorized: o.rejectUnauthorized }, guard);
+    // rejectUnauthorized stays false: every client_auth_type is enforced below, on the established connection, because
+    // Node refuses an unverified certificate without a trace, and every refusal should be logged.
+    const s = https.createServer({ ...o.context, requestCert: o.requestCert, rejectUnauthorized: false }, guard);
     // Prepended so a refused connection is gone before the HTTP layer reads a byte from it.
     s.prependListener('secureConnection', (socket: tls.TLSSocket) => {
       const refusal = clientCertRefusal(socket, current);
@@ -88,7 +90,7 @@ export function createWebServer(opts: WebServerOptions): WebServer {
   } else {
     server = http.createServer(guard);
   }
-  describe(log, current, 'web configuration loaded');
+  logConfig(log, current, 'web configuration loaded');
 
   function applyRead(read: WebConfigRead): { ok: boolean; error?: string } {
     watchedFiles = read.files;
@@ -111,13 +113,13 @@ export function createWebServer(opts: WebServerOptions): WebServer {
       } catch (err) {
         return fail(`${file}: Node refused the new TLS settings: ${(err as Error).message}`);
       }
-      // Node reads these two per new connection (they are not part of the secure context).
-      Object.assign(server, { requestCert: o.requestCert, rejectUnauthorized: o.rejectUnauthorized });
+      // Node reads this per new connection (it is not part of the secure context).
+      Object.assign(server, { requestCert: o.requestCert });
     }
     if (!sameRateLimit(current.rateLimit, next.rateLimit)) limiter = next.rateLimit && new TokenBucket(next.rateLimit.intervalMs, next.rateLimit.burst);
     auth.setUsers(next.users);
     current = next;
-    describe(log, current, 'web configuration reloaded');
+    logConfig(log, current, 'web configuration reloaded');
     opts.onReload?.(true);
     return { ok: true };
   }
@@ -311,7 +313,7 @@ function sameRateLimit(a: WebConfig['rateLimit'], b: WebConfig['rateLimit']): bo
   return a?.intervalMs === b?.intervalMs && a?.burst === b?.burst;
 }
 
-function describe(log: Logger, c: WebConfig, msg: string): void {
+function logConfig(log: Logger, c: WebConfig, msg: string): void {
   log.info(
     {
       file: c.file,

@@ -17,7 +17,7 @@ export function basicAuthHeader(user: string, password: string): string {
   return `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
 }
 
-export interface Reply {
+interface Reply {
   status: number;
   headers: http.IncomingHttpHeaders;
   body: string;
@@ -25,7 +25,7 @@ export interface Reply {
   serverFingerprint?: string;
 }
 
-export interface RequestOptions {
+interface RequestOptions {
   tls?: { ca: string; client?: CertFiles };
   authorization?: string;
   path?: string;

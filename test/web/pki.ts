@@ -20,7 +20,7 @@ function fingerprint(certFile: string): string {
 }
 
 /** A self-signed CA (EC P-256: fast to make). */
-export function makeCa(dir: string, name: string): CertFiles {
+function makeCa(dir: string, name: string): CertFiles {
   const cert = path.join(dir, `${name}.crt`);
   const key = path.join(dir, `${name}.key`);
   openssl(
@@ -30,7 +30,7 @@ export function makeCa(dir: string, name: string): CertFiles {
   return { cert, key, fingerprint256: fingerprint(cert) };
 }
 
-export interface IssueOptions {
+interface IssueOptions {
   /** subjectAltName entries in openssl's syntax: DNS:x, IP:127.0.0.1, email:a@b, URI:spiffe://… */
   sans: string[];
   usage: 'serverAuth' | 'clientAuth';

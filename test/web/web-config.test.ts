@@ -134,7 +134,7 @@ describe('accepted files', () => {
           '  key_file: server.key',
           '  client_auth_type: RequireAndVerifyClientCert',
           '  client_ca_file: ca.crt',
-          '  cipher_suites: [TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, TLS_RSA_WITH_AES_256_CBC_SHA]',
+          '  cipher_suites: [TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA]',
           '  curve_preferences: [X25519, CurveP521]',
           '  prefer_server_cipher_suites: no',
           '  max_version: TLS12',
@@ -144,7 +144,7 @@ describe('accepted files', () => {
     const o = nodeTlsOptions(c.tls!);
     expect(o.requestCert).toBe(true);
     expect(o.context).toMatchObject({
-      ciphers: 'ECDHE-ECDSA-AES128-GCM-SHA256:AES256-SHA:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256',
+      ciphers: 'ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-SHA:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256',
       ecdhCurve: 'X25519:P-521',
       honorCipherOrder: false,
       minVersion: 'TLSv1.2',
