@@ -42,9 +42,10 @@ describe('basic auth', () => {
       await auth!.check(header);
       return performance.now() - t;
     };
-    const known = await time(basic('alice', 'wrong password 1'));
-    const unknown = await time(basic('nobody', 'wrong password 2'));
-    expect(auth.computations).toBe(3);
+    const median = (xs: number[]) => xs.sort((a, b) => a - b)[1];
+    const known = median([await time(basic('alice', 'wrong 1')), await time(basic('alice', 'wrong 2')), await time(basic('alice', 'wrong 3'))]);
+    const unknown = median([await time(basic('nobody', 'wrong 1')), await time(basic('nobody', 'wrong 2')), await time(basic('nobody', 'wrong 3'))]);
+    expect(auth.computations).toBe(7);
     // Same cost, same work: within a factor, not the ~1000x between a bcrypt run and none.
     expect(unknown).toBeGreaterThan(known / 3);
     expect(unknown).toBeLessThan(known * 3);
@@ -97,9 +98,10 @@ describe('basic auth', () => {
     await Promise.all([auth.check(basic('alice', 'one')), auth.check(basic('alice', 'two'))]);
     const elapsed = performance.now() - t;
     clearInterval(timer);
-    // Two cost-10 comparisons (~70 ms each here); in the event loop bcryptjs would stall it for each whole one.
+    // Two cost-10 comparisons (~70 ms each here): in the event loop, bcryptjs would stall it for each whole one, a gap
+    // of half the elapsed time. Judged relative to the elapsed time so that a busy machine does not fail it.
     expect(elapsed).toBeGreaterThan(40);
-    expect(maxGap).toBeLessThan(30);
+    expect(maxGap).toBeLessThan(elapsed / 4);
   });
 
   it('parses Authorization headers as Go does', () => {

@@ -186,10 +186,10 @@ describe('basic auth, headers and rate limit', () => {
   });
 
   it('refills one token per interval', async () => {
-    const { port } = await start('rate_limit:\n  interval: 300ms\n  burst: 1\n');
+    const { port } = await start('rate_limit:\n  interval: 500ms\n  burst: 1\n');
     expect(statusOf(await request(port))).toBe(200);
     expect(statusOf(await request(port))).toBe(429);
-    await new Promise((r) => setTimeout(r, 350));
+    await new Promise((r) => setTimeout(r, 550));
     expect(statusOf(await request(port))).toBe(200);
   });
 });
