@@ -140,7 +140,8 @@ export function renderDashboardConfigMaps(root: string): string {
         // Read only when the sidecar is configured with folderAnnotation: grafana_folder (docs/kubernetes.md).
         annotations: { grafana_folder: 'Cloud sessions' },
       },
-      data: { [path.posix.basename(rel)]: text },
+      // ConfigMap keys allow [-._a-zA-Z0-9] only.
+      data: { [path.posix.basename(rel).replace(/[^-._a-zA-Z0-9]/g, '_')]: text },
     });
     doc.commentBefore = i === 0 ? ` ${REGENERATE}\n One ConfigMap per dashboard of ${DASHBOARDS_DIR}/, for the Grafana sidecar.\n From ${rel}` : ` From ${rel}`;
     return doc.toString({ lineWidth: 0 });
