@@ -3,7 +3,7 @@ import type http from 'node:http';
 // pop-core ships no types; its surface used here is small.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const RPCClient = require('@alicloud/pop-core').RPCClient as new (cfg: Record<string, unknown>) => PopClient;
-import { CloudError, exchangeError, isThrottlingCode } from './errors';
+import { CloudError, exchangeError, isThrottlingCode, nodeNetworkError } from './errors';
 import { boundedExchange, ExchangeFailure, guardedAgent } from './http-guard';
 import type { CallRequest, CloudTransport } from './transport';
 
@@ -105,9 +105,7 @@ export function normaliseAliyunError(api: string, err: unknown): CloudError {
   if (e instanceof SyntaxError || e?.name === 'SyntaxError') {
     return new CloudError({ provider: 'aliyun', api, code: 'MalformedResponse', message: `${api} returned a body that is not JSON`, retryable: true, throttled: false });
   }
-  const sysCode = (err as NodeJS.ErrnoException)?.code;
-  if (typeof sysCode === 'string' && /^E[A-Z]+$/.test(sysCode) || /socket hang up/i.test(String(e?.message ?? ''))) {
-    return new CloudError({ provider: 'aliyun', api, code: 'NetworkError', message: `${api} connection failed: ${sysCode ?? e?.message}`, retryable: true, throttled: false });
-  }
+  const network = nodeNetworkError('aliyun', api, err);
+  if (network) return network;
   return new CloudError({ provider: 'aliyun', api, code: 'Unknown', message: `${api} failed: ${e?.message ?? String(err)}`, retryable: false, throttled: false });
 }

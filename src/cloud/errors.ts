@@ -102,3 +102,22 @@ export function exchangeError(provider: Provider, api: string, failure: Exchange
       return abortedCallError(provider, api, failure.reason, 'while the call was in flight');
   }
 }
+
+/**
+ * A failure below HTTP, as Node reports it to either SDK (directly to pop-core's httpx, wrapped in node-fetch's
+ * FetchError for the Tencent SDK): an answer that is not HTTP at all (llhttp's HPE_* codes) is a MalformedResponse,
+ * a refused, reset or unreachable connection a NetworkError. Undefined when `err` is neither.
+ */
+export function nodeNetworkError(provider: Provider, api: string, err: unknown): CloudError | undefined {
+  const e = (err ?? {}) as { code?: unknown; message?: unknown };
+  const code = typeof e.code === 'string' ? e.code : '';
+  const message = typeof e.message === 'string' ? e.message : '';
+  if (code.startsWith('HPE_') || /Parse Error/.test(message)) {
+    return new CloudError({ provider, api, code: 'MalformedResponse', message: `${api} failed: the answer is not HTTP (${code || 'parse error'})`, retryable: true, throttled: false });
+  }
+  if (/^E[A-Z_]+$/.test(code) || /socket hang up|premature close|ECONN|EPIPE|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH/i.test(message)) {
+    const reason = code || /reason: (.*)$/.exec(message)?.[1] || message;
+    return new CloudError({ provider, api, code: 'NetworkError', message: `${api} connection failed: ${reason}`, retryable: true, throttled: false });
+  }
+  return undefined;
+}

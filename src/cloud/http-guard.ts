@@ -64,9 +64,15 @@ class Exchange {
         this.fail(new ExchangeFailure('UnexpectedEncoding', `the answer is ${encoding}-encoded although none was asked for`));
         return;
       }
+      const max = this.limits.maxResponseBytes;
+      // A declared size over the cap fails before a byte of the body is read (no memory spent on it at all).
+      const declared = Number(res.headers['content-length']);
+      if (Number.isFinite(declared) && declared > max) {
+        this.fail(new ExchangeFailure('ResponseTooLarge', `the answer declares ${declared} bytes, more than ${max}`));
+        return;
+      }
       // Counted where the parser hands body bytes to the stream, so the SDK's own reading is left as it is.
       let bytes = 0;
-      const max = this.limits.maxResponseBytes;
       const push = res.push.bind(res);
       res.push = (chunk: unknown, enc?: BufferEncoding) => {
         if (chunk !== null && chunk !== undefined) {

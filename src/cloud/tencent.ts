@@ -8,7 +8,7 @@
 import type http from 'node:http';
 import { mongodb } from 'tencentcloud-sdk-nodejs-mongodb';
 import { AbstractClient } from 'tencentcloud-sdk-nodejs-common';
-import { CloudError, exchangeError, isThrottlingCode, type FinalScope } from './errors';
+import { CloudError, exchangeError, isThrottlingCode, nodeNetworkError, type FinalScope } from './errors';
 import { boundedExchange, ExchangeFailure, guardedAgent } from './http-guard';
 import type { CallRequest, CloudTransport } from './transport';
 
@@ -170,10 +170,11 @@ export function normaliseTencentError(api: string, err: unknown): CloudError {
   if (err instanceof TypeError || e.name === 'TypeError' || e.type === 'invalid-json' || err instanceof SyntaxError || /invalid json response body/i.test(message)) {
     return new CloudError({ ...base, code: 'MalformedResponse', message: `${api} returned a body without a JSON Response object`, retryable: true, throttled: false });
   }
-  if (isSdkException || /request to .* failed|socket hang up|ECONN|EPIPE|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|premature close/i.test(message) || e.type === 'system') {
-    // Network failures come as a bare message ("request to https://… failed, reason: connect ECONNREFUSED …").
-    const reason = /reason: (.*)$/.exec(message)?.[1] ?? message;
-    return new CloudError({ ...base, code: 'NetworkError', message: `${api} connection failed: ${reason}`, retryable: true, throttled: false });
+  // node-fetch keeps the system error's code on the FetchError the SDK wraps; its message names the reason.
+  const network = nodeNetworkError('tencentcloud', api, err);
+  if (network) return network;
+  if (isSdkException || /request to .* failed/i.test(message) || e.type === 'system') {
+    return new CloudError({ ...base, code: 'NetworkError', message: `${api} connection failed: ${/reason: (.*)$/.exec(message)?.[1] ?? message}`, retryable: true, throttled: false });
   }
   return new CloudError({ ...base, code: 'Unknown', message: `${api} failed: ${message}`, retryable: false, throttled: false });
 }

@@ -57,6 +57,19 @@ export async function serveCall(
     env.timers.after(fault.holdMs, () => res.destroy());
     return;
   }
+  if (fault.kind === 'drip') {
+    // A server that sends its headers and then its body one byte a second: the client must give up on its own.
+    env.stats.outcome(api, account, { kind: 'timeout' });
+    res.writeHead(200, { 'content-type': 'application/json;charset=utf-8', 'content-length': '1000000', ...envelope.headers });
+    res.write('{');
+    const drip = setInterval(() => (res.destroyed ? clearInterval(drip) : res.write(' ')), 1000);
+    const forget = env.timers.onClear(() => clearInterval(drip));
+    res.once('close', () => {
+      clearInterval(drip);
+      forget();
+    });
+    return;
+  }
   if (fault.kind === 'error') {
     env.stats.outcome(api, account, { kind: 'error', code: fault.code });
     await reply(envelope.injected(api, fault.code, fault.httpStatus));

@@ -5,6 +5,7 @@ export type FaultDecision =
   | { kind: 'none' }
   | { kind: 'error'; code: string; httpStatus?: number }
   | { kind: 'timeout'; holdMs: number }
+  | { kind: 'drip' }
   | { kind: 'malformed'; truncate: boolean };
 
 export class FaultInjector {
@@ -38,6 +39,8 @@ export class FaultInjector {
     }
     if (u < spec.timeout_rate) return { kind: 'timeout', holdMs: spec.timeout_ms };
     u -= spec.timeout_rate;
+    if (u < spec.drip_rate) return { kind: 'drip' };
+    u -= spec.drip_rate;
     if (u < spec.malformed_rate) return { kind: 'malformed', truncate: this.random() < 0.5 };
     return { kind: 'none' };
   }

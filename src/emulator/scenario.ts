@@ -60,13 +60,15 @@ const FaultSpecSchema = z
     // Only needed for Alibaba codes the emulator does not know; Tencent errors are always HTTP 200.
     http_status: z.record(name, z.number().int().min(200).max(599)).default({}),
     timeout_rate: ratio.default(0),
+    /** Share of calls answered with headers at once and then one body byte per second, forever (until the client gives up). */
+    drip_rate: ratio.default(0),
     malformed_rate: ratio.default(0),
     timeout_ms: z.number().int().min(1).default(10_000),
   })
   .strict()
   .refine(
-    (f) => Object.values(f.error_rates).reduce((a, b) => a + b, 0) + f.timeout_rate + f.malformed_rate <= 1 + 1e-9,
-    { message: 'error_rates, timeout_rate and malformed_rate together must not exceed 1' },
+    (f) => Object.values(f.error_rates).reduce((a, b) => a + b, 0) + f.timeout_rate + f.drip_rate + f.malformed_rate <= 1 + 1e-9,
+    { message: 'error_rates, timeout_rate, drip_rate and malformed_rate together must not exceed 1' },
   );
 
 export const FaultsSchema = z.record(ApiNameSchema, FaultSpecSchema);

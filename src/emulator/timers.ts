@@ -2,6 +2,13 @@
 
 export class Timers {
   private readonly pending = new Set<NodeJS.Timeout>();
+  private readonly cleanups = new Set<() => void>();
+
+  /** Runs `fn` when the emulator closes (intervals and other resources not made with after()); returns its removal. */
+  onClear(fn: () => void): () => void {
+    this.cleanups.add(fn);
+    return () => this.cleanups.delete(fn);
+  }
 
   after(ms: number, fn: () => void): void {
     const t = setTimeout(() => {
@@ -19,5 +26,7 @@ export class Timers {
   clear(): void {
     for (const t of this.pending) clearTimeout(t);
     this.pending.clear();
+    for (const fn of this.cleanups) fn();
+    this.cleanups.clear();
   }
 }

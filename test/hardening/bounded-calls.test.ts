@@ -86,8 +86,8 @@ describe('every exchange is bounded, and ending it frees its socket', () => {
     t.close();
   });
 
-  test('a body beyond the cap fails as ResponseTooLarge, once (not retried), and stops reading', async () => {
-    bad = await startBadServer({ mode: 'huge', hugeBytes: 200 * 1024 * 1024 });
+  test.each(['huge', 'huge-chunked'] as const)('a body beyond the cap (%s) fails as ResponseTooLarge, once (not retried), and stops reading', async (mode) => {
+    bad = await startBadServer({ mode, hugeBytes: 200 * 1024 * 1024 });
     const registry = new Registry();
     const metrics = createApiMetrics(registry);
     const client = new ApiClient({ account: 'a', transport: aliyun(bad.url, 1024 * 1024), limiterFor: () => new WindowRateLimiter({ rate: 100 }), metrics, requestTimeoutMs: 10_000 });

@@ -11,8 +11,10 @@ export type BadMode =
   | 'blackhole'
   /** Answers with a line that is not HTTP. */
   | 'garbage'
-  /** A 200 with a body of `hugeBytes` (JSON-looking), sent as fast as the client reads. */
+  /** A 200 declaring a body of `hugeBytes` (Content-Length), sent as fast as the client reads. */
   | 'huge'
+  /** The same body without a declared size (chunked), as a streaming proxy sends it. */
+  | 'huge-chunked'
   /** A 502 HTML page, as a load balancer sends. */
   | 'html'
   /** Forwards to `upstream` (the real emulator): the fault is removed. */
@@ -72,18 +74,19 @@ export async function startBadServer(opts: { mode: BadMode; upstream?: string; h
           clearInterval(timer);
           timers.delete(timer);
         });
-      } else if (mode === 'huge') {
+      } else if (mode === 'huge' || mode === 'huge-chunked') {
         const total = opts.hugeBytes ?? 300 * 1024 * 1024;
-        socket.write(`HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ${total}\r\n\r\n`);
+        const chunked = mode === 'huge-chunked';
+        socket.write(`HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n${chunked ? 'Transfer-Encoding: chunked' : `Content-Length: ${total}`}\r\n\r\n`);
         const piece = Buffer.alloc(1024 * 1024, 0x20);
+        const frame = chunked ? Buffer.concat([Buffer.from(`${piece.length.toString(16)}\r\n`), piece, Buffer.from('\r\n')]) : piece;
         let sent = 0;
         const pump = () => {
           while (sent < total && !socket.destroyed) {
-            const n = Math.min(piece.length, total - sent);
-            sent += n;
-            if (!socket.write(n === piece.length ? piece : piece.subarray(0, n))) return void socket.once('drain', pump);
+            sent += piece.length;
+            if (!socket.write(frame)) return void socket.once('drain', pump);
           }
-          if (!socket.destroyed) socket.end();
+          if (!socket.destroyed) socket.end(chunked ? '0\r\n\r\n' : '');
         };
         pump();
       }
@@ -97,8 +100,10 @@ export async function startBadServer(opts: { mode: BadMode; upstream?: string; h
     get mode() {
       return state.mode;
     },
+    /** Switches the mode and drops every open connection, so kept-alive ones meet the new mode too. */
     set mode(m: BadMode) {
       state.mode = m;
+      for (const s of sockets) s.destroy();
     },
     get openConnections() {
       return sockets.size;
