@@ -161,3 +161,19 @@ describe('a run that passes its deadline ends, and shutdown is bounded whatever 
     expect(line?.level).toBe('info');
   });
 });
+
+describe('the canary subscriber is bounded too', () => {
+  test('against a black-holed broker: waiting for it ends on time and closing returns at once', async () => {
+    const { ProbeSubscriber } = await import('../../src/jobs/mqtt-probe-subscriber');
+    bad = await startBadServer({ mode: 'blackhole' });
+    const sub = new ProbeSubscriber({ url: `mqtt://127.0.0.1:${bad.port}`, clientId: 'GID_probe@@@x', topic: 't', logger: createLogger({ level: 'error' }), onMessage: () => undefined, connectTimeoutMs: 60_000 });
+    sub.start();
+    let started = Date.now();
+    expect(await sub.waitReady(300)).toBe(false);
+    expect(Date.now() - started).toBeLessThan(600);
+    started = Date.now();
+    await sub.close();
+    expect(Date.now() - started).toBeLessThan(300);
+    expect(await until(() => bad!.openConnections === 0, 2000)).toBe(true);
+  });
+});
