@@ -6,13 +6,13 @@ import http from 'node:http';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import zlib from 'node:zlib';
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import { createHttpHandler } from '../src/http';
-import { createLogger } from '../src/log';
+import { createHttpHandler } from '../src/core/http';
+import { createLogger } from '../src/util/log';
 import { snapshotExposition } from '../src/metrics/exposition';
 import { BinaryGaugeLines } from '../src/metrics/binary-gauge-lines';
 import { joinLabels, renderLabels } from '../src/metrics/family';
 import { SnapshotStore } from '../src/metrics/snapshot-store';
-import { Inventory } from '../src/jobs/mqtt-inventory';
+import { Inventory } from '../src/apis/aliyun-mqtt-sessions/inventory';
 
 const HELP = '1 if the ApsaraMQ for MQTT device is connected, 0 if not. Refreshed on the job schedule, not at scrape time.';
 const gc = (globalThis as { gc?: () => void }).gc ?? (() => undefined);

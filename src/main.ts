@@ -1,13 +1,13 @@
 #!/usr/bin/env node
 // cloud-session-exporter entry point: parses flags, loads the config, then listens (or checks the config and exits).
-import { createApp } from './app';
+import { createApp } from './core/app';
 import { ConfigError, loadConfigFile } from './config/load';
-import { JOB_TYPES, defaultApiQps } from './jobs';
-import { createLogger, type LogFormat, type LogLevel } from './log';
-import { buildQuotaPlan, formatQuotaPlan } from './quota-plan';
-import { BUILD } from './build-info';
+import { JOB_TYPES } from './apis';
+import { createLogger, type LogFormat, type LogLevel } from './util/log';
+import { buildQuotaPlan, formatQuotaPlan } from './core/quota-plan';
+import { BUILD } from './core/build-info';
 import { parseDuration } from './config/duration';
-import { redact } from './redact';
+import { redact } from './util/redact';
 
 export const DEFAULT_LISTEN_ADDRESS = ':10780';
 /** SIGTERM exits within the grace period plus one second, whatever the network does. */
@@ -93,7 +93,7 @@ export async function main(argv: string[]): Promise<number> {
   if (flags['config.check']) {
     try {
       const cfg = loadConfigFile(file, { jobTypes: JOB_TYPES, allowNoJobs, checkFiles: true });
-      const plan = buildQuotaPlan(cfg, JOB_TYPES, defaultApiQps());
+      const plan = buildQuotaPlan(cfg, JOB_TYPES);
       process.stdout.write(`${file}: configuration is valid (${cfg.accounts.length} account(s), ${cfg.jobs.length} job(s))\n`);
       for (const note of cfg.checkNotes) process.stdout.write(`  ${redact(note)}\n`);
       process.stdout.write(`\n${formatQuotaPlan(plan)}`);
@@ -120,7 +120,7 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`cloud-session-exporter: cannot start: ${redact((err as Error).message)}\n`);
     return 1;
   }
-  const app = createApp(config, { logger, loadConfig: load, telemetryPath: flags['web.telemetry-path'] });
+  const app = createApp(config, { jobTypes: JOB_TYPES, logger, loadConfig: load, telemetryPath: flags['web.telemetry-path'] });
   let address;
   try {
     address = await app.listen(flags['web.listen-address']);

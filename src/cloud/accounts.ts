@@ -8,8 +8,8 @@
 import type { AccountConfig } from '../config/schema';
 import { ApiClient, type ApiCaller } from './api-client';
 import type { ApiMetrics } from './api-metrics';
-import { AliyunRpcTransport } from './aliyun';
-import { TencentTransport } from './tencent';
+import { AliyunRpcTransport } from './providers/aliyun';
+import { TencentTransport } from './providers/tencent';
 import { defaultGuardMs, WindowRateLimiter } from './rate-limiter';
 import { rateRule, ruleQps, sameRule } from './rate';
 import type { CallRequest, CloudTransport } from './transport';

@@ -1,5 +1,5 @@
 // One error type for every cloud call, whatever SDK raised it, so retry policy and metrics need no SDK knowledge.
-import { redact } from '../redact';
+import { redact } from '../util/redact';
 import type { ExchangeFailure } from './http-guard';
 
 export type Provider = 'aliyun' | 'tencentcloud';

@@ -5,9 +5,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { LineCounter, parseDocument, isMap, isSeq, type Node } from 'yaml';
 import { z } from 'zod';
-import { redact, registerSecret } from '../redact';
-import type { AnyJobType } from '../jobs/types';
-import { scheduleIntervalMs } from '../schedule';
+import { redact, registerSecret } from '../util/redact';
+import type { AnyJobConfigSpec } from './spec';
+import { scheduleIntervalMs } from '../util/schedule';
 import { aliyunAccountSchema, commonJobShape, SECRET_KEYS, tencentAccountSchema, type AccountConfig, type CommonJobConfig } from './schema';
 
 export interface ExporterConfig {
@@ -38,7 +38,7 @@ type PathPart = string | number;
 
 export interface LoadOptions {
   env?: Record<string, string | undefined>;
-  jobTypes: readonly AnyJobType[];
+  jobTypes: readonly AnyJobConfigSpec[];
   /** --config.check: also read the files jobs name (inventories) and report what is wrong with them. */
   checkFiles?: boolean;
   /** A config without jobs is an error unless this is set (--config.allow-no-jobs). */

@@ -6,7 +6,7 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type tls from 'node:tls';
-import type { Logger } from '../log';
+import type { Logger } from '../util/log';
 import { BasicAuth } from './basic-auth';
 import { fingerprintFiles, nodeTlsOptions, readWebConfig, type WebConfig, type WebConfigRead } from './web-config';
 

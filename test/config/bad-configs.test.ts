@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { ConfigError, parseConfig } from '../../src/config/load';
-import { JOB_TYPES } from '../../src/jobs';
+import { JOB_TYPES } from '../../src/apis';
 
 const DIR = path.join(__dirname, 'testdata');
 const files = fs.readdirSync(DIR).filter((f) => f.endsWith('.bad.yml')).sort();

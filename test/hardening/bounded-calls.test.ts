@@ -1,18 +1,18 @@
 // Defects 1 and 6 of the hardening issue: a slow or endless answer must never wedge a transport, a run or a
 // shutdown, and a huge body must fail alone without holding memory.
 import { afterEach, describe, expect, test } from 'vitest';
-import { AliyunRpcTransport } from '../../src/cloud/aliyun';
-import { TencentTransport } from '../../src/cloud/tencent';
+import { AliyunRpcTransport } from '../../src/cloud/providers/aliyun';
+import { TencentTransport } from '../../src/cloud/providers/tencent';
 import { ApiClient } from '../../src/cloud/api-client';
 import { createApiMetrics } from '../../src/cloud/api-metrics';
 import { CloudError, RunAborted } from '../../src/cloud/errors';
 import { WindowRateLimiter } from '../../src/cloud/rate-limiter';
 import { Registry } from 'prom-client';
-import { JobRunner } from '../../src/job-runner';
+import { JobRunner } from '../../src/core/job-runner';
 import { createSelfMetrics } from '../../src/metrics/self-metrics';
 import { SnapshotStore } from '../../src/metrics/snapshot-store';
-import { createLogger } from '../../src/log';
-import type { Job } from '../../src/jobs/types';
+import { createLogger } from '../../src/util/log';
+import type { Job } from '../../src/core/job-type';
 import { startBadServer, type BadServer } from '../helpers/bad-server';
 import { ALIYUN, emulator } from '../helpers/harness';
 import type { Emulator } from '../../src/emulator/server';
@@ -164,7 +164,7 @@ describe('a run that passes its deadline ends, and shutdown is bounded whatever 
 
 describe('the canary subscriber is bounded too', () => {
   test('against a black-holed broker: waiting for it ends on time and closing returns at once', async () => {
-    const { ProbeSubscriber } = await import('../../src/jobs/mqtt-probe-subscriber');
+    const { ProbeSubscriber } = await import('../../src/apis/aliyun-mqtt-probe/subscriber');
     bad = await startBadServer({ mode: 'blackhole' });
     const sub = new ProbeSubscriber({ url: `mqtt://127.0.0.1:${bad.port}`, clientId: 'GID_probe@@@x', topic: 't', logger: createLogger({ level: 'error' }), onMessage: () => undefined, connectTimeoutMs: 60_000 });
     sub.start();

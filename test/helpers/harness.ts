@@ -2,10 +2,10 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createApp, type App, type AppDeps } from '../../src/app';
+import { createApp, type App, type AppDeps } from '../../src/core/app';
 import { parseConfig, loadConfigFile } from '../../src/config/load';
-import { JOB_TYPES } from '../../src/jobs';
-import { createLogger } from '../../src/log';
+import { JOB_TYPES } from '../../src/apis';
+import { createLogger } from '../../src/util/log';
 import { startEmulator, type Emulator, type EmulatorOptions } from '../../src/emulator/server';
 
 export const ALIYUN = { account: 'aliyun-test', provider: 'aliyun' as const, access_key_id: 'LTAI-test-key-id', access_key_secret: 'test-secret-0123456789' };
@@ -34,13 +34,13 @@ export interface TestApp {
 }
 
 /** Writes the YAML to a temp file (so relative paths and reloads work) and builds an app on it. */
-export function appFromYaml(yaml: string, env: Record<string, string> = {}, deps: Partial<AppDeps> = {}, dir = tempDir()): TestApp {
+export function appFromYaml(yaml: string, env: Record<string, string> = {}, deps: Partial<Omit<AppDeps, 'jobTypes'>> = {}, dir = tempDir()): TestApp {
   const logs: string[] = [];
   const configFile = path.join(dir, 'config.yml');
   fs.writeFileSync(configFile, yaml);
   const load = () => loadConfigFile(configFile, { env, jobTypes: JOB_TYPES });
   const logger = createLogger({ level: 'debug', format: 'json', write: (line) => void logs.push(line) });
-  const app = createApp(parseConfig(yaml, configFile, { env, jobTypes: JOB_TYPES }), { logger, processMetrics: false, loadConfig: load, ...deps });
+  const app = createApp(parseConfig(yaml, configFile, { env, jobTypes: JOB_TYPES }), { jobTypes: JOB_TYPES, logger, processMetrics: false, loadConfig: load, ...deps });
   return { app, logs, configFile, scrape: () => scrapeApp(app) };
 }
 

@@ -1,7 +1,7 @@
 // Shared scenario and config of the aliyun_mqtt_sessions tests (test/mqtt and test/quota).
 import fs from 'node:fs';
 import path from 'node:path';
-import { ALIYUN, ALIYUN_ACCOUNT_YAML } from '../helpers/harness';
+import { ALIYUN, ALIYUN_ACCOUNT_YAML } from './harness';
 import type { Emulator } from '../../src/emulator/server';
 
 export const INSTANCE = 'post-cn-test0001';

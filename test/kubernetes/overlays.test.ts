@@ -8,7 +8,7 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, parseConfig } from '../../src/config/load';
-import { JOB_TYPES } from '../../src/jobs';
+import { JOB_TYPES } from '../../src/apis';
 import {
   all,
   find,

@@ -1,10 +1,10 @@
 // Test harness: the emulator (Tencent side) plus an exporter app with a tencentcloud_mongodb_connections job,
 // talking over HTTP on 127.0.0.1 through the real Tencent SDK; metrics are read from the exposition text.
 import YAML from 'yaml';
-import { createApp, type App } from '../../src/app';
+import { createApp, type App } from '../../src/core/app';
 import { parseConfig } from '../../src/config/load';
-import { JOB_TYPES } from '../../src/jobs';
-import { createLogger } from '../../src/log';
+import { JOB_TYPES } from '../../src/apis';
+import { createLogger } from '../../src/util/log';
 import { startEmulator, type Emulator, type EmulatorOptions } from '../../src/emulator/server';
 import { parseScenario } from '../../src/emulator/scenario';
 import type { EmulatorStats } from '../../src/emulator/stats';
@@ -156,7 +156,7 @@ export async function startHarness(scenarioYaml: string, o: JobOptions, emuOpts:
     jobTypes: JOB_TYPES,
   });
   const logger = createLogger({ level: 'debug', format: 'json', write: (line) => logs.push(line) });
-  const app = createApp(config, { logger, processMetrics: false });
+  const app = createApp(config, { jobTypes: JOB_TYPES, logger, processMetrics: false });
   const metrics = async () => new Metrics(parseExposition([...(await app.exposition())].join('')));
   return {
     emu,

@@ -1,12 +1,12 @@
 // Pagination under change: pages that move during the walk (emulator), and a lying server (scripted transport)
 // that must never make the walk loop, duplicate a series or report an inconsistent walk as complete.
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { createApp } from '../../src/app';
+import { createApp } from '../../src/core/app';
 import type { CallRequest, CloudTransport } from '../../src/cloud/transport';
 import { parseConfig } from '../../src/config/load';
-import { JOB_TYPES } from '../../src/jobs';
-import { walkPages, type ClientRecord, type Page } from '../../src/jobs/tencentcloud-mongodb-connections';
-import { createLogger } from '../../src/log';
+import { JOB_TYPES } from '../../src/apis';
+import { walkPages, type ClientRecord, type Page } from '../../src/apis/tencentcloud-mongodb-connections/job';
+import { createLogger } from '../../src/util/log';
 import { snapshotExposition } from '../../src/metrics/exposition';
 import { Metrics, SCENARIO_CREDENTIALS, exporterConfigYaml, parseExposition, startHarness, type Harness } from './harness';
 
@@ -141,7 +141,7 @@ async function runWithTransport(transport: CloudTransport, maxClientIps = 100_00
     env: { TC_ID: 'AKIDscripted', TC_KEY: 'scripted-key-123', TC_TOKEN: 'scripted-token-123' },
     jobTypes: JOB_TYPES,
   });
-  const app = createApp(config, { logger: createLogger({ format: 'json', write: (l) => logs.push(l) }), processMetrics: false, transports: { tencentcloud: () => transport } });
+  const app = createApp(config, { jobTypes: JOB_TYPES, logger: createLogger({ format: 'json', write: (l) => logs.push(l) }), processMetrics: false, transports: { tencentcloud: () => transport } });
   try {
     await app.runAllNow();
     return { m: new Metrics(parseExposition([...snapshotExposition(await app.metrics.registry.metrics(), app.store)].join(''))), logs };

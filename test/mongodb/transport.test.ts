@@ -4,12 +4,12 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { CloudError } from '../../src/cloud/errors';
-import { TencentTransport, splitTencentEndpoint } from '../../src/cloud/tencent';
+import { TencentTransport, splitTencentEndpoint } from '../../src/cloud/providers/tencent';
 import { ConfigError, loadConfigFile, parseConfig } from '../../src/config/load';
-import { JOB_TYPES, defaultApiQps } from '../../src/jobs';
-import { tencentcloudMongodbConnections } from '../../src/jobs/tencentcloud-mongodb-connections';
-import { buildQuotaPlan } from '../../src/quota-plan';
-import { registerSecret } from '../../src/redact';
+import { JOB_TYPES } from '../../src/apis';
+import { tencentcloudMongodbConnections } from '../../src/apis/tencentcloud-mongodb-connections/job';
+import { buildQuotaPlan } from '../../src/core/quota-plan';
+import { registerSecret } from '../../src/util/redact';
 import { exporterConfigYaml } from './harness';
 
 interface Seen {
@@ -227,7 +227,7 @@ describe('job config', () => {
     const usage = tencentcloudMongodbConnections.plan(cfg.jobs[0] as never, cfg.dir);
     expect(usage).toEqual([{ account: 'tc', api: 'DescribeClientConnections', callsPerRun: 3, basis: expect.stringContaining('at least 1 page') }]);
     expect(tencentcloudMongodbConnections.apiQps).toEqual({ DescribeClientConnections: 5 });
-    const plan = buildQuotaPlan(cfg, JOB_TYPES, defaultApiQps());
+    const plan = buildQuotaPlan(cfg, JOB_TYPES);
     expect(plan.rows).toEqual([expect.objectContaining({ account: 'tc', api: 'DescribeClientConnections', qps: 5, callsPerRun: 3, shortestCycleMs: 600 })]);
   });
 });

@@ -4,8 +4,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { ConfigError, parseConfig } from '../../src/config/load';
-import { JOB_TYPES, defaultApiQps } from '../../src/jobs';
-import { buildQuotaPlan, formatQuotaPlan } from '../../src/quota-plan';
+import { JOB_TYPES } from '../../src/apis';
+import { buildQuotaPlan, formatQuotaPlan } from '../../src/core/quota-plan';
 import { tempDir } from '../helpers/harness';
 
 const ENV = { ALIYUN_ACCESS_KEY_ID: 'LTAI-example', AK: 'LTAI-example', SK: 'example-secret' };
@@ -37,7 +37,7 @@ describe('aliyun_mqtt_probe configuration', () => {
     fs.writeFileSync(path.join(dir, 'secret'), 'example-secret\n');
     const text = fs.readFileSync(path.join(__dirname, '..', '..', 'config', 'examples', 'probe.yml'), 'utf8').replace('/run/secrets/aliyun_access_key_secret', path.join(dir, 'secret'));
     const cfg = parseConfig(text, path.join(dir, 'probe.yml'), { env: ENV, jobTypes: JOB_TYPES });
-    const plan = buildQuotaPlan(cfg, JOB_TYPES, defaultApiQps());
+    const plan = buildQuotaPlan(cfg, JOB_TYPES);
     expect(plan.rows.map((r) => [r.job, r.api, r.qps, r.callsPerRun, r.messagesPerDay])).toEqual([
       ['mqtt-canary', 'SendMessage', 1000, 1, 2880],
       ['mqtt-canary-shanghai', 'SendMessage', 1000, 1, 1440],

@@ -1,7 +1,7 @@
 // aliyun_redis_sessions against the emulator through the real pop-core: every aggregate equals what the emulator's
 // ground truth implies, and failing instances (business errors, NoPermission) fail alone, without retries.
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { App } from '../../src/app';
+import type { App } from '../../src/core/app';
 import { startEmulator, type Emulator } from '../../src/emulator/server';
 import { parseScenario } from '../../src/emulator/scenario';
 import { byLabel, makeApp, parseExposition, scrape, value, type Sample } from './helpers';

@@ -1,9 +1,9 @@
 // Shared by the Redis tests: build the exporter app from YAML, scrape it, and read samples out of the exposition.
-import { createApp, type App } from '../../src/app';
+import { createApp, type App } from '../../src/core/app';
 import type { TransportFactory } from '../../src/cloud/accounts';
 import { parseConfig } from '../../src/config/load';
-import { JOB_TYPES } from '../../src/jobs';
-import { createLogger } from '../../src/log';
+import { JOB_TYPES } from '../../src/apis';
+import { createLogger } from '../../src/util/log';
 import { snapshotExposition } from '../../src/metrics/exposition';
 
 export interface Sample {
@@ -16,7 +16,7 @@ export interface Sample {
 export function makeApp(yamlText: string, opts: { env?: Record<string, string>; transports?: Record<string, TransportFactory> } = {}): { app: App; logs: string[] } {
   const logs: string[] = [];
   const config = parseConfig(yamlText, '/tmp/redis-test.yml', { env: opts.env ?? {}, jobTypes: JOB_TYPES });
-  const app = createApp(config, { logger: createLogger({ level: 'warn', write: (l) => void logs.push(l) }), processMetrics: false, transports: opts.transports });
+  const app = createApp(config, { jobTypes: JOB_TYPES, logger: createLogger({ level: 'warn', write: (l) => void logs.push(l) }), processMetrics: false, transports: opts.transports });
   return { app, logs };
 }
 

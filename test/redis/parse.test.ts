@@ -4,14 +4,14 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
-import type { App } from '../../src/app';
+import type { App } from '../../src/core/app';
 import { CloudError } from '../../src/cloud/errors';
 import type { CloudTransport } from '../../src/cloud/transport';
 import { parseConfig, ConfigError } from '../../src/config/load';
-import { JOB_TYPES, defaultApiQps } from '../../src/jobs';
-import { buildQuotaPlan, formatQuotaPlan } from '../../src/quota-plan';
-import { aggregateRedisSessions, aliyunRedisSessions, renderRedisFamilies } from '../../src/jobs/aliyun-redis-sessions';
-import { ipOfAddr, parseGetRedisAllSession } from '../../src/jobs/das-redis-parse';
+import { JOB_TYPES } from '../../src/apis';
+import { buildQuotaPlan, formatQuotaPlan } from '../../src/core/quota-plan';
+import { aggregateRedisSessions, aliyunRedisSessions, renderRedisFamilies } from '../../src/apis/aliyun-redis-sessions/job';
+import { ipOfAddr, parseGetRedisAllSession } from '../../src/apis/aliyun-redis-sessions/parse';
 import { makeApp, parseExposition, scrape, value } from './helpers';
 
 const SAMPLE_TEXT = fs.readFileSync(path.join(__dirname, 'fixtures', 'sample-response.json'), 'utf8');
@@ -329,7 +329,7 @@ ${extra}`;
       const text = fs.readFileSync(path.join(__dirname, '..', '..', 'config', 'examples', 'redis.yml'), 'utf8').replace('/run/secrets/aliyun_access_key_secret', path.join(dir, 'secret'));
       const parsed = parseConfig(text, path.join(dir, 'redis.yml'), { env: { ALIYUN_ACCESS_KEY_ID: 'ak' }, jobTypes: JOB_TYPES });
       expect(parsed.jobs[0]).toMatchObject({ type: 'aliyun_redis_sessions', idle_thresholds: [60, 300, 3600], max_client_ips: 200, max_commands: 50 });
-      const plan = formatQuotaPlan(buildQuotaPlan(parsed, JOB_TYPES, defaultApiQps()));
+      const plan = formatQuotaPlan(buildQuotaPlan(parsed, JOB_TYPES));
       expect(plan).toContain('GetRedisAllSession');
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });

@@ -2,7 +2,7 @@
 // (one subscribed, one inside MULTI, one blocked in BLPOP), and watches them appear in the metrics and go away.
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
-import type { App } from '../../src/app';
+import type { App } from '../../src/core/app';
 import { startEmulator, type Emulator } from '../../src/emulator/server';
 import { parseScenario } from '../../src/emulator/scenario';
 import { startRedisServer, type RedisServer } from '../helpers/servers';

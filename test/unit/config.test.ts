@@ -3,9 +3,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { ConfigError, parseConfig } from '../../src/config/load';
-import { JOB_TYPES } from '../../src/jobs';
-import { buildQuotaPlan, formatQuotaPlan } from '../../src/quota-plan';
-import { defaultApiQps } from '../../src/jobs';
+import { JOB_TYPES } from '../../src/apis';
+import { buildQuotaPlan, formatQuotaPlan } from '../../src/core/quota-plan';
+
 
 const GOOD = `
 accounts:
@@ -98,11 +98,11 @@ describe('configuration', () => {
     const ids = Array.from({ length: 12_000 }, (_, i) => `GID_sensor@@@dev-${i}`);
     const text = GOOD.replace('client_ids: [GID_sensor@@@dev-0001]', `client_ids: ${JSON.stringify(ids)}`);
     const cfg = parseConfig(text, 't.yml', { env: { AK: 'a', SK: 'b' }, jobTypes: JOB_TYPES });
-    const plan = buildQuotaPlan(cfg, JOB_TYPES, defaultApiQps());
+    const plan = buildQuotaPlan(cfg, JOB_TYPES);
     expect(plan.rows[0]).toMatchObject({ api: 'BatchQuerySessionByClientIds', callsPerRun: 1200, qps: 100, shortestCycleMs: 12_000, intervalMs: 30_000 });
     expect(plan.warnings).toEqual([]);
     const tight = parseConfig(text.replace('"*/30 * * * * *"', '"*/10 * * * * *"'), 't.yml', { env: { AK: 'a', SK: 'b' }, jobTypes: JOB_TYPES });
-    const tightPlan = buildQuotaPlan(tight, JOB_TYPES, defaultApiQps());
+    const tightPlan = buildQuotaPlan(tight, JOB_TYPES);
     // The default deadline of a 10 s schedule leaves 1 s for the next tick: 9 s.
     expect(tightPlan.warnings[0]).toMatch(/job fleet: 1200 BatchQuerySessionByClientIds calls need at least 12.0s at 100 QPS, longer than its 9s deadline/);
     expect(formatQuotaPlan(plan)).toMatch(/ 40\.0% /);

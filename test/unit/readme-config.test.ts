@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { expect, test } from 'vitest';
 import { parseConfig } from '../../src/config/load';
-import { JOB_TYPES } from '../../src/jobs';
+import { JOB_TYPES } from '../../src/apis';
 
 // The README's configuration example is what newcomers copy: it must stay a valid config.
 test('the README configuration example is a valid config', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
-import { redact, registerSecret } from '../../src/redact';
-import { normaliseAliyunError } from '../../src/cloud/aliyun';
+import { redact, registerSecret } from '../../src/util/redact';
+import { normaliseAliyunError } from '../../src/cloud/providers/aliyun';
 
 describe('redact', () => {
   test('removes the signed URL pop-core appends to its error messages', () => {

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import type { TLSSocket } from 'node:tls';
-import { createLogger, type Logger } from '../../src/log';
+import { createLogger, type Logger } from '../../src/util/log';
 import type { CertFiles } from './pki';
 
 // Made with Debian's apache2-utils 2.4.71 (htpasswd), which writes the $2y$ prefix that Go's bcrypt and bcryptjs read:

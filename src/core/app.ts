@@ -1,22 +1,22 @@
 // createApp wires config, cloud accounts, jobs, metrics and HTTP; main only parses flags and listens.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { ExporterConfig } from './config/load';
-import { CloudAccounts, LimiterPool, TransportPool, type TransportFactory } from './cloud/accounts';
-import { JOB_TYPES, defaultApiQps } from './jobs';
-import type { AnyJobType } from './jobs/types';
+import type { ExporterConfig } from '../config/load';
+import { CloudAccounts, LimiterPool, TransportPool, type TransportFactory } from '../cloud/accounts';
+import { documentedQps, type AnyJobType } from './job-type';
 import { JobRunner } from './job-runner';
-import { createLogger, type Logger } from './log';
-import { createSelfMetrics, type SelfMetrics } from './metrics/self-metrics';
-import { SnapshotStore } from './metrics/snapshot-store';
+import { createLogger, type Logger } from '../util/log';
+import { createSelfMetrics, type SelfMetrics } from '../metrics/self-metrics';
+import { SnapshotStore } from '../metrics/snapshot-store';
 import { createHttpHandler } from './http';
 import { BUILD } from './build-info';
-import { snapshotExposition, type Exposition } from './metrics/exposition';
+import { snapshotExposition, type Exposition } from '../metrics/exposition';
 import { buildQuotaPlan } from './quota-plan';
 
 export interface AppDeps {
   logger?: Logger;
-  jobTypes?: readonly AnyJobType[];
+  /** The job types the config may use (src/apis/index.ts). */
+  jobTypes: readonly AnyJobType[];
   transports?: Readonly<Record<string, TransportFactory>>;
   /** The SDK transports shared across reloads (tests inspect it). */
   transportPool?: TransportPool;
@@ -46,15 +46,15 @@ export interface App {
   stop(graceMs?: number): Promise<void>;
 }
 
-export function createApp(initial: ExporterConfig, deps: AppDeps = {}): App {
+export function createApp(initial: ExporterConfig, deps: AppDeps): App {
   const logger = deps.logger ?? createLogger();
-  const jobTypes = deps.jobTypes ?? JOB_TYPES;
+  const jobTypes = deps.jobTypes;
   const typeByName = new Map(jobTypes.map((t) => [t.type, t]));
   const metrics = createSelfMetrics(BUILD, { processMetrics: deps.processMetrics });
   const store = new SnapshotStore();
   const limiters = new LimiterPool(metrics.api);
   const transports = deps.transportPool ?? new TransportPool(deps.transports);
-  const qpsDefaults = defaultApiQps(jobTypes);
+  const qpsDefaults = documentedQps(jobTypes);
   const runners = new Map<string, { runner: JobRunner; fingerprint: string; accounts: CloudAccounts }>();
   let config = initial;
   let started = false;
@@ -92,7 +92,7 @@ export function createApp(initial: ExporterConfig, deps: AppDeps = {}): App {
     for (const jobCfg of cfg.jobs) for (const api of Object.keys(typeByName.get(jobCfg.type)!.apiQps)) if (jobCfg.account) keys.add(`${jobCfg.account}\u0000${api}`);
     limiters.retain(keys);
     // The quota plan's warnings at every load, not only under --config.check.
-    for (const warning of buildQuotaPlan(cfg, jobTypes, qpsDefaults).warnings) logger.warn({ warning }, 'quota plan');
+    for (const warning of buildQuotaPlan(cfg, jobTypes).warnings) logger.warn({ warning }, 'quota plan');
   }
 
   function notifyIfReady(): void {

@@ -1,11 +1,11 @@
 // --config.check's quota plan: per account and API, calls per cycle, the shortest cycle the QPS limit allows,
 // and the share of each schedule interval it uses. Warns when a job cannot finish within its interval.
-import type { ExporterConfig } from './config/load';
-import type { AnyJobType } from './jobs/types';
-import { runDeadlineMs, scheduleIntervalMs } from './schedule';
-import { formatDuration } from './config/duration';
-import { accountQps } from './cloud/accounts';
-import { rateRule, ruleQps } from './cloud/rate';
+import type { ExporterConfig } from '../config/load';
+import { documentedQps, type AnyJobType } from './job-type';
+import { runDeadlineMs, scheduleIntervalMs } from '../util/schedule';
+import { formatDuration } from '../config/duration';
+import { accountQps } from '../cloud/accounts';
+import { rateRule, ruleQps } from '../cloud/rate';
 
 export interface PlanRow {
   account: string;
@@ -25,7 +25,8 @@ export interface QuotaPlan {
   warnings: string[];
 }
 
-export function buildQuotaPlan(cfg: ExporterConfig, jobTypes: readonly AnyJobType[], defaultQps: Record<string, number>): QuotaPlan {
+export function buildQuotaPlan(cfg: ExporterConfig, jobTypes: readonly AnyJobType[]): QuotaPlan {
+  const defaultQps = documentedQps(jobTypes);
   const typeByName = new Map(jobTypes.map((t) => [t.type, t]));
   const rows: PlanRow[] = [];
   const warnings: string[] = [];

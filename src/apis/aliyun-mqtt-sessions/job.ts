@@ -2,15 +2,15 @@
 // (10 IDs a call, 100 QPS) with a fallback to QuerySessionByClientId (500 QPS).
 import path from 'node:path';
 import { z } from 'zod';
-import { CloudError } from '../cloud/errors';
-import type { ApiCaller } from '../cloud/api-client';
-import type { CommonJobConfig } from '../config/schema';
-import { BinaryGaugeLines } from '../metrics/binary-gauge-lines';
-import { FamilyBuilder, renderLabels, joinLabels, type MetricFamily } from '../metrics/family';
-import { endpointUrl, regionId } from './shared/endpoint';
-import { runPool } from './shared/pool';
-import { InventoryLoader, readInventorySync, type Inventory } from './mqtt-inventory';
-import type { ApiUsage, Job, JobContext, JobRunResult, JobType, RunContext } from './types';
+import { CloudError } from '../../cloud/errors';
+import type { ApiCaller } from '../../cloud/api-client';
+import type { CommonJobConfig } from '../../config/schema';
+import { BinaryGaugeLines } from '../../metrics/binary-gauge-lines';
+import { FamilyBuilder, renderLabels, joinLabels, type MetricFamily } from '../../metrics/family';
+import { endpointUrl, regionId } from '../shared/endpoint';
+import { runPool } from '../shared/pool';
+import { InventoryLoader, readInventorySync, type Inventory } from './inventory';
+import type { ApiUsage, Job, JobContext, JobRunResult, JobType, RunContext } from '../../core/job-type';
 
 export const MQTT_API_VERSION = '2020-04-20';
 export const BATCH_API = 'BatchQuerySessionByClientIds';

@@ -2,14 +2,14 @@
 // (das 2020-01-16, called in cn-shanghai whatever the instance's region), exported as bounded aggregates: per node,
 // per source IP (capped), per command (capped), idle over thresholds, buffers, pub/sub, MULTI, blocked, oldest age.
 import { z } from 'zod';
-import type { ApiCaller } from '../cloud/api-client';
-import type { CommonJobConfig } from '../config/schema';
-import { durationMs } from '../config/schema';
-import { FamilyBuilder, formatValue, joinLabels, renderLabels, type MetricFamily } from '../metrics/family';
-import { parseGetRedisAllSession, REDIS_SESSIONS_API, type RedisSessionsData } from './das-redis-parse';
-import { endpointUrl, instanceIdList } from './shared/endpoint';
-import { addTo, foldTopN, OTHER } from './shared/top-n';
-import type { ApiUsage, Job, JobContext, JobRunResult, JobType, RunContext, TargetResult } from './types';
+import type { ApiCaller } from '../../cloud/api-client';
+import type { CommonJobConfig } from '../../config/schema';
+import { durationMs } from '../../config/schema';
+import { FamilyBuilder, formatValue, joinLabels, renderLabels, type MetricFamily } from '../../metrics/family';
+import { parseGetRedisAllSession, REDIS_SESSIONS_API, type RedisSessionsData } from './parse';
+import { endpointUrl, instanceIdList } from '../shared/endpoint';
+import { addTo, foldTopN, OTHER } from '../shared/top-n';
+import type { ApiUsage, Job, JobContext, JobRunResult, JobType, RunContext, TargetResult } from '../../core/job-type';
 
 export const DAS_API_VERSION = '2020-01-16';
 export const DEFAULT_DAS_ENDPOINT = 'https://das.cn-shanghai.aliyuncs.com';

@@ -8,9 +8,9 @@
 import type http from 'node:http';
 import { mongodb } from 'tencentcloud-sdk-nodejs-mongodb';
 import { AbstractClient } from 'tencentcloud-sdk-nodejs-common';
-import { CloudError, exchangeError, isThrottlingCode, nodeNetworkError, type FinalScope } from './errors';
-import { boundedExchange, ExchangeFailure, guardedAgent } from './http-guard';
-import type { CallRequest, CloudTransport } from './transport';
+import { CloudError, exchangeError, isThrottlingCode, nodeNetworkError, type FinalScope } from '../errors';
+import { boundedExchange, ExchangeFailure, guardedAgent } from '../http-guard';
+import type { CallRequest, CloudTransport } from '../transport';
 
 export interface TencentCredentials {
   secretId: string;

@@ -5,7 +5,7 @@
 // a value that is present but not what the field holds is an error naming the field and its index, which the API
 // client turns into a MalformedResponse. A `Success: false` answer, which pop-core lets through when Code is 200,
 // becomes a non-retryable business-failure CloudError.
-import { CloudError, isThrottlingCode } from '../cloud/errors';
+import { CloudError, isThrottlingCode } from '../../cloud/errors';
 
 export const REDIS_SESSIONS_API = 'GetRedisAllSession';
 

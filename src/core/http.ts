@@ -1,9 +1,9 @@
 // HTTP endpoints: landing page, /metrics (streamed, gzip when asked), health, readiness and reload.
 import type http from 'node:http';
 import zlib from 'node:zlib';
-import type { Logger } from './log';
-import { redact } from './redact';
-import { writeExposition, type Exposition } from './metrics/exposition';
+import type { Logger } from '../util/log';
+import { redact } from '../util/redact';
+import { writeExposition, type Exposition } from '../metrics/exposition';
 
 export interface HttpOptions {
   telemetryPath: string;

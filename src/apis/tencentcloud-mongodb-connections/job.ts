@@ -21,14 +21,14 @@
 // - Unsupported (MongoVersion/Proxy/RegionNotSupportQueryClient): a known state, so the instance's poll is ok with
 //   client_query_supported 0, pages_fetched 0 and the folded counter; no per-IP, total or completeness series.
 import { z } from 'zod';
-import { CloudError } from '../cloud/errors';
-import type { ApiCaller } from '../cloud/api-client';
-import { REGION_PARAM } from '../cloud/tencent';
-import type { CommonJobConfig } from '../config/schema';
-import { FamilyBuilder, renderLabels, joinLabels, type MetricFamily } from '../metrics/family';
-import { endpointUrl, instanceIdList, regionId } from './shared/endpoint';
-import { foldTopN, OTHER } from './shared/top-n';
-import type { ApiUsage, Job, JobContext, JobRunResult, JobType, RunContext, TargetResult } from './types';
+import { CloudError } from '../../cloud/errors';
+import type { ApiCaller } from '../../cloud/api-client';
+import { REGION_PARAM } from '../../cloud/providers/tencent';
+import type { CommonJobConfig } from '../../config/schema';
+import { FamilyBuilder, renderLabels, joinLabels, type MetricFamily } from '../../metrics/family';
+import { endpointUrl, instanceIdList, regionId } from '../shared/endpoint';
+import { foldTopN, OTHER } from '../shared/top-n';
+import type { ApiUsage, Job, JobContext, JobRunResult, JobType, RunContext, TargetResult } from '../../core/job-type';
 
 export const MONGODB_API_VERSION = '2019-07-25';
 export const CONNECTIONS_API = 'DescribeClientConnections';

@@ -3,16 +3,16 @@
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import { z } from 'zod';
-import { CloudError, labelSafeCode } from '../cloud/errors';
-import type { ApiCaller } from '../cloud/api-client';
-import type { CommonJobConfig } from '../config/schema';
-import { FamilyBuilder, HistogramState, joinLabels, renderLabels, type MetricFamily } from '../metrics/family';
-import { registerSecret } from '../redact';
-import { runDeadlineMs } from '../schedule';
-import { MQTT_API_VERSION, defaultMqttEndpoint } from './aliyun-mqtt-sessions';
-import { ProbeSubscriber, signaturePassword, signatureUsername } from './mqtt-probe-subscriber';
-import { endpointUrl, regionId } from './shared/endpoint';
-import type { ApiUsage, Job, JobContext, JobRunResult, JobType, RunContext } from './types';
+import { CloudError, labelSafeCode } from '../../cloud/errors';
+import type { ApiCaller } from '../../cloud/api-client';
+import type { CommonJobConfig } from '../../config/schema';
+import { FamilyBuilder, HistogramState, joinLabels, renderLabels, type MetricFamily } from '../../metrics/family';
+import { registerSecret } from '../../util/redact';
+import { runDeadlineMs } from '../../util/schedule';
+import { MQTT_API_VERSION, defaultMqttEndpoint } from '../aliyun-mqtt-sessions/job';
+import { ProbeSubscriber, signaturePassword, signatureUsername } from './subscriber';
+import { endpointUrl, regionId } from '../shared/endpoint';
+import type { ApiUsage, Job, JobContext, JobRunResult, JobType, RunContext } from '../../core/job-type';
 
 export const SEND_API = 'SendMessage';
 /** Probe timeout when the config sets none (capped by the schedule interval). */

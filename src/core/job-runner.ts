@@ -1,15 +1,15 @@
 // Runs one configured job: once at start-up, then on its cron schedule, never overlapping itself, each run under a
 // deadline; publishes results to the snapshot store and the job's self-metrics.
 import cron, { type ScheduledTask } from 'node-cron';
-import type { Logger } from './log';
-import type { CommonJobConfig } from './config/schema';
-import type { Job, JobRunResult } from './jobs/types';
-import type { SelfMetrics } from './metrics/self-metrics';
-import { RUN_RESULTS } from './metrics/self-metrics';
-import type { SnapshotStore } from './metrics/snapshot-store';
-import { runDeadlineMs, scheduleIntervalMs } from './schedule';
-import { sleep } from './cloud/retry';
-import { RunAborted } from './cloud/errors';
+import type { Logger } from '../util/log';
+import type { CommonJobConfig } from '../config/schema';
+import type { Job, JobRunResult } from './job-type';
+import type { SelfMetrics } from '../metrics/self-metrics';
+import { RUN_RESULTS } from '../metrics/self-metrics';
+import type { SnapshotStore } from '../metrics/snapshot-store';
+import { runDeadlineMs, scheduleIntervalMs } from '../util/schedule';
+import { sleep } from '../cloud/retry';
+import { RunAborted } from '../cloud/errors';
 import { setMaxListeners } from 'node:events';
 
 /**

@@ -2,7 +2,7 @@
 // probe topic, reconnecting with backoff. Connection trouble is state the probe job reports, never an exception.
 import { createHmac } from 'node:crypto';
 import mqtt, { type MqttClient } from 'mqtt';
-import type { Logger } from '../log';
+import type { Logger } from '../../util/log';
 
 /** ApsaraMQ for MQTT "Signature" mode: username `Signature|<AccessKeyId>|<InstanceId>`. */
 export function signatureUsername(accessKeyId: string, instanceId: string): string {

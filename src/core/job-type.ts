@@ -1,8 +1,8 @@
 // The contract of a job type: how its config looks, what it costs in API calls, and how one run produces metrics.
-import type { z } from 'zod';
-import type { Logger } from '../log';
+import type { Logger } from '../util/log';
 import type { CloudAccounts } from '../cloud/accounts';
 import type { CommonJobConfig } from '../config/schema';
+import type { JobConfigSpec } from '../config/spec';
 import type { MetricFamily } from '../metrics/family';
 
 /** The result for one cloud instance (or the job's single target). Families are rendered only when ok. */
@@ -54,28 +54,15 @@ export interface ApiUsage {
   billed?: boolean;
 }
 
-export interface JobType<C extends CommonJobConfig = CommonJobConfig> {
-  /** Value of the config's `type` key. */
-  type: string;
-  /** Provider the job's account must have. */
-  provider: 'aliyun' | 'tencentcloud';
-  /** The type's own keys (merged with the common keys, strictly). */
-  schema: z.ZodRawShape;
-  /** Extra checks across fields; return problems as [path, message]. */
-  validate?(config: C): Array<[Array<string | number>, string]>;
-  /** Documented per-account rate limits of the APIs this type calls (calls per second). */
-  apiQps: Record<string, number>;
-  /** Label names this type emits: static labels may not reuse them. */
-  labelNames: readonly string[];
-  /** The cloud instances a job of this config reports on (two jobs of one type must not share one unlabelled). */
-  instanceIds(config: C): readonly string[];
+/** A job type: its config (JobConfigSpec, read by the loader), what a run costs, and how a run produces metrics. */
+export interface JobType<C extends CommonJobConfig = CommonJobConfig> extends JobConfigSpec<C> {
   plan(config: C, configDir: string): ApiUsage[];
-  /**
-   * --config.check only: reads what the job will read at run time (files) and says what is wrong with it, as
-   * problems (paths relative to the job) and notes, without calling the cloud.
-   */
-  inspect?(config: C, configDir: string): { problems: Array<[Array<string | number>, string]>; notes: string[] };
   create(config: C, ctx: JobContext): Job;
+}
+
+/** The documented QPS of every API any of `types` calls, by API name. */
+export function documentedQps(types: readonly AnyJobType[]): Record<string, number> {
+  return Object.assign({}, ...types.map((t) => t.apiQps));
 }
 
 // Type-erased form used by registries; each module keeps its precise config type internally.

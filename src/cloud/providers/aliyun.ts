@@ -3,9 +3,9 @@ import type http from 'node:http';
 // pop-core ships no types; its surface used here is small.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const RPCClient = require('@alicloud/pop-core').RPCClient as new (cfg: Record<string, unknown>) => PopClient;
-import { CloudError, exchangeError, isThrottlingCode, nodeNetworkError } from './errors';
-import { boundedExchange, ExchangeFailure, guardedAgent } from './http-guard';
-import type { CallRequest, CloudTransport } from './transport';
+import { CloudError, exchangeError, isThrottlingCode, nodeNetworkError } from '../errors';
+import { boundedExchange, ExchangeFailure, guardedAgent } from '../http-guard';
+import type { CallRequest, CloudTransport } from '../transport';
 
 interface PopClient {
   request(action: string, params: Record<string, unknown>, opts: Record<string, unknown>): Promise<unknown>;

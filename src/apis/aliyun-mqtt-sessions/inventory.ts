@@ -2,8 +2,8 @@
 // changed), validated and de-duplicated. Bad lines are skipped and reported (the first few), never fatal.
 import fs, { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import type { Logger } from '../log';
-import { checkClientId } from './mqtt-client-id';
+import type { Logger } from '../../util/log';
+import { checkClientId } from '../aliyun-mqtt/client-id';
 
 /**
  * Valid, unique client IDs in first-seen order, packed: one string holding every ID and their offsets, plus a group

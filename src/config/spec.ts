@@ -1,0 +1,33 @@
+// What the config loader needs to know of a job type: its keys, its provider, the APIs it may rate-limit, the labels
+// it owns and the instances a config names. Job types (src/apis/) implement it; the loader imports nothing above it.
+import type { z } from 'zod';
+import type { CommonJobConfig } from './schema';
+
+/** A problem found in a job's config: the path below the job, and the message. */
+export type JobProblem = [Array<string | number>, string];
+
+export interface JobConfigSpec<C extends CommonJobConfig = CommonJobConfig> {
+  /** Value of the config's `type` key. */
+  type: string;
+  /** Provider the job's account must have. */
+  provider: 'aliyun' | 'tencentcloud';
+  /** The type's own keys (merged with the common keys, strictly). */
+  schema: z.ZodRawShape;
+  /** Documented per-account rate limits of the APIs this type calls (calls per second): also the names `qps:` accepts. */
+  apiQps: Readonly<Record<string, number>>;
+  /** Label names this type emits: static labels may not reuse them. */
+  labelNames: readonly string[];
+  /** The cloud instances a job of this config reports on (two jobs of one type must not share one unlabelled). */
+  instanceIds(config: C): readonly string[];
+  /** Checks across keys, once every key is valid. */
+  validate?(config: C): JobProblem[];
+  /**
+   * --config.check only: reads what the job will read at run time (files) and says what is wrong with it, without
+   * calling the cloud.
+   */
+  inspect?(config: C, configDir: string): { problems: JobProblem[]; notes: string[] };
+}
+
+// Type-erased form used by registries; each job type keeps its precise config type internally.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyJobConfigSpec = JobConfigSpec<any>;
