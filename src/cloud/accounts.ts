@@ -6,7 +6,7 @@
 //   neither leak sockets nor reconnect for unchanged accounts.
 // - CloudAccounts (per job): what one job holds from both pools; released when the job is stopped.
 import type { AccountConfig } from '../config/schema';
-import { ApiClient, type ApiCaller } from './api-client';
+import { createApiClient, type ApiCaller } from './client';
 import type { ApiMetrics } from './api-metrics';
 import { AliyunRpcTransport } from './providers/aliyun';
 import { TencentTransport } from './providers/tencent';
@@ -161,7 +161,7 @@ export interface CloudAccountsOptions {
 /** One job's view of the configured accounts; `close()` gives back what it took from the pools. */
 export class CloudAccounts {
   private readonly byName: Map<string, AccountConfig>;
-  private readonly callers = new Map<string, ApiClient>();
+  private readonly callers = new Map<string, ApiCaller>();
   private readonly held: PooledTransport[] = [];
 
   constructor(private readonly opts: CloudAccountsOptions) {
@@ -186,7 +186,7 @@ export class CloudAccounts {
       const account = this.account(accountName);
       const transport = this.opts.transports.acquire(account, endpoint, apiVersion);
       this.held.push(transport);
-      client = new ApiClient({
+      client = createApiClient({
         account: accountName,
         transport,
         limiterFor: (api) => this.opts.limiters.get(accountName, api, this.qpsFor(accountName, api), account.rate_limit_margin),

@@ -10,6 +10,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import http from 'node:http';
 import https from 'node:https';
+import { reclaimSoon } from '../util/reclaim';
 
 export type ExchangeFailureKind = 'Timeout' | 'ResponseTooLarge' | 'Aborted' | 'UnexpectedEncoding';
 
@@ -79,6 +80,8 @@ class Exchange {
           bytes += (chunk as { length: number }).length;
           if (bytes > max) {
             this.fail(new ExchangeFailure('ResponseTooLarge', `the answer is larger than ${max} bytes`));
+            // The bytes read so far are garbage now; without a collection they would stay resident for long.
+            reclaimSoon();
             return false;
           }
         }

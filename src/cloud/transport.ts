@@ -2,6 +2,8 @@
 export interface CallRequest {
   api: string;
   params: Record<string, unknown>;
+  /** The region the call is about; providers that sign it send it (Tencent's X-TC-Region), others ignore it. */
+  region?: string;
   /** Bound of the whole exchange (see http-guard.ts). */
   timeoutMs: number;
   /** The run's signal: an abort ends the exchange at once. */

@@ -12,6 +12,7 @@ import { createHttpHandler } from './http';
 import { BUILD } from './build-info';
 import { snapshotExposition, type Exposition } from '../metrics/exposition';
 import { buildQuotaPlan } from './quota-plan';
+import { renderLabels } from '../metrics/family';
 
 export interface AppDeps {
   logger?: Logger;
@@ -50,7 +51,7 @@ export function createApp(initial: ExporterConfig, deps: AppDeps): App {
   const logger = deps.logger ?? createLogger();
   const jobTypes = deps.jobTypes;
   const typeByName = new Map(jobTypes.map((t) => [t.type, t]));
-  const metrics = createSelfMetrics(BUILD, { processMetrics: deps.processMetrics });
+  const metrics = createSelfMetrics(BUILD, { processMetrics: deps.processMetrics, jobMetrics: jobTypes.flatMap((t) => t.jobMetrics ?? []) });
   const store = new SnapshotStore();
   const limiters = new LimiterPool(metrics.api);
   const transports = deps.transportPool ?? new TransportPool(deps.transports);
@@ -83,7 +84,7 @@ export function createApp(initial: ExporterConfig, deps: AppDeps): App {
       const jobType = typeByName.get(jobCfg.type)!;
       const jobLogger = logger.child({ job_name: jobCfg.name });
       const accounts = new CloudAccounts({ accounts: cfg.accounts, metrics: metrics.api, limiters, transports, defaultQps: qpsDefaults });
-      const job = jobType.create(jobCfg, { jobName: jobCfg.name, labels: jobCfg.labels, accounts, logger: jobLogger, configDir: cfg.dir });
+      const job = jobType.create(jobCfg, { jobName: jobCfg.name, staticLabels: renderLabels(jobCfg.labels), accounts, logger: jobLogger, configDir: cfg.dir });
       const runner = new JobRunner({ config: jobCfg, job, instanceIds: job.instanceIds, store, metrics, logger: jobLogger, now: deps.now, onRunEnd: notifyIfReady });
       runners.set(jobCfg.name, { runner, fingerprint: fingerprintOf(jobCfg, cfg), accounts });
       if (started) runner.start();

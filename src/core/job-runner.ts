@@ -129,8 +129,8 @@ export class JobRunner {
       for (const t of result.targets) {
         const inst = { ...labels, instance_id: t.instanceId };
         metrics.instanceSuccess.set(inst, t.ok ? 1 : 0);
+        if (t.families) store.put(this.name, t.instanceId, t.families, finished);
         if (t.ok) {
-          store.put(this.name, t.instanceId, t.families, finished);
           metrics.instanceLastSuccess.set(inst, finished / 1000);
         } else if (shutdown) {
           logger.info({ instance_id: t.instanceId }, 'poll stopped for shutdown');
@@ -140,10 +140,7 @@ export class JobRunner {
       }
       if (result.blocked !== undefined) logger.error({ reason: result.blocked }, 'the job cannot poll; not ready until it can');
       store.retainInstances(this.name, new Set(result.targets.map((t) => t.instanceId)));
-      if (result.inventory) {
-        metrics.inventoryEntries.set(labels, result.inventory.valid);
-        metrics.inventoryInvalid.set(labels, result.inventory.invalid);
-      }
+      for (const [name, value] of Object.entries(result.jobMetrics ?? {})) metrics.jobMetrics.get(name)?.set(labels, value);
       metrics.jobDuration.set(labels, (finished - started) / 1000);
       if (allOk) metrics.jobLastSuccess.set(labels, finished / 1000);
       logger.debug({ duration_ms: finished - started, ok: allOk }, 'run finished');
@@ -199,7 +196,7 @@ export class JobRunner {
   forgetMetrics(): void {
     const { metrics } = this.opts;
     const labels = { job_name: this.name };
-    for (const g of [metrics.jobInterval, metrics.jobSuccess, metrics.jobLastSuccess, metrics.jobStale, metrics.jobDuration, metrics.inventoryEntries, metrics.inventoryInvalid]) g.remove(labels);
+    for (const g of [metrics.jobInterval, metrics.jobSuccess, metrics.jobLastSuccess, metrics.jobStale, metrics.jobDuration, ...metrics.jobMetrics.values()]) g.remove(labels);
     for (const result of RUN_RESULTS) metrics.jobRuns.remove({ ...labels, result });
     for (const instance_id of this.opts.instanceIds) {
       metrics.instanceSuccess.remove({ ...labels, instance_id });

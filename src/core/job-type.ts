@@ -1,22 +1,29 @@
-// The contract of a job type: how its config looks, what it costs in API calls, and how one run produces metrics.
+// The contract of a job type: its config (JobConfigSpec), the metric families it declares, what a run costs in API
+// calls, and how one run produces a result the runner publishes.
 import type { Logger } from '../util/log';
 import type { CloudAccounts } from '../cloud/accounts';
 import type { CommonJobConfig } from '../config/schema';
 import type { JobConfigSpec } from '../config/spec';
+import type { FamilyDecl } from '../metrics/declare';
 import type { MetricFamily } from '../metrics/family';
 
-/** The result for one cloud instance (or the job's single target). Families are rendered only when ok. */
+/** The outcome for one cloud instance (or the job's single target). */
 export interface TargetResult {
   instanceId: string;
+  /** Whether the poll of this instance succeeded: its instance_success, and the job's success. */
   ok: boolean;
-  families: MetricFamily[];
+  /**
+   * What to publish for the instance now. Absent: keep what was last published until it goes stale (a failed poll).
+   * A job may publish and fail at once (the canary's failed probe is itself data).
+   */
+  families?: readonly MetricFamily[];
   error?: Error;
 }
 
 export interface JobRunResult {
   targets: TargetResult[];
-  /** Inventory figures for jobs that have one (cloud_session_exporter_inventory_*). */
-  inventory?: { valid: number; invalid: number };
+  /** Values of the type's per-job self-metrics (JobType.jobMetrics), by family name. */
+  jobMetrics?: Readonly<Record<string, number>>;
   /** Set when the job could not poll at all (its input is missing): the exporter is not ready while it is. */
   blocked?: string;
 }
@@ -29,7 +36,8 @@ export interface RunContext {
 
 export interface JobContext {
   jobName: string;
-  labels: Readonly<Record<string, string>>;
+  /** The job's static labels, rendered (`a="x",b="y"`): appended to every sample of the job. */
+  staticLabels: string;
   accounts: CloudAccounts;
   logger: Logger;
   /** Base directory for relative paths in the job's config (the config file's folder). */
@@ -54,17 +62,31 @@ export interface ApiUsage {
   billed?: boolean;
 }
 
+/** The type's section of docs/metrics.md (scripts/generate-metrics-doc.ts). */
+export interface JobTypeDocs {
+  title: string;
+  /** Markdown before the table. */
+  intro?: string;
+  /** Markdown after the table. */
+  notes?: string;
+}
+
 /** A job type: its config (JobConfigSpec, read by the loader), what a run costs, and how a run produces metrics. */
 export interface JobType<C extends CommonJobConfig = CommonJobConfig> extends JobConfigSpec<C> {
+  /** Every family a job of this type publishes, declared once. */
+  families: readonly FamilyDecl[];
+  /** Per-job self-metrics the runner keeps (label `job_name` only), set from JobRunResult.jobMetrics. */
+  jobMetrics?: readonly FamilyDecl<'job_name'>[];
+  docs: JobTypeDocs;
   plan(config: C, configDir: string): ApiUsage[];
   create(config: C, ctx: JobContext): Job;
 }
+
+// Type-erased form used by registries; each job type keeps its precise config type internally.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyJobType = JobType<any>;
 
 /** The documented QPS of every API any of `types` calls, by API name. */
 export function documentedQps(types: readonly AnyJobType[]): Record<string, number> {
   return Object.assign({}, ...types.map((t) => t.apiQps));
 }
-
-// Type-erased form used by registries; each module keeps its precise config type internally.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type AnyJobType = JobType<any>;

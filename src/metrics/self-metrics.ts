@@ -1,30 +1,84 @@
-// The exporter's own health metrics (prom-client): build, config reloads, job runs and per-instance results.
+// The exporter's own health metrics (prom-client): build, config reloads, job runs and per-instance results, each
+// declared once (the docs generator reads the same declarations).
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import { createApiMetrics, type ApiMetrics } from '../cloud/api-metrics';
+import { API_FAMILIES, createApiMetrics, type ApiMetrics } from '../cloud/api-metrics';
+import { declareFamily, type FamilyDecl } from './declare';
+
+export const RUN_RESULTS = ['success', 'failure', 'skipped_overlap'] as const;
+
+export const SELF = {
+  buildInfo: declareFamily({
+    name: 'cloud_session_exporter_build_info',
+    type: 'gauge',
+    help: 'A metric with a constant 1 value labeled by the build of the running exporter.',
+    labels: ['version', 'revision', 'nodejs_version'],
+    doc: 'build of the running exporter (constant 1)',
+  }),
+  reloadSuccessful: declareFamily({ name: 'cloud_session_exporter_config_last_reload_successful', type: 'gauge', help: 'Whether the last configuration (re)load succeeded (1) or failed (0).', labels: [] }),
+  reloadTimestamp: declareFamily({ name: 'cloud_session_exporter_config_last_reload_success_timestamp_seconds', type: 'gauge', help: 'Time of the last successful configuration load.', labels: [] }),
+  jobSuccess: declareFamily({ name: 'cloud_session_exporter_job_success', type: 'gauge', help: 'Whether the last run of the job succeeded for every cloud instance (1) or not (0).', labels: ['job_name'] }),
+  jobDuration: declareFamily({ name: 'cloud_session_exporter_job_duration_seconds', type: 'gauge', help: 'Wall time of the last completed run of the job.', labels: ['job_name'] }),
+  jobLastSuccess: declareFamily({ name: 'cloud_session_exporter_job_last_success_timestamp_seconds', type: 'gauge', help: 'End of the last fully successful run of the job (0 if none yet).', labels: ['job_name'] }),
+  jobInterval: declareFamily({
+    name: 'cloud_session_exporter_job_interval_seconds',
+    type: 'gauge',
+    help: 'Shortest interval between two runs of the job on its schedule.',
+    labels: ['job_name'],
+    doc: 'the schedule\'s interval (shortest gap between two cron firings); `duration / interval` near 1 means the job cannot keep up',
+  }),
+  jobRuns: declareFamily({
+    name: 'cloud_session_exporter_job_runs_total',
+    type: 'counter',
+    help: 'Runs of the job by result; skipped_overlap counts runs skipped because the previous one was still going.',
+    labels: ['job_name', 'result'],
+    doc: 'runs by `result` ∈ `success`, `failure`, `skipped_overlap` (skipped because the previous run was still going)',
+  }),
+  jobStale: declareFamily({
+    name: 'cloud_session_exporter_job_stale',
+    type: 'gauge',
+    help: "Whether some of the job's data are missing because they went stale: dropped for being older than stale_after and not yet replaced by a successful poll (1) or not (0).",
+    labels: ['job_name'],
+  }),
+  instanceSuccess: declareFamily({ name: 'cloud_session_exporter_instance_success', type: 'gauge', help: 'Whether the last poll of this cloud instance succeeded (1) or not (0).', labels: ['job_name', 'instance_id'] }),
+  instanceLastSuccess: declareFamily({ name: 'cloud_session_exporter_instance_last_success_timestamp_seconds', type: 'gauge', help: 'Time of the last successful poll of this cloud instance (0 if none yet).', labels: ['job_name', 'instance_id'] }),
+  instanceStale: declareFamily({
+    name: 'cloud_session_exporter_instance_stale',
+    type: 'gauge',
+    help: "Whether this cloud instance's data are missing because they went stale: dropped for being older than stale_after and not yet replaced by a successful poll (1) or not (0).",
+    labels: ['job_name', 'instance_id'],
+  }),
+} as const;
+
+/** Every self-metric family the exporter declares itself (job types add their own jobMetrics). */
+export const SELF_FAMILIES: readonly FamilyDecl[] = [...Object.values(SELF), ...API_FAMILIES];
+
+type Labels<D> = D extends FamilyDecl<infer L> ? L : never;
+type GaugeOf<K extends keyof typeof SELF> = Gauge<Labels<(typeof SELF)[K]>>;
 
 export interface SelfMetrics {
   registry: Registry;
   api: ApiMetrics;
-  reloadSuccessful: Gauge;
-  reloadTimestamp: Gauge;
-  jobSuccess: Gauge<'job_name'>;
-  jobDuration: Gauge<'job_name'>;
-  jobLastSuccess: Gauge<'job_name'>;
-  jobInterval: Gauge<'job_name'>;
-  jobRuns: Counter<'job_name' | 'result'>;
-  jobStale: Gauge<'job_name'>;
-  instanceSuccess: Gauge<'job_name' | 'instance_id'>;
-  instanceLastSuccess: Gauge<'job_name' | 'instance_id'>;
-  instanceStale: Gauge<'job_name' | 'instance_id'>;
-  inventoryInvalid: Gauge<'job_name'>;
-  inventoryEntries: Gauge<'job_name'>;
+  reloadSuccessful: GaugeOf<'reloadSuccessful'>;
+  reloadTimestamp: GaugeOf<'reloadTimestamp'>;
+  jobSuccess: GaugeOf<'jobSuccess'>;
+  jobDuration: GaugeOf<'jobDuration'>;
+  jobLastSuccess: GaugeOf<'jobLastSuccess'>;
+  jobInterval: GaugeOf<'jobInterval'>;
+  jobRuns: Counter<Labels<(typeof SELF)['jobRuns']>>;
+  jobStale: GaugeOf<'jobStale'>;
+  instanceSuccess: GaugeOf<'instanceSuccess'>;
+  instanceLastSuccess: GaugeOf<'instanceLastSuccess'>;
+  instanceStale: GaugeOf<'instanceStale'>;
+  /** The job types' per-job metrics (label job_name), by family name. */
+  jobMetrics: ReadonlyMap<string, Gauge<'job_name'>>;
 }
-
-export const RUN_RESULTS = ['success', 'failure', 'skipped_overlap'] as const;
 
 const LINT_FAILING_DEFAULT_METRICS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
 
-export function createSelfMetrics(build: { version: string; revision: string }, opts: { processMetrics?: boolean } = {}): SelfMetrics {
+export function createSelfMetrics(
+  build: { version: string; revision: string },
+  opts: { processMetrics?: boolean; jobMetrics?: readonly FamilyDecl<'job_name'>[] } = {},
+): SelfMetrics {
   const registry = new Registry();
   const registers = [registry];
   if (opts.processMetrics !== false) {
@@ -33,28 +87,28 @@ export function createSelfMetrics(build: { version: string; revision: string }, 
     // (per type, without _total) carry the same information.
     for (const name of LINT_FAILING_DEFAULT_METRICS) registry.removeSingleMetric(name);
   }
-  new Gauge({
-    name: 'cloud_session_exporter_build_info',
-    help: 'A metric with a constant 1 value labeled by the build of the running exporter.',
-    labelNames: ['version', 'revision', 'nodejs_version'],
-    registers,
-  }).set({ version: build.version, revision: build.revision, nodejs_version: process.version }, 1);
-  const g = <L extends string>(name: string, help: string, labelNames: L[] = []) => new Gauge<L>({ name, help, labelNames, registers });
+  const gauge = <L extends string>(d: FamilyDecl<L>) => new Gauge<L>({ name: d.name, help: d.help, labelNames: d.labels, registers });
+  gauge(SELF.buildInfo).set({ version: build.version, revision: build.revision, nodejs_version: process.version }, 1);
+  const registerJobMetrics = () => {
+    const byName = new Map<string, Gauge<'job_name'>>();
+    for (const d of opts.jobMetrics ?? []) if (!byName.has(d.name)) byName.set(d.name, gauge(d));
+    return byName;
+  };
+  // Registered in this order (the exposition's order): build, API calls, reloads, jobs, instances, job types' own.
   return {
     registry,
     api: createApiMetrics(registry),
-    reloadSuccessful: g('cloud_session_exporter_config_last_reload_successful', 'Whether the last configuration (re)load succeeded (1) or failed (0).'),
-    reloadTimestamp: g('cloud_session_exporter_config_last_reload_success_timestamp_seconds', 'Time of the last successful configuration load.'),
-    jobSuccess: g('cloud_session_exporter_job_success', 'Whether the last run of the job succeeded for every cloud instance (1) or not (0).', ['job_name']),
-    jobDuration: g('cloud_session_exporter_job_duration_seconds', 'Wall time of the last completed run of the job.', ['job_name']),
-    jobLastSuccess: g('cloud_session_exporter_job_last_success_timestamp_seconds', 'End of the last fully successful run of the job (0 if none yet).', ['job_name']),
-    jobInterval: g('cloud_session_exporter_job_interval_seconds', 'Shortest interval between two runs of the job on its schedule.', ['job_name']),
-    jobRuns: new Counter({ name: 'cloud_session_exporter_job_runs_total', help: 'Runs of the job by result; skipped_overlap counts runs skipped because the previous one was still going.', labelNames: ['job_name', 'result'], registers }),
-    jobStale: g('cloud_session_exporter_job_stale', 'Whether some of the job\'s data are missing because they went stale: dropped for being older than stale_after and not yet replaced by a successful poll (1) or not (0).', ['job_name']),
-    instanceSuccess: g('cloud_session_exporter_instance_success', 'Whether the last poll of this cloud instance succeeded (1) or not (0).', ['job_name', 'instance_id']),
-    instanceLastSuccess: g('cloud_session_exporter_instance_last_success_timestamp_seconds', 'Time of the last successful poll of this cloud instance (0 if none yet).', ['job_name', 'instance_id']),
-    instanceStale: g('cloud_session_exporter_instance_stale', 'Whether this cloud instance\'s data are missing because they went stale: dropped for being older than stale_after and not yet replaced by a successful poll (1) or not (0).', ['job_name', 'instance_id']),
-    inventoryInvalid: g('cloud_session_exporter_inventory_invalid_entries', 'Inventory entries rejected in the last run (each is logged once).', ['job_name']),
-    inventoryEntries: g('cloud_session_exporter_inventory_entries', 'Valid, de-duplicated inventory entries in the last run.', ['job_name']),
+    reloadSuccessful: gauge(SELF.reloadSuccessful),
+    reloadTimestamp: gauge(SELF.reloadTimestamp),
+    jobSuccess: gauge(SELF.jobSuccess),
+    jobDuration: gauge(SELF.jobDuration),
+    jobLastSuccess: gauge(SELF.jobLastSuccess),
+    jobInterval: gauge(SELF.jobInterval),
+    jobRuns: new Counter({ name: SELF.jobRuns.name, help: SELF.jobRuns.help, labelNames: SELF.jobRuns.labels, registers }),
+    jobStale: gauge(SELF.jobStale),
+    instanceSuccess: gauge(SELF.instanceSuccess),
+    instanceLastSuccess: gauge(SELF.instanceLastSuccess),
+    instanceStale: gauge(SELF.instanceStale),
+    jobMetrics: registerJobMetrics(),
   };
 }

@@ -3,7 +3,7 @@
 import { afterEach, describe, expect, test } from 'vitest';
 import { AliyunRpcTransport } from '../../src/cloud/providers/aliyun';
 import { TencentTransport } from '../../src/cloud/providers/tencent';
-import { ApiClient } from '../../src/cloud/api-client';
+import { createApiClient } from '../../src/cloud/client';
 import { createApiMetrics } from '../../src/cloud/api-metrics';
 import { CloudError, RunAborted } from '../../src/cloud/errors';
 import { WindowRateLimiter } from '../../src/cloud/rate-limiter';
@@ -90,9 +90,9 @@ describe('every exchange is bounded, and ending it frees its socket', () => {
     bad = await startBadServer({ mode, hugeBytes: 200 * 1024 * 1024 });
     const registry = new Registry();
     const metrics = createApiMetrics(registry);
-    const client = new ApiClient({ account: 'a', transport: aliyun(bad.url, 1024 * 1024), limiterFor: () => new WindowRateLimiter({ rate: 100 }), metrics, requestTimeoutMs: 10_000 });
+    const client = createApiClient({ account: 'a', transport: aliyun(bad.url, 1024 * 1024), limiterFor: () => new WindowRateLimiter({ rate: 100 }), metrics, requestTimeoutMs: 10_000 });
     const started = Date.now();
-    const err = await client.call('BatchQuerySessionByClientIds', {}, { deadline: Date.now() + 10_000, parse: (b) => b }).catch((e: unknown) => e);
+    const err = await client.call({ api: 'BatchQuerySessionByClientIds', params: {}, deadline: Date.now() + 10_000, parse: (b) => b }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(CloudError);
     expect((err as CloudError).code).toBe('ResponseTooLarge');
     expect(Date.now() - started).toBeLessThan(2000);

@@ -5,7 +5,8 @@ import { createApp } from '../../src/core/app';
 import type { CallRequest, CloudTransport } from '../../src/cloud/transport';
 import { parseConfig } from '../../src/config/load';
 import { JOB_TYPES } from '../../src/apis';
-import { walkPages, type ClientRecord, type Page } from '../../src/apis/tencentcloud-mongodb-connections/job';
+import { walkPages } from '../../src/apis/tencentcloud-mongodb-connections/walk';
+import type { ClientRecord, Page } from '../../src/apis/tencentcloud-mongodb-connections/parse';
 import { createLogger } from '../../src/util/log';
 import { snapshotExposition } from '../../src/metrics/exposition';
 import { Metrics, SCENARIO_CREDENTIALS, exporterConfigYaml, parseExposition, startHarness, type Harness } from './harness';
@@ -130,7 +131,7 @@ class ScriptedTransport implements CloudTransport {
   calls: Array<Record<string, unknown>> = [];
   constructor(private readonly answer: (call: number, params: Record<string, unknown>) => Promise<unknown>) {}
   async call(req: CallRequest): Promise<unknown> {
-    this.calls.push(req.params);
+    this.calls.push({ ...req.params, region: req.region });
     return this.answer(this.calls.length, req.params);
   }
 }
@@ -154,13 +155,13 @@ describe('the job repeats a disturbed walk once', () => {
   const records = Array.from({ length: 2345 }, (_, i) => rec(i));
   const page = (offset: number, total = records.length, list = records) => ({ Clients: list.slice(offset, offset + 1000).map((r) => ({ IP: r.ip, Count: r.count, InternalService: r.internal })), TotalCount: total, RequestId: 'r' });
 
-  test('first walk sees TotalCount move, the second is clean: complete, pages of both walks counted, Region sent as the pseudo-parameter', async () => {
+  test('first walk sees TotalCount move, the second is clean: complete, pages of both walks counted, the region sent as the call\'s region', async () => {
     const t = new ScriptedTransport(async (call, p) => page(Number(p.Offset), call === 2 ? records.length + 1 : records.length));
     const { m } = await runWithTransport(t);
     expect(m.value('tencentcloud_mongodb_result_complete', { instance_id: 'cmgo-scripted' })).toBe(1);
     expect(m.value('tencentcloud_mongodb_pages_fetched', { instance_id: 'cmgo-scripted' })).toBe(6);
     expect(m.value('tencentcloud_mongodb_client_ips', { instance_id: 'cmgo-scripted' })).toBe(2345);
-    expect(t.calls[0]).toEqual({ Region: 'ap-guangzhou', InstanceId: 'cmgo-scripted', Limit: 1000, Offset: 0 });
+    expect(t.calls[0]).toEqual({ region: 'ap-guangzhou', InstanceId: 'cmgo-scripted', Limit: 1000, Offset: 0 });
     expect(t.calls.map((c) => c.Offset)).toEqual([0, 1000, 2000, 0, 1000, 2000]);
   });
 

@@ -7,7 +7,7 @@ import { CloudError } from '../../src/cloud/errors';
 import { TencentTransport, splitTencentEndpoint } from '../../src/cloud/providers/tencent';
 import { ConfigError, loadConfigFile, parseConfig } from '../../src/config/load';
 import { JOB_TYPES } from '../../src/apis';
-import { tencentcloudMongodbConnections } from '../../src/apis/tencentcloud-mongodb-connections/job';
+import { tencentcloudMongodbConnections } from '../../src/apis/tencentcloud-mongodb-connections';
 import { buildQuotaPlan } from '../../src/core/quota-plan';
 import { registerSecret } from '../../src/util/redact';
 import { exporterConfigYaml } from './harness';
@@ -54,7 +54,7 @@ const newTransport = (endpoint = url) => new TencentTransport({ secretId: 'AKIDt
 
 async function failure(t: TencentTransport, timeoutMs = 2000): Promise<CloudError> {
   try {
-    await t.call({ api: 'DescribeClientConnections', params: { Region: 'ap-guangzhou', InstanceId: 'cmgo-x' }, timeoutMs });
+    await t.call({ api: 'DescribeClientConnections', params: { InstanceId: 'cmgo-x' }, region: 'ap-guangzhou', timeoutMs });
   } catch (err) {
     expect(err).toBeInstanceOf(CloudError);
     return err as CloudError;
@@ -63,10 +63,10 @@ async function failure(t: TencentTransport, timeoutMs = 2000): Promise<CloudErro
 }
 
 describe('request shape', () => {
-  test('Region travels as X-TC-Region, never in the body; TC3 POST JSON with token and the API version', async () => {
+  test('the region travels as X-TC-Region, never in the body; TC3 POST JSON with token and the API version', async () => {
     reply = envelope({ Clients: [], TotalCount: 0, RequestId: 'req-1' });
     const t = newTransport();
-    const body = await t.call({ api: 'DescribeClientConnections', params: { Region: 'ap-guangzhou', InstanceId: 'cmgo-x', Limit: 1000, Offset: 0, Skip: undefined }, timeoutMs: 2000 });
+    const body = await t.call({ api: 'DescribeClientConnections', params: { InstanceId: 'cmgo-x', Limit: 1000, Offset: 0, Skip: undefined }, region: 'ap-guangzhou', timeoutMs: 2000 });
     expect(body).toEqual({ Clients: [], TotalCount: 0, RequestId: 'req-1' });
     const { headers, body: sent } = seen[0];
     expect(JSON.parse(sent)).toEqual({ InstanceId: 'cmgo-x', Limit: 1000, Offset: 0 });
@@ -80,10 +80,10 @@ describe('request shape', () => {
     t.close();
   });
 
-  test('one SDK client per region; no Region means no X-TC-Region header', async () => {
+  test('one SDK client per region; no region means no X-TC-Region header', async () => {
     reply = envelope({ Clients: [], TotalCount: 0, RequestId: 'r' });
     const t = newTransport();
-    await t.call({ api: 'DescribeClientConnections', params: { Region: 'ap-shanghai', InstanceId: 'a' }, timeoutMs: 2000 });
+    await t.call({ api: 'DescribeClientConnections', params: { InstanceId: 'a' }, region: 'ap-shanghai', timeoutMs: 2000 });
     await t.call({ api: 'DescribeClientConnections', params: { InstanceId: 'b' }, timeoutMs: 2000 });
     expect(seen[0].headers['x-tc-region']).toBe('ap-shanghai');
     expect(seen[1].headers['x-tc-region']).toBeUndefined();

@@ -53,12 +53,15 @@ describe('aliyun_mqtt_probe configuration', () => {
     expect(problems('    topic: t\n    payload: "hello {{sent_at}}"\n')).toEqual([expect.stringMatching(/payload.*must contain \{\{probe_id\}\}/)]);
     expect(problems('    topic: t\n    payload: "{{probe_id}}"\n')).toEqual([expect.stringMatching(/payload.*\{\{sent_at\}\} or \{\{sent_at_ms\}\}/)]);
     expect(problems('    topic: t\n    payload: "{{probe_id}} {{sent_at_ms}} {{nope}}"\n')).toEqual([expect.stringMatching(/unknown placeholder \{\{nope\}\}/)]);
-    expect(problems('    topic: t\n    subscribe: {group_id: GID_a, device_id: d1}\n')).toEqual([]);
+    expect(problems('    topic: t\n    subscribe: {group_id: GID_abc, device_id: d1}\n')).toEqual([]);
+    // GID- groups are as valid as GID_ ones (the ApsaraMQ client-ID rules, one place: src/apis/aliyun-mqtt/product.ts).
+    expect(problems('    topic: t\n    subscribe: {group_id: GID-abc, device_id: d1}\n')).toEqual([]);
+    expect(problems(`    topic: ${'t'.repeat(65)}\n`)[0]).toMatch(/topic.*64/);
     expect(problems('    topic: t\n    subscribe: {group_id: probe}\n')[0]).toMatch(/group_id.*GID_/);
-    expect(problems('    topic: t\n    subscribe: {group_id: GID_a, url: "http://x"}\n')[0]).toMatch(/url.*mqtt:\/\//);
-    expect(problems('    topic: t\n    subscribe: {group_id: GID_a, access_key_id: k}\n')[0]).toMatch(/both access_key_id and access_key_secret/);
-    expect(problems(`    topic: t\n    subscribe: {group_id: GID_a, device_id: ${'d'.repeat(60)}}\n`)[0]).toMatch(/64 characters/);
-    expect(problems('    topic: t\n    subscribe: {group_id: GID_a, clean: false}\n')[0]).toMatch(/unknown key "clean"/);
+    expect(problems('    topic: t\n    subscribe: {group_id: GID_abc, url: "http://x"}\n')[0]).toMatch(/url.*mqtt:\/\//);
+    expect(problems('    topic: t\n    subscribe: {group_id: GID_abc, access_key_id: k}\n')[0]).toMatch(/both access_key_id and access_key_secret/);
+    expect(problems(`    topic: t\n    subscribe: {group_id: GID_abc, device_id: ${'d'.repeat(60)}}\n`)[0]).toMatch(/64 characters/);
+    expect(problems('    topic: t\n    subscribe: {group_id: GID_abc, clean: false}\n')[0]).toMatch(/unknown key "clean"/);
     expect(problems('    topic: t\n    labels: {topic: x}\n')[0]).toMatch(/collides/);
   });
 });

@@ -3,7 +3,7 @@
 import fs, { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../../util/log';
-import { checkClientId } from '../aliyun-mqtt/client-id';
+import { checkClientId } from '../aliyun-mqtt/product';
 
 /**
  * Valid, unique client IDs in first-seen order, packed: one string holding every ID and their offsets, plus a group

@@ -1,103 +1,29 @@
-// Job type aliyun_mqtt_sessions: which ApsaraMQ for MQTT devices are online, via BatchQuerySessionByClientIds
-// (10 IDs a call, 100 QPS) with a fallback to QuerySessionByClientId (500 QPS).
-import path from 'node:path';
-import { z } from 'zod';
+// One aliyun_mqtt_sessions job: loads the inventory, asks the cloud which devices are online (batches of 10, or one
+// by one where the batch API is not supported), and renders per-device lines, per-group counts and transitions.
 import { CloudError } from '../../cloud/errors';
-import type { ApiCaller } from '../../cloud/api-client';
-import type { CommonJobConfig } from '../../config/schema';
-import { BinaryGaugeLines } from '../../metrics/binary-gauge-lines';
-import { FamilyBuilder, renderLabels, joinLabels, type MetricFamily } from '../../metrics/family';
-import { endpointUrl, regionId } from '../shared/endpoint';
+import type { ApiCaller } from '../../cloud/client';
+import { DeclaredFamilyBuilder } from '../../metrics/declare';
+import type { MetricFamily } from '../../metrics/family';
+import type { Job, JobContext, JobRunResult, RunContext } from '../../core/job-type';
+import { defaultMqttEndpoint, MQTT_API_VERSION } from '../aliyun-mqtt/product';
 import { runPool } from '../shared/pool';
-import { InventoryLoader, readInventorySync, type Inventory } from './inventory';
-import type { ApiUsage, Job, JobContext, JobRunResult, JobType, RunContext } from '../../core/job-type';
-
-export const MQTT_API_VERSION = '2020-04-20';
-export const BATCH_API = 'BatchQuerySessionByClientIds';
-export const SINGLE_API = 'QuerySessionByClientId';
-export const BATCH_SIZE = 10;
-const REFRESH_NOTE = 'Refreshed on the job schedule, not at scrape time.';
-
-const shape = {
-  account: z.string(),
-  region: regionId,
-  endpoint: endpointUrl.optional(),
-  instance_id: z.string().min(1),
-  client_ids: z.array(z.string()).default([]),
-  client_ids_file: z.string().optional(),
-  /** Per-device series; turn off for huge fleets and keep only per-group counts. */
-  per_client_series: z.boolean().default(true),
-  /** false: use QuerySessionByClientId only. */
-  use_batch_api: z.boolean().default(true),
-};
-
-export type MqttSessionsConfig = CommonJobConfig & z.infer<z.ZodObject<typeof shape>>;
-
-export function defaultMqttEndpoint(region: string): string {
-  return `https://onsmqtt.${region}.aliyuncs.com`;
-}
-
-export const aliyunMqttSessions: JobType<MqttSessionsConfig> = {
-  type: 'aliyun_mqtt_sessions',
-  provider: 'aliyun',
-  schema: shape,
-  apiQps: { [BATCH_API]: 100, [SINGLE_API]: 500 },
-  labelNames: ['region', 'instance_id', 'group_id', 'client_id', 'state', 'to'],
-  instanceIds: (cfg) => [cfg.instance_id],
-  validate(cfg) {
-    return cfg.client_ids.length === 0 && !cfg.client_ids_file ? [[[], 'give client_ids or client_ids_file (or both)']] : [];
-  },
-  inspect(cfg, configDir) {
-    const file = inventoryFile(cfg, configDir);
-    try {
-      const { inventory, rejected } = readInventorySync(cfg.client_ids, file);
-      const notes =
-        inventory.invalid > 0
-          ? [`${inventory.invalid} invalid client ID(s) will be skipped, e.g. ${rejected.map((r) => `${r.where} ${JSON.stringify(r.id)} (${r.reason})`).join('; ')}`]
-          : [];
-      const problems: Array<[Array<string | number>, string]> = inventory.size === 0 ? [[[file ? 'client_ids_file' : 'client_ids'], 'holds no valid client ID: the job would poll nothing']] : [];
-      return { problems, notes: [`${inventory.size} device(s) in ${inventory.groupNames.length} group(s)`, ...notes] };
-    } catch (err) {
-      return { problems: [[['client_ids_file'], `cannot read ${cfg.client_ids_file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`]], notes: [] };
-    }
-  },
-  plan(cfg, configDir): ApiUsage[] {
-    const devices = countInventory(cfg, configDir);
-    return cfg.use_batch_api
-      ? [{ account: cfg.account, api: BATCH_API, callsPerRun: Math.ceil(devices / BATCH_SIZE), basis: `${devices} devices / ${BATCH_SIZE} per call` }]
-      : [{ account: cfg.account, api: SINGLE_API, callsPerRun: devices, basis: `${devices} devices, one per call` }];
-  },
-  create(cfg, ctx) {
-    return new MqttSessionsJob(cfg, ctx);
-  },
-};
-
-function inventoryFile(cfg: MqttSessionsConfig, configDir: string): string | undefined {
-  return cfg.client_ids_file ? path.resolve(configDir, cfg.client_ids_file) : undefined;
-}
-
-/** Devices the run will poll, by the run's own parser; 0 when the file cannot be read (inspect() reports that). */
-function countInventory(cfg: MqttSessionsConfig, configDir: string): number {
-  try {
-    return readInventorySync(cfg.client_ids, inventoryFile(cfg, configDir)).inventory.size;
-  } catch {
-    return 0;
-  }
-}
+import { DeviceLines } from './device-lines';
+import { CLIENTS, INVENTORY_ENTRIES, INVENTORY_INVALID, TRANSITIONS } from './families';
+import { InventoryLoader, type Inventory } from './inventory';
+import { parseBatchResponse, parseSingleResponse } from './parse';
+import { BATCH_API, BATCH_SIZE, inventoryFile, SINGLE_API, type MqttSessionsConfig } from './config';
 
 const STATUS_OFFLINE = 0;
 const STATUS_ONLINE = 1;
 
-class MqttSessionsJob implements Job {
+export class MqttSessionsJob implements Job {
   readonly instanceIds: string[];
   private readonly caller: ApiCaller;
   private readonly inventory: InventoryLoader;
-  private readonly baseLabels: string;
-  private readonly staticLabels: string;
+  private readonly where: { region: string; instance_id: string };
   private useBatch: boolean;
   private previous: { inventory: Inventory; status: Uint8Array } | undefined;
-  /** aliyun_mqtt_client_online, rendered per inventory and patched per poll (see binary-gauge-lines.ts). */
-  private readonly onlineLines = new BinaryGaugeLines('aliyun_mqtt_client_online', `1 if the ApsaraMQ for MQTT device is connected, 0 if not. ${REFRESH_NOTE}`);
+  private readonly deviceLines: DeviceLines;
   private readonly transitions = new Map<string, { online: number; offline: number }>();
 
   constructor(
@@ -107,27 +33,29 @@ class MqttSessionsJob implements Job {
     this.instanceIds = [cfg.instance_id];
     this.caller = ctx.accounts.caller(cfg.account, cfg.endpoint ?? defaultMqttEndpoint(cfg.region), MQTT_API_VERSION);
     this.inventory = new InventoryLoader(cfg.client_ids, inventoryFile(cfg, ctx.configDir), ctx.logger);
-    this.baseLabels = renderLabels({ region: cfg.region, instance_id: cfg.instance_id });
-    this.staticLabels = renderLabels(ctx.labels);
+    this.where = { region: cfg.region, instance_id: cfg.instance_id };
+    this.deviceLines = new DeviceLines(this.where, ctx.staticLabels);
     this.useBatch = cfg.use_batch_api;
   }
 
   async run(run: RunContext): Promise<JobRunResult> {
+    const instanceId = this.cfg.instance_id;
     let inv: Inventory;
     try {
       inv = await this.inventory.load();
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       const reason = `cannot read client_ids_file ${this.cfg.client_ids_file}: ${e.code ?? e.message}`;
-      return { targets: [{ instanceId: this.cfg.instance_id, ok: false, families: [], error: new Error(reason) }], blocked: reason };
+      return { targets: [{ instanceId, ok: false, error: new Error(reason) }], blocked: reason };
     }
+    const jobMetrics = { [INVENTORY_ENTRIES.name]: inv.size, [INVENTORY_INVALID.name]: inv.invalid };
     try {
       const status = await this.poll(inv, run);
       const families = await this.render(inv, status);
       this.previous = { inventory: inv, status };
-      return { targets: [{ instanceId: this.cfg.instance_id, ok: true, families }], inventory: { valid: inv.size, invalid: inv.invalid } };
+      return { targets: [{ instanceId, ok: true, families }], jobMetrics };
     } catch (err) {
-      return { targets: [{ instanceId: this.cfg.instance_id, ok: false, families: [], error: err as Error }], inventory: { valid: inv.size, invalid: inv.invalid } };
+      return { targets: [{ instanceId, ok: false, error: err as Error }], jobMetrics };
     }
   }
 
@@ -156,20 +84,24 @@ class MqttSessionsJob implements Job {
 
   private async queryBatch(inv: Inventory, from: number, to: number, status: Uint8Array, run: RunContext): Promise<void> {
     const chunk = inv.slice(from, to);
-    const online = await this.caller.call(BATCH_API, { InstanceId: this.cfg.instance_id, ClientIdList: chunk }, {
+    const online = await this.caller.call({
+      api: BATCH_API,
+      params: { InstanceId: this.cfg.instance_id, ClientIdList: chunk },
+      target: this.cfg.instance_id,
       deadline: run.deadline,
       signal: run.signal,
-      target: this.cfg.instance_id,
       parse: (body) => parseBatchResponse(body, chunk),
     });
     for (let i = 0; i < chunk.length; i++) status[from + i] = online[i] ? STATUS_ONLINE : STATUS_OFFLINE;
   }
 
   private async querySingle(id: string, index: number, status: Uint8Array, run: RunContext): Promise<void> {
-    const online = await this.caller.call(SINGLE_API, { InstanceId: this.cfg.instance_id, ClientId: id }, {
+    const online = await this.caller.call({
+      api: SINGLE_API,
+      params: { InstanceId: this.cfg.instance_id, ClientId: id },
+      target: this.cfg.instance_id,
       deadline: run.deadline,
       signal: run.signal,
-      target: this.cfg.instance_id,
       parse: parseSingleResponse,
     });
     status[index] = online ? STATUS_ONLINE : STATUS_OFFLINE;
@@ -185,31 +117,23 @@ class MqttSessionsJob implements Job {
     this.countTransitions(inv, status);
 
     const families: MetricFamily[] = [];
-    if (this.cfg.per_client_series) families.push(await this.renderPerDevice(inv, status));
-    else this.onlineLines.clear();
+    if (this.cfg.per_client_series) families.push(await this.deviceLines.render(inv, status));
+    else this.deviceLines.clear();
 
-    const clients = new FamilyBuilder('aliyun_mqtt_clients', `ApsaraMQ for MQTT devices per group and state (online, offline). ${REFRESH_NOTE}`, 'gauge');
-    inv.groupNames.forEach((group, gi) => {
-      const g = joinLabels(this.baseLabels, renderLabels({ group_id: group }));
-      clients.sample(joinLabels(g, 'state="online"', this.staticLabels), online[gi]);
-      clients.sample(joinLabels(g, 'state="offline"', this.staticLabels), offline[gi]);
+    const clients = new DeclaredFamilyBuilder(CLIENTS, this.ctx.staticLabels);
+    inv.groupNames.forEach((group_id, gi) => {
+      clients.sample({ ...this.where, group_id, state: 'online' }, online[gi]);
+      clients.sample({ ...this.where, group_id, state: 'offline' }, offline[gi]);
     });
     families.push(clients.build());
 
-    const transitions = new FamilyBuilder('aliyun_mqtt_client_transitions_total', `Device status changes seen between two successful polls, by new state. ${REFRESH_NOTE}`, 'counter');
-    for (const [group, t] of this.transitions) {
-      const g = joinLabels(this.baseLabels, renderLabels({ group_id: group }));
-      transitions.sample(joinLabels(g, 'to="online"', this.staticLabels), t.online);
-      transitions.sample(joinLabels(g, 'to="offline"', this.staticLabels), t.offline);
+    const transitions = new DeclaredFamilyBuilder(TRANSITIONS, this.ctx.staticLabels);
+    for (const [group_id, t] of this.transitions) {
+      transitions.sample({ ...this.where, group_id, to: 'online' }, t.online);
+      transitions.sample({ ...this.where, group_id, to: 'offline' }, t.offline);
     }
     families.push(transitions.build());
     return families;
-  }
-
-  private renderPerDevice(inv: Inventory, status: Uint8Array): Promise<MetricFamily> {
-    const groupLabels = inv.groupNames.map((group) => joinLabels(this.baseLabels, renderLabels({ group_id: group })));
-    const labelsOf = (i: number): string => joinLabels(groupLabels[inv.groupOf[i]], renderLabels({ client_id: inv.id(i) }), this.staticLabels);
-    return this.onlineLines.render(inv.key, inv.size, labelsOf, status);
   }
 
   private countTransitions(inv: Inventory, status: Uint8Array): void {
@@ -232,30 +156,4 @@ class MqttSessionsJob implements Job {
       if (was !== undefined && was !== status[i]) bump(inv.group(i), status[i]);
     }
   }
-}
-
-export function parseBatchResponse(body: unknown, requested: readonly string[]): boolean[] {
-  const list = (body as { OnlineStatusList?: unknown })?.OnlineStatusList;
-  if (!Array.isArray(list)) throw new Error('OnlineStatusList is missing or not a list');
-  const byId = new Map<string, boolean>();
-  for (const item of list) {
-    const { ClientId, OnlineStatus } = (item ?? {}) as { ClientId?: unknown; OnlineStatus?: unknown };
-    if (typeof ClientId !== 'string') throw new Error('an OnlineStatusList entry has no ClientId');
-    byId.set(ClientId, toBool(OnlineStatus, `OnlineStatus of ${ClientId}`));
-  }
-  return requested.map((id) => {
-    const v = byId.get(id);
-    if (v === undefined) throw new Error(`the answer does not include client ${id}`);
-    return v;
-  });
-}
-
-export function parseSingleResponse(body: unknown): boolean {
-  return toBool((body as { OnlineStatus?: unknown })?.OnlineStatus, 'OnlineStatus');
-}
-
-function toBool(v: unknown, what: string): boolean {
-  if (v === true || v === 'true') return true;
-  if (v === false || v === 'false') return false;
-  throw new Error(`${what} is not a boolean`);
 }

@@ -3,11 +3,7 @@
 // string, Success a boolean or a string, any number may arrive as a numeric string (or, above 15 digits, as a
 // json-bigint BigNumber), and absent (null) fields take CLIENT LIST's neutral values. Strict about anything else:
 // a value that is present but not what the field holds is an error naming the field and its index, which the API
-// client turns into a MalformedResponse. A `Success: false` answer, which pop-core lets through when Code is 200,
-// becomes a non-retryable business-failure CloudError.
-import { CloudError, isThrottlingCode } from '../../cloud/errors';
-
-export const REDIS_SESSIONS_API = 'GetRedisAllSession';
+// client turns into a MalformedResponse. Business failures (`Success: false`) are the Alibaba provider's to report.
 
 export interface RedisSession {
   id: number;
@@ -52,10 +48,6 @@ export interface RedisSessionsData {
   sourceStats?: RedisSourceStat[];
 }
 
-/** Codes pop-core treats as success (rpc.js default `codes`). */
-const SUCCESS_CODES = new Set(['200', 'OK', 'Success', 'success']);
-/** Business failures worth another attempt within the same run; everything else waits for the next run. */
-const RETRYABLE_BUSINESS_CODES = new Set(['InternalError', 'ServiceUnavailable', 'ServiceUnavailableTemporary', 'SystemBusy']);
 
 type Obj = Record<string, unknown>;
 
@@ -187,38 +179,12 @@ export function parseRedisSessionsData(data: unknown, field = 'Data'): RedisSess
   return { timestamp, total, sessions, sourceStats };
 }
 
-function successFlag(v: unknown): boolean | undefined {
-  if (v === undefined || v === null) return undefined;
-  if (v === true || v === 'true' || v === 'True' || v === 'TRUE') return true;
-  if (v === false || v === 'false' || v === 'False' || v === 'FALSE') return false;
-  throw new Error(`Success: ${describe(v)} is not a boolean`);
-}
-
 /**
- * The whole response body. A business failure (`Success: false`, or a Code that is not a success code) throws a
- * CloudError carrying the body's Code — or `BusinessFailure` when that Code is a success code such as 200 — so the
- * API client neither retries it (unless the code says the service is busy) nor reports it as MalformedResponse.
+ * The whole response body of a successful answer (business failures, `Success: false`, are turned into CloudErrors
+ * by the Alibaba provider before this runs).
  */
 export function parseGetRedisAllSession(body: unknown): RedisSessionsData {
   if (!isObj(body)) throw new Error(`the body is ${describe(body)}, not an object`);
-  const success = successFlag(body.Success);
-  const rawCode = body.Code === undefined || body.Code === null ? '' : toStr(body.Code, 'Code').trim();
-  const codeFails = rawCode !== '' && !SUCCESS_CODES.has(rawCode);
-  if (success === false || codeFails) {
-    const code = codeFails ? rawCode : 'BusinessFailure';
-    const message = typeof body.Message === 'string' && body.Message ? body.Message : 'no message';
-    const requestId = typeof body.RequestId === 'string' ? body.RequestId : undefined;
-    const throttled = isThrottlingCode(code);
-    throw new CloudError({
-      provider: 'aliyun',
-      api: REDIS_SESSIONS_API,
-      code,
-      message: `${REDIS_SESSIONS_API} failed: Success=${String(body.Success)}, Code=${rawCode || 'none'}: ${message}`,
-      requestId,
-      retryable: throttled || RETRYABLE_BUSINESS_CODES.has(code),
-      throttled,
-    });
-  }
   if (body.Data === undefined || body.Data === null) throw new Error('Data is missing from a successful answer');
   return parseRedisSessionsData(body.Data);
 }

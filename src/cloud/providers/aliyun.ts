@@ -55,8 +55,9 @@ export class AliyunRpcTransport implements CloudTransport {
     // pop-core would send undefined/null as the strings "undefined"/"null".
     for (const [k, v] of Object.entries(req.params)) if (v !== undefined && v !== null) params[k] = v;
     const limits = { timeoutMs: req.timeoutMs, maxResponseBytes: this.maxResponseBytes, signal: req.signal };
+    let body: unknown;
     try {
-      return await boundedExchange(limits, () =>
+      body = await boundedExchange(limits, () =>
         this.client.request(req.api, params, {
           method: 'POST',
           // httpx's own timers only as a backstop: the exchange's timer ends the call first, and destroys its socket.
@@ -68,11 +69,45 @@ export class AliyunRpcTransport implements CloudTransport {
     } catch (err) {
       throw normaliseAliyunError(req.api, err);
     }
+    const failure = businessFailure(req.api, body);
+    if (failure) throw failure;
+    return body;
   }
 
   close(): void {
     this.agent.destroy();
   }
+}
+
+/** Codes pop-core treats as success (its default `codes`). */
+const SUCCESS_CODES = new Set(['200', 'OK', 'Success', 'success']);
+
+/**
+ * Some products (DAS among them) answer a business failure at HTTP 200 with `Success: false` (a boolean, or the string
+ * "false") and a Code that pop-core may take for success (200): the provider's convention, checked here for every API.
+ */
+export function businessFailure(api: string, body: unknown): CloudError | undefined {
+  const b = body as { Success?: unknown; Code?: unknown; Message?: unknown; RequestId?: unknown } | null;
+  if (!b || typeof b !== 'object' || !(b.Success === false || String(b.Success).toLowerCase() === 'false')) return undefined;
+  const rawCode = b.Code === undefined || b.Code === null ? '' : String(b.Code).trim();
+  const code = rawCode !== '' && !SUCCESS_CODES.has(rawCode) ? rawCode : 'BusinessFailure';
+  return apiError(api, code, `Success=${String(b.Success)}, Code=${rawCode || 'none'}: ${typeof b.Message === 'string' && b.Message ? b.Message : 'no message'}`, typeof b.RequestId === 'string' ? b.RequestId : undefined, 200);
+}
+
+/** The CloudError of an answer that carries an error code: retryable, throttling and final per this provider. */
+function apiError(api: string, code: string, message: string, requestId: string | undefined, httpStatus: number | undefined): CloudError {
+  const throttled = isThrottlingCode(code);
+  return new CloudError({
+    provider: 'aliyun',
+    api,
+    code,
+    message: `${api} failed: ${code}: ${message}`,
+    httpStatus,
+    requestId,
+    retryable: throttled || RETRYABLE_CODES.has(code),
+    throttled,
+    finalForRun: FINAL_FOR_ACCOUNT.test(code) ? 'account' : FINAL_FOR_TARGET.test(code) ? 'target' : undefined,
+  });
 }
 
 export function normaliseAliyunError(api: string, err: unknown): CloudError {
@@ -85,19 +120,8 @@ export function normaliseAliyunError(api: string, err: unknown): CloudError {
     entry?: { response?: { statusCode?: number } };
   };
   if (e && (typeof e.code === 'string' || typeof e.code === 'number') && e.data && typeof e.data === 'object') {
-    const code = String(e.code);
-    const throttled = isThrottlingCode(code);
-    return new CloudError({
-      provider: 'aliyun',
-      api,
-      code,
-      message: `${api} failed: ${code}: ${typeof e.data.Message === 'string' ? e.data.Message : 'no message'}`,
-      httpStatus: e.entry?.response?.statusCode,
-      requestId: typeof e.data.RequestId === 'string' ? e.data.RequestId : undefined,
-      retryable: throttled || RETRYABLE_CODES.has(code),
-      throttled,
-      finalForRun: FINAL_FOR_ACCOUNT.test(code) ? 'account' : FINAL_FOR_TARGET.test(code) ? 'target' : undefined,
-    });
+    const message = typeof e.data.Message === 'string' ? e.data.Message : 'no message';
+    return apiError(api, String(e.code), message, typeof e.data.RequestId === 'string' ? e.data.RequestId : undefined, e.entry?.response?.statusCode);
   }
   if (e?.name === 'RequestTimeoutError' || /timeout/i.test(String(e?.message ?? ''))) {
     return new CloudError({ provider: 'aliyun', api, code: 'Timeout', message: `${api} timed out: ${e?.message ?? ''}`, retryable: true, throttled: false });

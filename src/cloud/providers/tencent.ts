@@ -1,12 +1,11 @@
 // Tencent Cloud API 3.0 (TC3-HMAC-SHA256) transport on the official Node SDK, with errors normalised and redacted.
 //
 // One transport per (account, endpoint, API version), as for every provider. The SDK fixes the region in its client
-// constructor, so the transport keeps one SDK client per region, created lazily: a job passes the region as the
-// pseudo-parameter `Region`, which is stripped from the request body and becomes the SDK client's region (sent as
-// the X-TC-Region header). All those clients share one keep-alive agent, always passed explicitly so the SDK never
-// picks up `http_proxy` from the environment.
+// constructor, so the transport keeps one SDK client per region, created lazily from the call's `region` (sent as the
+// X-TC-Region header). The clients are the SDK's own AbstractClient, which every product package merely subclasses
+// with a fixed endpoint and version (so no product is special here). All of them share one keep-alive agent, always
+// passed explicitly so the SDK never picks up `http_proxy` from the environment.
 import type http from 'node:http';
-import { mongodb } from 'tencentcloud-sdk-nodejs-mongodb';
 import { AbstractClient } from 'tencentcloud-sdk-nodejs-common';
 import { CloudError, exchangeError, isThrottlingCode, nodeNetworkError, type FinalScope } from '../errors';
 import { boundedExchange, ExchangeFailure, guardedAgent } from '../http-guard';
@@ -24,11 +23,6 @@ export interface TencentTransportOptions {
   /** Response bodies beyond this fail with ResponseTooLarge. */
   maxResponseBytes: number;
 }
-
-/** Name of the pseudo-parameter carrying the region; never sent in the body. */
-export const REGION_PARAM = 'Region';
-
-const MONGODB_VERSION = '2019-07-25';
 
 interface SdkClient {
   request(action: string, req: unknown, options?: { signal?: AbortSignal }): Promise<unknown>;
@@ -103,11 +97,7 @@ export class TencentTransport implements CloudTransport {
           },
         },
       };
-      client =
-        this.apiVersion === MONGODB_VERSION
-          ? (new mongodb.v20190725.Client(cfg) as unknown as SdkClient)
-          : // Any other product or version: the same vendor signing and envelope code, without a product package.
-            (new (AbstractClient as unknown as new (e: string, v: string, c: unknown) => SdkClient)(this.host, this.apiVersion, cfg));
+      client = new (AbstractClient as unknown as new (e: string, v: string, c: unknown) => SdkClient)(this.host, this.apiVersion, cfg);
       this.clients.set(key, client);
     }
     return client;
@@ -115,13 +105,8 @@ export class TencentTransport implements CloudTransport {
 
   async call(req: CallRequest): Promise<unknown> {
     const params: Record<string, unknown> = {};
-    let region: string | undefined;
-    for (const [k, v] of Object.entries(req.params)) {
-      if (v === undefined || v === null) continue;
-      if (k === REGION_PARAM) region = String(v);
-      else params[k] = v;
-    }
-    const client = this.clientFor(region);
+    for (const [k, v] of Object.entries(req.params)) if (v !== undefined && v !== null) params[k] = v;
+    const client = this.clientFor(req.region);
     try {
       return await boundedExchange({ timeoutMs: req.timeoutMs, maxResponseBytes: this.maxResponseBytes, signal: req.signal }, () => client.request(req.api, params));
     } catch (err) {

@@ -1,0 +1,33 @@
+// ApsaraMQ for MQTT facts both of its job types rely on: the OpenAPI version, the endpoint, and the client-ID rules
+// (`<GroupID>@@@<DeviceID>`, at most 64 characters; the Group ID starts with GID_ or GID-, 7-64 letters, digits,
+// '-' and '_'), stated once.
+export const MQTT_API_VERSION = '2020-04-20';
+
+export function defaultMqttEndpoint(region: string): string {
+  return `https://onsmqtt.${region}.aliyuncs.com`;
+}
+
+/** A Group ID: GID_ or GID-, then letters, digits, '-' or '_', 7-64 characters in all. */
+export const GROUP_ID_PATTERN = /^GID[_-][A-Za-z0-9_-]{3,60}$/;
+/** A Device ID: letters, digits and `_ . : -`. */
+export const DEVICE_ID_PATTERN = /^[A-Za-z0-9_.:-]+$/;
+export const MAX_CLIENT_ID_LENGTH = 64;
+
+export type ClientIdCheck = { ok: true; groupId: string } | { ok: false; reason: string };
+
+export function checkClientId(id: string): ClientIdCheck {
+  if (id.length > MAX_CLIENT_ID_LENGTH) return { ok: false, reason: `longer than ${MAX_CLIENT_ID_LENGTH} characters` };
+  const sep = id.indexOf('@@@');
+  if (sep < 0) return { ok: false, reason: 'missing the @@@ between Group ID and Device ID' };
+  const groupId = id.slice(0, sep);
+  const deviceId = id.slice(sep + 3);
+  if (!GROUP_ID_PATTERN.test(groupId)) return { ok: false, reason: `Group ID "${groupId}" must start with GID_ or GID- and be 7-64 letters, digits, - or _` };
+  if (!deviceId) return { ok: false, reason: 'empty Device ID' };
+  if (!DEVICE_ID_PATTERN.test(deviceId)) return { ok: false, reason: 'Device ID may contain only letters, digits and _ . : -' };
+  return { ok: true, groupId };
+}
+
+/** Topics (parent topic and sub-topics) are at most 64 characters. */
+export const MAX_TOPIC_LENGTH = 64;
+/** A message is at most 64 KB as sent (after the Base64 encoding the documentation recommends). */
+export const MAX_MESSAGE_BYTES = 64 * 1024;

@@ -1,0 +1,65 @@
+// Job type tencentcloud_mongodb_connections: connections per client IP of TencentDB for MongoDB instances, via
+// DescribeClientConnections (2019-07-25; Limit ≤ 1,000 per page, 5 calls/s per account).
+//
+// Decisions (see also docs/metrics.md):
+// - Region: the call's `region`, which the Tencent transport sends as X-TC-Region (one SDK client per region).
+// - Walk: Offset steps by the number of records received (equal to Limit on a full page), until Offset reaches the
+//   latest TotalCount, an empty page arrives, or a hard cap of ceil(first TotalCount / page size) + 2 pages is hit
+//   (page size = Limit, or the first page's size if the server returned fewer records than asked).
+// - Consistency: the walk is complete only if TotalCount never moved, no IP was seen twice, the walk ended normally
+//   and the distinct IPs equal TotalCount. Otherwise the whole walk is repeated once; if the second walk is
+//   inconsistent too it is accepted with tencentcloud_mongodb_result_complete 0 (if it fails outright, the first
+//   walk's data are used, also marked incomplete). pages_fetched counts the pages of both walks.
+// - Duplicates: an IP listed twice in one walk keeps its latest record (the later page is the fresher reading).
+// - Totals: tencentcloud_mongodb_connections is the sum over the (de-duplicated) IPs reported, so the per-IP series
+//   always add up to it; tencentcloud_mongodb_client_ips is the cloud's TotalCount from the last page read (equal to
+//   the distinct IPs whenever result_complete is 1).
+// - Cap: the top max_client_ips IPs by connections keep their own series; the rest are folded into
+//   client_ip="other", split by internal_service so the sum per internal_service value stays exact too. Both
+//   "other" series are emitted whenever anything was folded (0 for a side with nothing folded), none otherwise.
+// - Unsupported (MongoVersion/Proxy/RegionNotSupportQueryClient): a known state, so the instance's poll is ok with
+//   client_query_supported 0, pages_fetched 0 and the folded counter; no per-IP, total or completeness series.
+import type { ApiUsage, JobType } from '../../core/job-type';
+import { labelNamesOfFamilies } from '../../metrics/declare';
+import { CONNECTIONS_API, shape, type MongoConnectionsConfig } from './config';
+import { MONGODB_DOCS } from './docs';
+import { MONGODB_FAMILIES } from './families';
+import { MongoConnectionsJob } from './job';
+
+export const tencentcloudMongodbConnections: JobType<MongoConnectionsConfig> = {
+  type: 'tencentcloud_mongodb_connections',
+  provider: 'tencentcloud',
+  schema: shape,
+  apiQps: { [CONNECTIONS_API]: 5 },
+  families: MONGODB_FAMILIES,
+  labelNames: labelNamesOfFamilies(MONGODB_FAMILIES),
+  instanceIds: (cfg) => cfg.instance_ids,
+  docs: MONGODB_DOCS,
+  validate(cfg) {
+    const problems: Array<[Array<string | number>, string]> = [];
+    if (cfg.endpoint) {
+      try {
+        const u = new URL(cfg.endpoint);
+        if ((u.pathname !== '/' && u.pathname !== '') || u.search || u.hash) problems.push([['endpoint'], 'must not have a path or query (the SDK always posts to "/")']);
+      } catch {
+        // endpointUrl already reported it.
+      }
+    }
+    return problems;
+  },
+  plan(cfg): ApiUsage[] {
+    const n = cfg.instance_ids.length;
+    return [
+      {
+        account: cfg.account,
+        api: CONNECTIONS_API,
+        callsPerRun: n,
+        basis: `${n} instance(s) × at least 1 page: ceil(client IPs / ${cfg.page_size}) pages each, unknown until polled; this counts the minimum`,
+      },
+    ];
+  },
+  create(cfg, ctx) {
+    return new MongoConnectionsJob(cfg, ctx);
+  },
+};
+
