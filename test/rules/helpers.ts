@@ -4,6 +4,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
+import { JOB_TYPES } from '../../src/apis';
+import { SELF_FAMILIES } from '../../src/metrics/self-metrics';
 
 export const ROOT = path.resolve(__dirname, '../..');
 export const PROM_DIR = path.join(ROOT, 'config/prometheus');
@@ -116,10 +118,9 @@ export function checkPromql(exprs: NamedExpr[]): ToolResult {
   }
 }
 
-/** Metric names of the contract, docs/metrics.md (histograms as their base name). */
+/** Metric names of the contract: every declared family (histograms by their base name), as docs/metrics.md lists them. */
 export function contractMetrics(): Set<string> {
-  const text = fs.readFileSync(path.join(ROOT, 'docs/metrics.md'), 'utf8');
-  return new Set([...text.matchAll(/`((?:cloud_session_exporter|aliyun|tencentcloud)_[a-z0-9_]+)`/g)].map((m) => m[1]));
+  return new Set([...SELF_FAMILIES, ...JOB_TYPES.flatMap((t) => [...t.families, ...(t.jobMetrics ?? [])])].map((f) => f.name));
 }
 
 /** Exporter metric names an expression uses (histogram series suffixes removed). */
