@@ -2,9 +2,10 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { ExporterConfig } from '../config/load';
-import { CloudAccounts, LimiterPool, TransportPool, type TransportFactory } from '../cloud/accounts';
-import { documentedQps, type AnyJobType } from './job-type';
-import { JobRunner } from './job-runner';
+import { LimiterPool, TransportPool, type TransportFactory } from '../cloud/accounts';
+import type { AnyJobType } from './job-type';
+import type { JobRunner } from './job-runner';
+import { JobSet } from './reconcile';
 import { createLogger, type Logger } from '../util/log';
 import { createSelfMetrics, type SelfMetrics } from '../metrics/self-metrics';
 import { SnapshotStore } from '../metrics/snapshot-store';
@@ -12,7 +13,6 @@ import { createHttpHandler } from './http';
 import { BUILD } from './build-info';
 import { snapshotExposition, type Exposition } from '../metrics/exposition';
 import { buildQuotaPlan } from './quota-plan';
-import { renderLabels } from '../metrics/family';
 
 export interface AppDeps {
   logger?: Logger;
@@ -50,48 +50,17 @@ export interface App {
 export function createApp(initial: ExporterConfig, deps: AppDeps): App {
   const logger = deps.logger ?? createLogger();
   const jobTypes = deps.jobTypes;
-  const typeByName = new Map(jobTypes.map((t) => [t.type, t]));
   const metrics = createSelfMetrics(BUILD, { processMetrics: deps.processMetrics, jobMetrics: jobTypes.flatMap((t) => t.jobMetrics ?? []) });
   const store = new SnapshotStore();
   const limiters = new LimiterPool(metrics.api);
   const transports = deps.transportPool ?? new TransportPool(deps.transports);
-  const qpsDefaults = documentedQps(jobTypes);
-  const runners = new Map<string, { runner: JobRunner; fingerprint: string; accounts: CloudAccounts }>();
+  const jobs = new JobSet({ jobTypes, store, metrics, limiters, transports, logger, now: deps.now, onRunEnd: notifyIfReady });
   let config = initial;
-  let started = false;
   let server: http.Server | undefined;
   const readyWaiters: Array<() => void> = [];
 
-  const fingerprintOf = (job: ExporterConfig['jobs'][number], cfg: ExporterConfig) =>
-    JSON.stringify({ job, account: cfg.accounts.find((a) => a.name === job.account) ?? null, dir: cfg.dir });
-
   function build(cfg: ExporterConfig): void {
-    const wanted = new Set(cfg.jobs.map((j) => j.name));
-    for (const [name, entry] of runners) {
-      if (!wanted.has(name) || entry.fingerprint !== fingerprintOf(cfg.jobs.find((j) => j.name === name)!, cfg)) {
-        runners.delete(name);
-        entry.runner.forgetMetrics();
-        if (!wanted.has(name)) store.removeJob(name);
-        // The replaced job's sockets go back (and close) once its run has ended.
-        void entry.runner.stop(0).then(() => {
-          entry.accounts.close();
-          if (!runners.has(name)) store.removeJob(name);
-        });
-      }
-    }
-    for (const jobCfg of cfg.jobs) {
-      if (runners.has(jobCfg.name)) continue;
-      const jobType = typeByName.get(jobCfg.type)!;
-      const jobLogger = logger.child({ job_name: jobCfg.name });
-      const accounts = new CloudAccounts({ accounts: cfg.accounts, metrics: metrics.api, limiters, transports, defaultQps: qpsDefaults });
-      const job = jobType.create(jobCfg, { jobName: jobCfg.name, staticLabels: renderLabels(jobCfg.labels), accounts, logger: jobLogger, configDir: cfg.dir });
-      const runner = new JobRunner({ config: jobCfg, job, instanceIds: job.instanceIds, store, metrics, logger: jobLogger, now: deps.now, onRunEnd: notifyIfReady });
-      runners.set(jobCfg.name, { runner, fingerprint: fingerprintOf(jobCfg, cfg), accounts });
-      if (started) runner.start();
-    }
-    const keys = new Set<string>();
-    for (const jobCfg of cfg.jobs) for (const api of Object.keys(typeByName.get(jobCfg.type)!.apiQps)) if (jobCfg.account) keys.add(`${jobCfg.account}\u0000${api}`);
-    limiters.retain(keys);
+    jobs.apply(cfg);
     // The quota plan's warnings at every load, not only under --config.check.
     for (const warning of buildQuotaPlan(cfg, jobTypes).warnings) logger.warn({ warning }, 'quota plan');
   }
@@ -101,12 +70,12 @@ export function createApp(initial: ExporterConfig, deps: AppDeps): App {
   }
 
   function isReady(): boolean {
-    return [...runners.values()].every((e) => e.runner.firstAttemptDone && e.runner.blocked === undefined);
+    return jobs.runners().every((r) => r.firstAttemptDone && r.blocked === undefined);
   }
 
   function refreshStaleness(): void {
     for (const [job_name, instance_id] of store.expire((deps.now ?? Date.now)())) logger.warn({ job_name, instance_id }, 'dropping data older than stale_after');
-    for (const { runner } of runners.values()) {
+    for (const runner of jobs.runners()) {
       let any = false;
       for (const instance_id of runner.instanceIds) {
         const stale = store.isStale(runner.name, instance_id);
@@ -122,8 +91,7 @@ export function createApp(initial: ExporterConfig, deps: AppDeps): App {
     store,
     logger,
     start() {
-      started = true;
-      for (const { runner } of runners.values()) runner.start();
+      jobs.start();
     },
     isReady,
     whenReady() {
@@ -153,10 +121,10 @@ export function createApp(initial: ExporterConfig, deps: AppDeps): App {
       return snapshotExposition(selfText, store);
     },
     async runAllNow() {
-      await Promise.all([...runners.values()].map((e) => e.runner.trigger()));
+      await Promise.all(jobs.runners().map((r) => r.trigger()));
     },
     runner(name) {
-      return runners.get(name)?.runner;
+      return jobs.runner(name);
     },
     handler: undefined as unknown as http.RequestListener,
     async listen(address) {
@@ -171,9 +139,7 @@ export function createApp(initial: ExporterConfig, deps: AppDeps): App {
     },
     async stop(graceMs = 10_000) {
       // Each runner ends within graceMs + ABANDON_AFTER_MS + its close budget, whatever its calls do.
-      await Promise.all([...runners.values()].map((e) => e.runner.stop(graceMs)));
-      limiters.cancelAll();
-      for (const e of runners.values()) e.accounts.close();
+      await jobs.stop(graceMs);
       if (server) {
         const s = server;
         await new Promise<void>((resolve) => {
@@ -192,7 +158,7 @@ export function createApp(initial: ExporterConfig, deps: AppDeps): App {
     isReady,
     reload: () => app.reload(),
     logger,
-    jobsSummary: () => [...runners.values()].map((e) => ({ name: e.runner.name, schedule: '', ready: e.runner.firstAttemptDone })),
+    jobsSummary: () => jobs.runners().map((r) => ({ name: r.name, ready: r.firstAttemptDone })),
   });
 
   build(config);
