@@ -26,6 +26,7 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
  && npm cache clean --force
 COPY --from=build /src/dist/src ./dist/src
+COPY --from=build /src/dist/emulator ./dist/emulator
 COPY config ./config
 
 ARG VERSION=0.1.0

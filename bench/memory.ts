@@ -58,7 +58,7 @@ export async function memoryCase(devices: number, cycles: number, tmp: string): 
     heap_growth_mb: NaN,
     transitions_total: 0,
   };
-  const { child: emu, match } = await startNode(['dist/src/emulator/main.js', '--scenario', path.join(dir, 'scenario.json'), '--listen', '127.0.0.1:0'], path.join(dir, 'emulator.log'), /listening on (http:\/\/[0-9.:]+)/);
+  const { child: emu, match } = await startNode(['dist/emulator/main.js', '--scenario', path.join(dir, 'scenario.json'), '--listen', '127.0.0.1:0'], path.join(dir, 'emulator.log'), /listening on (http:\/\/[0-9.:]+)/);
   let exp: { stop(): Promise<void> } | undefined;
   try {
     const config = {

@@ -74,7 +74,7 @@ export async function pollCase(c: PollCase, tmp: string): Promise<PollFigure> {
     exporter_rss_mb: null,
     exporter_rss_bytes_per_device: null,
   };
-  const { child: emu, match } = await startNode(['dist/src/emulator/main.js', '--scenario', path.join(dir, 'scenario.json'), '--listen', '127.0.0.1:0'], path.join(dir, 'emulator.log'), /listening on (http:\/\/[0-9.:]+)/);
+  const { child: emu, match } = await startNode(['dist/emulator/main.js', '--scenario', path.join(dir, 'scenario.json'), '--listen', '127.0.0.1:0'], path.join(dir, 'emulator.log'), /listening on (http:\/\/[0-9.:]+)/);
   const emuUrl = match![1];
   let exp: { stop(): Promise<void> } | undefined;
   try {

@@ -63,7 +63,7 @@ async function stop(code: number): Promise<never> {
 async function main(): Promise<void> {
   process.on('SIGINT', () => void stop(0));
   process.on('SIGTERM', () => void stop(0));
-  start('emulator', ['dist/src/emulator/main.js', '--scenario', 'config/scenarios/demo.yaml', '--listen', emulatorAddress, '--broker-listen', brokerAddress]);
+  start('emulator', ['dist/emulator/main.js', '--scenario', 'config/scenarios/demo.yaml', '--listen', emulatorAddress, '--broker-listen', brokerAddress]);
   await waitFor(`http://${emulatorAddress}/_emulator/stats`, 20_000);
   start('exporter', ['dist/src/main.js', '--config.file', 'config/demo.yaml', '--web.listen-address', exporterAddress]);
   await waitFor(`http://${exporterAddress}/-/ready`, 60_000);

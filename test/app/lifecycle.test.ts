@@ -5,7 +5,7 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import { afterEach, describe, expect, test } from 'vitest';
 import { ALIYUN, appFromYaml, emulator, emulatorProcess, parseExposition, seriesOf, tempDir, valueOf, type TestApp } from '../helpers/harness';
-import type { Emulator } from '../../src/emulator/server';
+import type { Emulator } from '../../emulator/server';
 
 const INSTANCE = 'post-cn-life0001';
 const ENV = { AK: ALIYUN.access_key_id, SK: ALIYUN.access_key_secret };

@@ -70,7 +70,7 @@ if [[ ${1:-} == --clean ]]; then
 fi
 
 [[ -f src/main.ts ]] || die "src/main.ts does not exist yet: nothing to verify (the exporter's entry point dist/src/main.js is built from it)"
-[[ -f src/emulator/main.ts ]] || die "src/emulator/main.ts does not exist yet (the emulator runs from the same image)"
+[[ -f emulator/main.ts ]] || die "emulator/main.ts does not exist yet (the emulator runs from the same image)"
 
 # --- substitute base -----------------------------------------------------------------------------
 mapfile -t bases < <(sed -nE 's/^FROM[[:space:]]+([^[:space:]]+).*/\1/p' Dockerfile | sort -u)
@@ -131,10 +131,10 @@ for label in title description licenses version revision created; do
 done
 pass "OCI labels present"
 if pm run --rm "${ulimits[@]}" --network none --no-healthcheck --entrypoint sh "$image" -c \
-     'test -f dist/src/main.js && test -f dist/src/emulator/main.js && test ! -e node_modules/typescript && test ! -e node_modules/vitest && test ! -e src'; then
+     'test -f dist/src/main.js && test -f dist/emulator/main.js && test ! -e node_modules/typescript && test ! -e node_modules/vitest && test ! -e src'; then
   pass "runtime stage has dist/src, no dev dependencies, no sources"
 else
-  fail "runtime stage contents (dist/src/main.js, dist/src/emulator/main.js present; typescript, vitest, src absent)"
+  fail "runtime stage contents (dist/src/main.js, dist/emulator/main.js present; typescript, vitest, src absent)"
 fi
 
 # --- run: emulator and exporter share one private network namespace (no host ports used) ----------
@@ -143,7 +143,7 @@ chmod 0644 "$work/hosts"
 log "starting the emulator (scenario config/scenarios/demo.yaml) from the image"
 pm run -d --name "$emulator" "${ulimits[@]}" --network none --no-healthcheck --read-only --cap-drop ALL \
   --security-opt no-new-privileges "$image" \
-  node dist/src/emulator/main.js --scenario config/scenarios/demo.yaml --listen 127.0.0.1:18080 >/dev/null
+  node dist/emulator/main.js --scenario config/scenarios/demo.yaml --listen 127.0.0.1:18080 >/dev/null
 # exitCode, not exit(): exit() would cut off a large body still being written to the pipe.
 fetch_js='fetch(process.argv[1]).then(async r=>{process.stdout.write(await r.text());process.exitCode=r.ok?0:1},e=>{console.error(String(e.cause||e));process.exitCode=2})'
 for _ in $(seq 1 60); do

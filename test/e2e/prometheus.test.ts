@@ -2,14 +2,14 @@
 // 2-second schedule; Prometheus scrapes it every second and evaluates the project's recording and alerting rules.
 // Checked: promtool check metrics on a real scrape, every recording rule and every dashboard query returns data, and
 // an outage injected in the emulator fires the matching alert.
+import { mqttOf } from '../../emulator/apis/mqtt';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { ALIYUN, ALIYUN_ACCOUNT_YAML, TENCENT, appFromYaml, tempDir, type TestApp } from '../helpers/harness';
-import { startEmulator, type Emulator } from '../../src/emulator/server';
-import type { ScenarioInput } from '../../src/emulator/scenario';
+import { ALIYUN, ALIYUN_ACCOUNT_YAML, TENCENT, appFromYaml, tempDir, type TestApp, truthOf } from '../helpers/harness';
+import { startEmulator, type Emulator } from '../../emulator/server';
 import { loadDashboards, interpolate, resolveVariables } from './dashboards';
 import { PROMETHEUS_BIN, PROMTOOL_BIN, fastAlerts, haveBinary, startPrometheus, waitUntil, type Prometheus } from './prometheus-process';
 
@@ -39,7 +39,7 @@ const BASE_FAULTS = {
   BatchQuerySessionByClientIds: { error_rates: { SystemOverFlow: 0.02 } },
 };
 
-function scenario(): ScenarioInput {
+function scenario(): Record<string, unknown> {
   return {
     seed: 11,
     credentials: [ALIYUN, TENCENT],
@@ -103,7 +103,7 @@ jobs:
     topic: canary/e2e
     labels: {env: e2e}
     subscribe:
-      url: ${emu.broker!.url}
+      url: ${mqttOf(emu).broker!.url}
       group_id: GID_probe
       device_id: e2e-1
   - name: mongo
@@ -141,7 +141,7 @@ describe('end to end with a real Prometheus', () => {
   beforeAll(async () => {
     if (!available) throw new Error(`${PROMETHEUS_BIN} and ${PROMTOOL_BIN} are required (Debian package prometheus: apt-get install prometheus, or set PROMETHEUS_BIN / PROMTOOL_BIN)`);
     emu = await startEmulator({ scenario: scenario(), port: 0 });
-    const truth = (await emu.truth()).mqtt[MQTT_INSTANCE];
+    const truth = (await truthOf(emu)).mqtt[MQTT_INSTANCE];
     const devicesFile = path.join(dir, 'devices.txt');
     fs.writeFileSync(devicesFile, Object.keys(truth).join('\n') + '\n');
     t = appFromYaml(

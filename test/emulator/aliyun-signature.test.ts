@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import crypto from 'node:crypto';
-import { startEmulator, type Emulator } from '../../src/emulator/server';
+import { startEmulator, type Emulator } from '../../emulator/server';
 import { mqttClient, popClient, popError, rawRequest, testScenario } from './helpers';
 
 const INSTANCE = 'post-cn-test0001';

@@ -1,9 +1,10 @@
 import { startRedisServer, type RedisServer } from '../helpers/servers';
+import { truthOf } from '../helpers/harness';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseClientList, sessionFromClientListEntry } from '../../src/emulator/redis-client-list';
-import type { DasData } from '../../src/emulator/redis-sessions';
-import { startEmulator, type Emulator } from '../../src/emulator/server';
+import { parseClientList, sessionFromClientListEntry } from '../../emulator/apis/redis/client-list';
+import type { DasData } from '../../emulator/apis/redis/sessions';
+import { startEmulator, type Emulator } from '../../emulator/server';
 import { dasClient, popError, testScenario } from './helpers';
 
 interface DasAnswer {
@@ -49,7 +50,7 @@ describe('DAS GetRedisAllSession (synthetic sessions)', () => {
     for (const st of r.Data.SourceStats) expect(typeof st.Count).toBe('string');
     expect(r.Data.SourceStats.reduce((a, st) => a + Number(st.Count), 0)).toBe(200);
     expect(r.Data.SourceStats.length).toBeLessThanOrEqual(8);
-    const truth = (await emu.truth()).redis['r-test0001'] as DasData;
+    const truth = (await truthOf(emu)).redis['r-test0001'] as DasData;
     expect({ ...r.Data, Timestamp: 0 }).toEqual({ ...truth, Timestamp: 0 });
   });
 
@@ -158,6 +159,6 @@ describe('DAS GetRedisAllSession backed by a real redis-server', () => {
     for (const s of sockets) s.destroy();
     const closed = await waitFor(ask, (d) => named(d).length === 0);
     expect(closed.Data.Total).toBe(0);
-    expect((await emu.truth()).redis['r-real0001']).toMatchObject({ Total: 0, Sessions: [] });
+    expect((await truthOf(emu)).redis['r-real0001']).toMatchObject({ Total: 0, Sessions: [] });
   });
 });

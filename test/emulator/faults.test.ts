@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startEmulator, type Emulator } from '../../src/emulator/server';
-import type { EmulatorStats } from '../../src/emulator/stats';
+import { startEmulator, type Emulator } from '../../emulator/server';
+import type { EmulatorStats } from '../../emulator/core/stats';
 import { adminGet, adminPost, dasClient, mongoClientByIp, mqttClient, popError, tencentError, testScenario } from './helpers';
 
 const INSTANCE = 'post-cn-test0001';

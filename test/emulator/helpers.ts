@@ -3,13 +3,14 @@ import http from 'node:http';
 import path from 'node:path';
 import RPCClient from '@alicloud/pop-core';
 import * as tencentcloud from 'tencentcloud-sdk-nodejs-mongodb';
-import { loadScenario, type Scenario } from '../../src/emulator/scenario';
+import type { TestScenario } from '../helpers/harness';
+import { loadScenario } from '../../emulator/scenario';
 
 export const TEST_SCENARIO_PATH = path.join(__dirname, '../../config/scenarios/test-basic.yaml');
 export const DEMO_SCENARIO_PATH = path.join(__dirname, '../../config/scenarios/demo.yaml');
 
-export function testScenario(patch: (s: Scenario) => void = () => {}): Scenario {
-  const s = loadScenario(TEST_SCENARIO_PATH);
+export function testScenario(patch: (s: TestScenario) => void = () => {}): TestScenario {
+  const s = loadScenario(TEST_SCENARIO_PATH) as TestScenario;
   patch(s);
   return s;
 }

@@ -1,7 +1,9 @@
+import { mqttOf } from '../../emulator/apis/mqtt';
+import { truthOf } from '../helpers/harness';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startEmulator, type Emulator } from '../../src/emulator/server';
-import type { EmulatorStats } from '../../src/emulator/stats';
-import type { Truth } from '../../src/emulator/truth';
+import { startEmulator, type Emulator } from '../../emulator/server';
+import type { EmulatorStats } from '../../emulator/core/stats';
+import type { SentMessageEvent, Truth } from '../helpers/harness';
 import { adminGet, adminPost, mqttClient, popError, testScenario, type PopError } from './helpers';
 
 const INSTANCE = 'post-cn-test0001';
@@ -19,12 +21,12 @@ describe('ApsaraMQ for MQTT APIs', () => {
   const sent: { instanceId: string; topic: string; payload: string; msgId: string }[] = [];
 
   beforeAll(async () => {
-    emu = await startEmulator({ scenario: testScenario(), onSendMessage: (m) => void sent.push(m) });
+    emu = await startEmulator({ scenario: testScenario(), onSendMessage: (m: SentMessageEvent) => void sent.push(m) });
   });
   afterAll(async () => emu.close());
 
   it('answers Batch in request order, matching the truth; unknown IDs are offline', async () => {
-    const truth = await emu.truth();
+    const truth = await truthOf(emu);
     const list = [...ids(8), 'GID_gateway@@@gw-000003', 'GID_nobody@@@x'];
     const r = await mqttClient(emu.url).request<BatchAnswer>('BatchQuerySessionByClientIds', { InstanceId: INSTANCE, ClientIdList: list }, { method: 'POST' });
     expect(r.OnlineStatusList.map((e) => e.ClientId)).toEqual(list);
@@ -34,7 +36,7 @@ describe('ApsaraMQ for MQTT APIs', () => {
   });
 
   it('keeps the fleet near its online ratio and the truth complete', async () => {
-    const truth = await emu.truth();
+    const truth = await truthOf(emu);
     const fleet = Object.entries(truth.mqtt[INSTANCE] ?? {}).filter(([id]) => id.startsWith('GID_sensor@@@dev-'));
     expect(fleet).toHaveLength(50);
     const online = fleet.filter(([, v]) => v).length;
@@ -80,10 +82,10 @@ describe('ApsaraMQ for MQTT APIs', () => {
     expect(flip.status).toBe(200);
     expect(await ask()).toBe(!before);
     expect((await adminGet<Truth>(emu.url, 'truth')).mqtt[INSTANCE]?.[id]).toBe(!before);
-    emu.setOnline(INSTANCE, id, before);
+    mqttOf(emu).setOnline(INSTANCE, id, before);
     expect(await ask()).toBe(before);
-    emu.setOnline(INSTANCE, 'GID_new@@@device', true);
-    expect((await emu.truth()).mqtt[INSTANCE]?.['GID_new@@@device']).toBe(true);
+    mqttOf(emu).setOnline(INSTANCE, 'GID_new@@@device', true);
+    expect((await truthOf(emu)).mqtt[INSTANCE]?.['GID_new@@@device']).toBe(true);
   });
 
   it('records SendMessage and hands it to the onSendMessage hook', async () => {
@@ -95,7 +97,7 @@ describe('ApsaraMQ for MQTT APIs', () => {
     );
     expect(r.MsgId).toMatch(/^[0-9A-F]{32}$/);
     expect(sent.at(-1)).toEqual({ instanceId: INSTANCE, topic: 'probe/canary', payload, msgId: r.MsgId });
-    expect(emu.sentMessages().at(-1)?.msgId).toBe(r.MsgId);
+    expect(mqttOf(emu).sentMessages().at(-1)?.msgId).toBe(r.MsgId);
     const err = await popError(mqttClient(emu.url).request('SendMessage', { InstanceId: INSTANCE, Payload: payload }));
     expect(err.code).toBe('MissingMqttTopic');
   });
@@ -184,7 +186,7 @@ describe('churn', () => {
     const a = await startEmulator({ scenario, now: () => t });
     const b = await startEmulator({ scenario, now: () => t });
     try {
-      const snap = async (e: Emulator): Promise<Record<string, boolean>> => (await e.truth()).mqtt['post-cn-churn'] ?? {};
+      const snap = async (e: Emulator): Promise<Record<string, boolean>> => (await truthOf(e)).mqtt['post-cn-churn'] ?? {};
       const first = await snap(a);
       expect(await snap(b)).toEqual(first);
       const online = Object.values(first).filter(Boolean).length;
@@ -221,8 +223,8 @@ describe('churn', () => {
       });
       expect(r.OnlineStatusList.map((e) => typeof e.OnlineStatus)).toEqual(['boolean', 'boolean', 'boolean']);
       expect(r.OnlineStatusList[2]?.OnlineStatus).toBe(false);
-      emu.setOnline('post-cn-huge', 'GID_huge@@@dev-0500000', true);
-      emu.setOnline('post-cn-huge', 'GID_huge@@@dev-0500001', false);
+      mqttOf(emu).setOnline('post-cn-huge', 'GID_huge@@@dev-0500000', true);
+      mqttOf(emu).setOnline('post-cn-huge', 'GID_huge@@@dev-0500001', false);
       const flipped = await mqttClient(emu.url).request<BatchAnswer>('BatchQuerySessionByClientIds', {
         InstanceId: 'post-cn-huge',
         ClientIdList: ['GID_huge@@@dev-0500000', 'GID_huge@@@dev-0500001'],

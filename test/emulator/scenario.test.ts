@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { parseListen, parseArgs } from '../../src/emulator/main';
-import { loadScenario, parseScenario, ScenarioError } from '../../src/emulator/scenario';
+import { parseListen, parseArgs } from '../../emulator/main';
+import { ScenarioError } from '../../emulator/core/scenario';
+import { loadScenario, parseScenario } from '../../emulator/scenario';
+import type { TestScenario } from '../helpers/harness';
 import { DEMO_SCENARIO_PATH, TEST_SCENARIO_PATH } from './helpers';
 
 function problems(yaml: string): string[] {
@@ -15,7 +17,7 @@ function problems(yaml: string): string[] {
 
 describe('scenario files', () => {
   it('loads the shipped scenarios', () => {
-    const demo = loadScenario(DEMO_SCENARIO_PATH);
+    const demo = loadScenario(DEMO_SCENARIO_PATH) as TestScenario;
     expect(demo.mqtt.instances.map((i) => i.instance_id)).toEqual(['post-cn-demo0001', 'post-cn-demo0002']);
     expect(demo.mongodb.instances.map((i) => i.instance_id)).toEqual(['cmgo-demo0001', 'cmgo-demo0002', 'cmgo-legacy01']);
     expect(demo.redis.instances.map((i) => i.instance_id)).toEqual(['r-demo0001', 'r-demo0002']);
@@ -31,7 +33,7 @@ describe('scenario files', () => {
       secret_id: 'AKID-demo-secret-id',
       secret_key: 'demo-tencent-key',
     });
-    expect(loadScenario(TEST_SCENARIO_PATH).mqtt.instances[0]?.fleets[0]).toEqual({
+    expect((loadScenario(TEST_SCENARIO_PATH) as TestScenario).mqtt.instances[0]?.fleets[0]).toEqual({
       group_id: 'GID_sensor',
       prefix: 'dev-',
       size: 50,

@@ -1,6 +1,7 @@
 import crypto from 'node:crypto';
+import { truthOf } from '../helpers/harness';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startEmulator, type Emulator } from '../../src/emulator/server';
+import { startEmulator, type Emulator } from '../../emulator/server';
 import {
   mongoClientByIp,
   mongoClientByName,
@@ -119,7 +120,7 @@ describe('TencentDB for MongoDB DescribeClientConnections against the real SDK',
     const { pages, clients } = await walk(mongoClientByIp(emu.port), 'cmgo-big00001');
     expect(pages.map((p) => p.Clients.length)).toEqual([1000, 1000, 345]);
     expect(pages.every((p) => p.TotalCount === 2345)).toBe(true);
-    const truth = (await emu.truth()).mongodb['cmgo-big00001'];
+    const truth = (await truthOf(emu)).mongodb['cmgo-big00001'];
     expect(truth?.TotalCount).toBe(2345);
     expect(clients).toEqual(truth?.Clients);
     expect(new Set(clients.map((c) => c.IP)).size).toBe(2345);

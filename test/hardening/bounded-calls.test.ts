@@ -15,7 +15,7 @@ import { createLogger } from '../../src/util/log';
 import type { Job } from '../../src/core/job-type';
 import { startBadServer, type BadServer } from '../helpers/bad-server';
 import { ALIYUN, emulator } from '../helpers/harness';
-import type { Emulator } from '../../src/emulator/server';
+import type { Emulator } from '../../emulator/server';
 
 const INSTANCE = 'post-cn-bound0001';
 const SCENARIO = { credentials: [ALIYUN], mqtt: { instances: [{ instance_id: INSTANCE, fleets: [{ group_id: 'GID_sensor', size: 10, online_ratio: 0.5 }] }] } };

@@ -20,7 +20,7 @@ import { runDeadlineMs } from '../../src/util/schedule';
 import { acceptsGzip } from '../../src/core/http';
 import { parseFlags } from '../../src/main';
 import { Registry } from 'prom-client';
-import type { Emulator } from '../../src/emulator/server';
+import type { Emulator } from '../../emulator/server';
 import { ALIYUN, ALIYUN_ACCOUNT_YAML, TENCENT, appFromYaml, emulator, parseExposition, tempDir, valueOf, type TestApp } from '../helpers/harness';
 
 const MAIN = path.resolve(__dirname, '../../dist/src/main.js');

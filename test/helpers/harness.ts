@@ -6,7 +6,15 @@ import { createApp, type App, type AppDeps } from '../../src/core/app';
 import { parseConfig, loadConfigFile } from '../../src/config/load';
 import { JOB_TYPES } from '../../src/apis';
 import { createLogger } from '../../src/util/log';
-import { startEmulator, type Emulator, type EmulatorOptions } from '../../src/emulator/server';
+import { startEmulator, type Emulator, type EmulatorOptions } from '../../emulator/server';
+import type { ClientConnection } from '../../emulator/apis/mongodb/clients';
+import type { MongoInstanceConfig } from '../../emulator/apis/mongodb/scenario';
+import type { SendMessageHook } from '../../emulator/apis/mqtt/handlers';
+import type { MqttInstanceConfig } from '../../emulator/apis/mqtt/scenario';
+import type { RedisInstanceConfig } from '../../emulator/apis/redis/scenario';
+import type { BrokerScenario } from '../../emulator/broker/scenario';
+import type { Scenario } from '../../emulator/core/scenario';
+import type { DasData } from '../../emulator/apis/redis/sessions';
 
 export const ALIYUN = { account: 'aliyun-test', provider: 'aliyun' as const, access_key_id: 'LTAI-test-key-id', access_key_secret: 'test-secret-0123456789' };
 export const TENCENT = { account: 'tencent-test', provider: 'tencentcloud' as const, secret_id: 'AKID-test-secret-id', secret_key: 'tencent-test-key-0123' };
@@ -82,9 +90,34 @@ export function valueOf(parsed: Map<string, number>, name: string, match: Record
   return found[0]?.[1];
 }
 
+/** A validated scenario with every product's keys typed (what tests build and inspect). */
+export type TestScenario = Scenario & {
+  mqtt: { instances: MqttInstanceConfig[] };
+  mongodb: { instances: MongoInstanceConfig[] };
+  redis: { instances: RedisInstanceConfig[] };
+  broker?: BrokerScenario;
+};
+
+/** The argument of the MQTT product's onSendMessage hook. */
+export type SentMessageEvent = Parameters<SendMessageHook>[0];
+
+/** The emulator's ground truth, per product (their truth keys), typed for tests. */
+export interface Truth {
+  /** instance → client ID → online. */
+  mqtt: Record<string, Record<string, boolean>>;
+  mongodb: Record<string, { TotalCount: number; Clients: ClientConnection[] }>;
+  /** The DAS Data object GetRedisAllSession would answer; `error` if a real Redis could not be read. */
+  redis: Record<string, DasData | { error: string }>;
+}
+
+/** An in-process emulator's truth, typed. */
+export async function truthOf(emu: { truth(): Promise<Record<string, unknown>> }): Promise<Truth> {
+  return (await emu.truth()) as unknown as Truth;
+}
+
 export interface EmulatorProcess {
   url: string;
-  truth(): Promise<{ mqtt: Record<string, Record<string, boolean>>; mongodb: Record<string, unknown>; redis: Record<string, unknown> }>;
+  truth(): Promise<Truth>;
   stats(): Promise<{ apis: Record<string, { calls: number; ok: number; throttled: number; largest_batch: number; busiest_window: number; busiest_window_with_throttled: number }> }>;
   close(): Promise<void>;
 }
@@ -99,7 +132,7 @@ export async function emulatorProcess(scenario: unknown): Promise<EmulatorProces
   const dir = tempDir();
   const file = path.join(dir, 'scenario.yaml');
   fs.writeFileSync(file, YAML.stringify(scenario));
-  const main = path.resolve(__dirname, '../../dist/src/emulator/main.js');
+  const main = path.resolve(__dirname, '../../dist/emulator/main.js');
   if (!fs.existsSync(main)) throw new Error(`${main} is missing: run npm run build first (npm test does)`);
   const child = spawn(process.execPath, [main, '--scenario', file, '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'inherit'] });
   const url = await new Promise<string>((resolve, reject) => {

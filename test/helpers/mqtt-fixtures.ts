@@ -1,8 +1,8 @@
 // Shared scenario and config of the aliyun_mqtt_sessions tests (test/mqtt and test/quota).
 import fs from 'node:fs';
 import path from 'node:path';
-import { ALIYUN, ALIYUN_ACCOUNT_YAML } from './harness';
-import type { Emulator } from '../../src/emulator/server';
+import { ALIYUN, ALIYUN_ACCOUNT_YAML, truthOf } from './harness';
+import type { Emulator } from '../../emulator/server';
 
 export const INSTANCE = 'post-cn-test0001';
 export function scenario(extra: Record<string, unknown> = {}, fleet: Record<string, unknown> = {}) {
@@ -45,7 +45,7 @@ ${opts.file ? `    client_ids_file: ${opts.file}\n` : ''}${opts.ids ? `    clien
 export const ENV = { AK: ALIYUN.access_key_id, SK: ALIYUN.access_key_secret };
 
 export async function inventoryFile(e: Emulator, dir: string, extraLines: string[] = []): Promise<{ file: string; truth: Record<string, boolean> }> {
-  const truth = (await e.truth()).mqtt[INSTANCE];
+  const truth = (await truthOf(e)).mqtt[INSTANCE];
   const file = path.join(dir, 'devices.txt');
   fs.writeFileSync(file, ['# the test fleet', ...Object.keys(truth), ...extraLines].join('\n') + '\n');
   return { file, truth };

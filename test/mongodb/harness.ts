@@ -5,11 +5,10 @@ import { createApp, type App } from '../../src/core/app';
 import { parseConfig } from '../../src/config/load';
 import { JOB_TYPES } from '../../src/apis';
 import { createLogger } from '../../src/util/log';
-import { startEmulator, type Emulator, type EmulatorOptions } from '../../src/emulator/server';
-import { parseScenario } from '../../src/emulator/scenario';
-import type { EmulatorStats } from '../../src/emulator/stats';
-import type { Truth } from '../../src/emulator/truth';
-import { emulatorProcess } from '../helpers/harness';
+import { startEmulator, type Emulator, type EmulatorOptions } from '../../emulator/server';
+import { parseScenario } from '../../emulator/scenario';
+import type { EmulatorStats } from '../../emulator/core/stats';
+import { emulatorProcess, truthOf, type Truth } from '../helpers/harness';
 
 export const SECRET_ID = 'AKIDmongoTest0000000000000001';
 export const SECRET_KEY = 'tcSecretKey-d0-not-leak-7f3a9c';
@@ -145,7 +144,7 @@ async function emulatorFor(scenarioYaml: string, opts: HarnessOptions): Promise<
   }
   const { ownProcess: _ignored, ...rest } = opts;
   const emu = await startEmulator({ scenario: parseScenario(scenarioYaml, 'test-scenario'), port: 0, ...rest });
-  return { url: emu.url, truth: () => emu.truth(), stats: async () => emu.stats(), close: () => emu.close(), inProcess: emu };
+  return { url: emu.url, truth: () => truthOf(emu), stats: async () => emu.stats(), close: () => emu.close(), inProcess: emu };
 }
 
 export async function startHarness(scenarioYaml: string, o: JobOptions, emuOpts: HarnessOptions = {}): Promise<Harness> {

@@ -1,8 +1,9 @@
 // aliyun_mqtt_sessions against the emulator with the real pop-core: exact values, rate windows, faults.
+import { mqttOf } from '../../emulator/apis/mqtt';
 import fs from 'node:fs';
 import { afterEach, describe, expect, test } from 'vitest';
 import { ALIYUN, appFromYaml, emulator, parseExposition, seriesOf, tempDir, valueOf, type TestApp } from '../helpers/harness';
-import type { Emulator } from '../../src/emulator/server';
+import type { Emulator } from '../../emulator/server';
 import { INSTANCE, ENV, config, inventoryFile, scenario } from '../helpers/mqtt-fixtures';
 
 let emu: Emulator | undefined;
@@ -24,7 +25,7 @@ describe('aliyun_mqtt_sessions', () => {
     await t.app.runAllNow();
     const ids = Object.keys(truth).filter((id) => id.startsWith('GID_sensor'));
     const flipped = ids.slice(0, 3);
-    for (const id of flipped) emu.setOnline(INSTANCE, id, !truth[id]);
+    for (const id of flipped) mqttOf(emu).setOnline(INSTANCE, id, !truth[id]);
     const wentOnline = flipped.filter((id) => !truth[id]).length;
     fs.writeFileSync(file, Object.keys(truth).filter((id) => id !== ids[10]).join('\n'));
     await t.app.runAllNow();

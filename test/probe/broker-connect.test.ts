@@ -1,7 +1,7 @@
 // The broker's CONNECT peek: the username is found in MQTT 3.1, 3.1.1 and 5 packets, with and without a will,
 // and partial or foreign first packets are told apart.
 import { describe, expect, test } from 'vitest';
-import { peekConnect } from '../../src/emulator/mqtt-broker-connect';
+import { peekConnect } from '../../emulator/broker/connect';
 
 const str = (s: string) => {
   const b = Buffer.from(s, 'utf8');

@@ -1,15 +1,16 @@
 // The probe's subscriber against a broker not written in JavaScript: our own Mosquitto on a free port with password
 // auth (the ApsaraMQ Signature username/password pair registered with mosquitto_passwd). SendMessage calls reach the
 // emulator; its onSendMessage hook republishes them to Mosquitto with mqtt.js, as the cloud would deliver them.
+import { mqttOf } from '../../emulator/apis/mqtt';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { canConnect, freePort } from '../helpers/servers';
-import { ALIYUN, appFromYaml, emulator, tempDir, type TestApp } from '../helpers/harness';
-import { signatureCredentials } from '../../src/emulator/mqtt-broker-auth';
-import type { Emulator } from '../../src/emulator/server';
+import { ALIYUN, appFromYaml, emulator, tempDir, type SentMessageEvent, type TestApp } from '../helpers/harness';
+import { signatureCredentials } from '../../emulator/broker/auth';
+import type { Emulator } from '../../emulator/server';
 import { ENV, INSTANCE, TOPIC, metric, probeConfig, probeScenario, waitFor } from './probe-helpers';
 
 const MOSQUITTO = '/usr/sbin/mosquitto';
@@ -48,7 +49,7 @@ beforeAll(async () => {
 
   publisher = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { protocolVersion: 4, clientId: 'cloud-side', ...PUBLISHER, reconnectPeriod: 0 });
   emu = await emulator(probeScenario({ broker: undefined }), {
-    onSendMessage: async (m) => {
+    onSendMessage: async (m: SentMessageEvent) => {
       await publisher!.publishAsync(m.topic, m.payload, { qos: 1 });
     },
   });
@@ -87,7 +88,7 @@ describe('probe subscriber against a real Mosquitto', () => {
     await publisher!.publishAsync(TOPIC, Buffer.from('{"probe_id":"cse-0000000000-1"}').toString('base64'), { qos: 1 });
     await publisher!.publishAsync(TOPIC, 'not base64 at all', { qos: 1 });
     // The first probe again, long after it was matched: a redelivery must not count twice.
-    await publisher!.publishAsync(TOPIC, emu!.sentMessages()[0].payload, { qos: 1 });
+    await publisher!.publishAsync(TOPIC, mqttOf(emu!).sentMessages()[0].payload, { qos: 1 });
     await new Promise((r) => setTimeout(r, 200));
     await t!.app.runner('canary')!.trigger();
     const text = await t!.scrape();

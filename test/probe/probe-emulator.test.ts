@@ -1,14 +1,15 @@
 // aliyun_mqtt_probe against the emulator with the real pop-core and the emulator's embedded MQTT broker: success,
 // latencies, drops, delays, a killed connection, wrong credentials, API-only mode and SendMessage errors.
+import { mqttOf } from '../../emulator/apis/mqtt';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { afterEach, describe, expect, test } from 'vitest';
 import { ALIYUN, appFromYaml, emulator, type TestApp } from '../helpers/harness';
-import type { Emulator } from '../../src/emulator/server';
+import type { Emulator } from '../../emulator/server';
 import { INSTANCE, TOPIC, ENV, buckets, metric, probeConfig, probeScenario, waitFor } from './probe-helpers';
 
 const CLIENT_ID = 'GID_probe@@@test-1';
-const SUBSCRIBE = (emu: Emulator, extra: Record<string, string> = {}) => ({ url: emu.broker!.url, group_id: 'GID_probe', device_id: 'test-1', ...extra });
+const SUBSCRIBE = (emu: Emulator, extra: Record<string, string> = {}) => ({ url: mqttOf(emu).broker!.url, group_id: 'GID_probe', device_id: 'test-1', ...extra });
 
 let emu: Emulator | undefined;
 let t: TestApp | undefined;
@@ -44,9 +45,9 @@ describe('aliyun_mqtt_probe end to end', () => {
     expect(metric(text, 'aliyun_mqtt_probe_lost_total')).toBe(0);
     expect(metric(text, 'aliyun_mqtt_probe_subscriber_connected')).toBe(1);
     expect(metric(text, 'aliyun_mqtt_probe_errors_total', { code: 'SubscriberDisconnected' })).toBe(0);
-    expect(emu.broker!.connectedClients(INSTANCE)).toEqual([CLIENT_ID]);
+    expect(mqttOf(emu).broker!.connectedClients(INSTANCE)).toEqual([CLIENT_ID]);
 
-    const [sent] = emu.sentMessages();
+    const [sent] = mqttOf(emu).sentMessages();
     expect(sent).toMatchObject({ instanceId: INSTANCE, topic: TOPIC, account: ALIYUN.account });
     expect(sent.payload).toMatch(/^[A-Za-z0-9+/]+={0,2}$/);
     const body = JSON.parse(Buffer.from(sent.payload, 'base64').toString('utf8')) as { probe_id: string; sent_at: string };
@@ -58,7 +59,7 @@ describe('aliyun_mqtt_probe end to end', () => {
     const text2 = await run(t);
     expect(metric(text2, 'aliyun_mqtt_probe_received_total')).toBe(2);
     expect(metric(text2, 'aliyun_mqtt_probe_success')).toBe(1);
-    expect(emu.broker!.stats().connections).toBe(1);
+    expect(mqttOf(emu).broker!.stats().connections).toBe(1);
 
     // The exposition lints clean with Prometheus' own checker (Debian's promtool, where installed).
     if (fs.existsSync('/usr/bin/promtool')) {
@@ -70,7 +71,7 @@ describe('aliyun_mqtt_probe end to end', () => {
     // Stopping the exporter ends the subscriber's MQTT connection.
     await t.app.stop(0);
     t = undefined;
-    await waitFor('the subscriber to disconnect', () => emu!.broker!.connectedClients(INSTANCE).length === 0, 3000);
+    await waitFor('the subscriber to disconnect', () => mqttOf(emu!).broker!.connectedClients(INSTANCE).length === 0, 3000);
   });
 
   test('injected drops: every probe lost, success 0, then success again once drops stop', async () => {
@@ -78,7 +79,7 @@ describe('aliyun_mqtt_probe end to end', () => {
     t = appFromYaml(probeConfig({ endpoint: emu.url, subscribe: SUBSCRIBE(emu), timeout: '1s' }), ENV);
     expect(metric(await run(t), 'aliyun_mqtt_probe_success')).toBe(1);
 
-    emu.broker!.setFaults({ drop_rate: 1 });
+    mqttOf(emu).broker!.setFaults({ drop_rate: 1 });
     await run(t);
     const text = await run(t);
     expect(metric(text, 'aliyun_mqtt_probe_success')).toBe(0);
@@ -87,9 +88,9 @@ describe('aliyun_mqtt_probe end to end', () => {
     expect(metric(text, 'aliyun_mqtt_probe_lost_total')).toBe(2);
     expect(metric(text, 'aliyun_mqtt_probe_delivery_duration_seconds_count')).toBe(1);
     expect(metric(text, 'aliyun_mqtt_probe_subscriber_connected')).toBe(1);
-    expect(emu.broker!.stats().dropped).toBe(2);
+    expect(mqttOf(emu).broker!.stats().dropped).toBe(2);
 
-    emu.broker!.setFaults({ drop_rate: 0 });
+    mqttOf(emu).broker!.setFaults({ drop_rate: 0 });
     const after = await run(t);
     expect(metric(after, 'aliyun_mqtt_probe_success')).toBe(1);
     expect(metric(after, 'aliyun_mqtt_probe_lost_total')).toBe(2);
@@ -115,12 +116,12 @@ describe('aliyun_mqtt_probe end to end', () => {
     expect(metric(text, 'aliyun_mqtt_probe_api_request_duration_seconds_sum')!).toBeLessThan(sum - 0.6);
 
     // Longer than the timeout: lost, and its late arrival is not counted as received afterwards.
-    emu.broker!.setFaults({ delay_ms: { min: 2500, max: 2500 } });
+    mqttOf(emu).broker!.setFaults({ delay_ms: { min: 2500, max: 2500 } });
     const late = await run(t);
     expect(metric(late, 'aliyun_mqtt_probe_success')).toBe(0);
     expect(metric(late, 'aliyun_mqtt_probe_lost_total')).toBe(1);
     await new Promise((r) => setTimeout(r, 800));
-    emu.broker!.setFaults({ delay_ms: 0 });
+    mqttOf(emu).broker!.setFaults({ delay_ms: 0 });
     const next = await run(t);
     expect(metric(next, 'aliyun_mqtt_probe_received_total')).toBe(4);
     expect(metric(next, 'aliyun_mqtt_probe_lost_total')).toBe(1);
@@ -132,24 +133,24 @@ describe('aliyun_mqtt_probe end to end', () => {
     t = appFromYaml(probeConfig({ endpoint: emu.url, subscribe: SUBSCRIBE(emu), timeout: '1s' }), ENV);
     expect(metric(await run(t), 'aliyun_mqtt_probe_success')).toBe(1);
 
-    expect(emu.broker!.disconnectClient(INSTANCE, CLIENT_ID)).toBe(true);
+    expect(mqttOf(emu).broker!.disconnectClient(INSTANCE, CLIENT_ID)).toBe(true);
     const failed = await run(t);
     expect(metric(failed, 'aliyun_mqtt_probe_success')).toBe(0);
     expect(metric(failed, 'aliyun_mqtt_probe_errors_total', { code: 'SubscriberDisconnected' })).toBe(1);
     expect(metric(failed, 'aliyun_mqtt_probe_lost_total')).toBe(1);
 
     // Reconnects after ~1 s of backoff; no crash, no restart needed.
-    await waitFor('the subscriber to reconnect', () => emu!.broker!.isConnected(INSTANCE, CLIENT_ID));
+    await waitFor('the subscriber to reconnect', () => mqttOf(emu!).broker!.isConnected(INSTANCE, CLIENT_ID));
     const recovered = await run(t);
     expect(metric(recovered, 'aliyun_mqtt_probe_success')).toBe(1);
     expect(metric(recovered, 'aliyun_mqtt_probe_subscriber_connected')).toBe(1);
     expect(metric(recovered, 'aliyun_mqtt_probe_errors_total', { code: 'SubscriberDisconnected' })).toBe(1);
 
-    await emu.broker!.restart();
+    await mqttOf(emu).broker!.restart();
     const afterRestart = await run(t);
     expect(metric(afterRestart, 'aliyun_mqtt_probe_success')).toBe(0);
     expect(metric(afterRestart, 'aliyun_mqtt_probe_errors_total', { code: 'SubscriberDisconnected' })).toBe(2);
-    await waitFor('the subscriber to reconnect after the restart', () => emu!.broker!.isConnected(INSTANCE, CLIENT_ID));
+    await waitFor('the subscriber to reconnect after the restart', () => mqttOf(emu!).broker!.isConnected(INSTANCE, CLIENT_ID));
     expect(metric(await run(t), 'aliyun_mqtt_probe_success')).toBe(1);
   });
 
@@ -166,8 +167,8 @@ describe('aliyun_mqtt_probe end to end', () => {
     // SendMessage still works with the account's keys: the API part is measured and the probe counted lost.
     expect(metric(text, 'aliyun_mqtt_probe_sent_total')).toBe(1);
     expect(metric(text, 'aliyun_mqtt_probe_lost_total')).toBe(1);
-    expect(emu.broker!.stats().refused).toBeGreaterThanOrEqual(1);
-    expect(emu.broker!.connectedClients(INSTANCE)).toEqual([]);
+    expect(mqttOf(emu).broker!.stats().refused).toBeGreaterThanOrEqual(1);
+    expect(mqttOf(emu).broker!.connectedClients(INSTANCE)).toEqual([]);
     // The secret never reaches the logs.
     expect(t.logs.join('\n')).not.toContain('not-the-secret');
     expect(t.logs.join('\n')).toMatch(/probe failed/);

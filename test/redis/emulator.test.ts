@@ -2,8 +2,8 @@
 // ground truth implies, and failing instances (business errors, NoPermission) fail alone, without retries.
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { App } from '../../src/core/app';
-import { startEmulator, type Emulator } from '../../src/emulator/server';
-import { parseScenario } from '../../src/emulator/scenario';
+import { startEmulator, type Emulator } from '../../emulator/server';
+import { parseScenario } from '../../emulator/scenario';
 import { byLabel, makeApp, parseExposition, scrape, value, type Sample } from './helpers';
 
 const SCENARIO = `

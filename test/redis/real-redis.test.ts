@@ -3,8 +3,8 @@
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
 import type { App } from '../../src/core/app';
-import { startEmulator, type Emulator } from '../../src/emulator/server';
-import { parseScenario } from '../../src/emulator/scenario';
+import { startEmulator, type Emulator } from '../../emulator/server';
+import { parseScenario } from '../../emulator/scenario';
 import { startRedisServer, type RedisServer } from '../helpers/servers';
 import { byLabel, makeApp, parseExposition, scrape, value, type Sample } from './helpers';
 
