@@ -1,10 +1,15 @@
 // Scrubs credentials from any text before it can reach a log, a metric, an error message or an HTTP response.
 //
 // Two nets. Known parameter shapes (AccessKeyId=..., SecurityToken=..., a TC3 Authorization header, pop-core's
-// ", URL: ..." suffix) are masked whatever their value. And every secret the configuration loaded is masked in each
-// form it can take on its way into a message: raw, URL-encoded once or twice (a cloud that echoes its string-to-sign
-// encodes the already-encoded query again), with pop-core's RFC 3986 encoding, JSON-escaped, base64-encoded at any
-// byte alignment, and cut short: any run of at least MIN_PREFIX leading characters of one of those forms counts.
+// ", URL: ..." suffix) are masked whatever their value. And every secret registered here (what the configuration
+// loaded, what a credential provider obtained) is masked in each form it can take on its way into a message: raw,
+// URL-encoded once or twice (a cloud that echoes its string-to-sign encodes the already-encoded query again), with
+// pop-core's RFC 3986 encoding, JSON-escaped, base64-encoded at any byte alignment, and cut short: any run of at
+// least MIN_PREFIX leading characters of one of those forms counts.
+//
+// Matching costs one map lookup per character of the text, however many secrets there are: every form is indexed by
+// its first MIN_PREFIX characters, a text's windows of that length are looked up, and a hit is extended as far as the
+// form goes. Rotating credentials register new secrets every hour; each is forgotten a while after it expires.
 
 const SECRET_PARAMS = /([?&]|\b)(AccessKeyId|SecurityToken|Signature|SignatureNonce|AccessKeySecret|SecretId|SecretKey|Token|X-TC-Token)=([^&\s"',]*)/gi;
 const SIGNED_URL_SUFFIX = /,?\s*URL:\s*\S+/g;
@@ -15,14 +20,30 @@ const TC3_SIG = /(Signature=)[0-9a-f]{16,}/gi;
 const MIN_PREFIX = 12;
 /** Secrets shorter than this are not registered: masking every "abc" would shred ordinary text. */
 const MIN_SECRET = 4;
+/** How long an expired secret is still masked (a late log line about a call made with it). */
+const FORGET_AFTER_EXPIRY_MS = 3_600_000;
 export const MASK = 'REDACTED';
 
-/** Each form a registered secret can take. */
-const forms = new Set<string>();
+interface Secret {
+  /** Date.now() after which it may be forgotten; Infinity for secrets from the configuration. */
+  forgetAt: number;
+  forms: string[];
+}
+
+const secrets = new Map<string, Secret>();
+/** First MIN_PREFIX characters of a form → the forms starting so (normalised: percent-escapes upper-case). */
+const byPrefix = new Map<string, Set<string>>();
+/** Forms shorter than MIN_PREFIX, found by a plain search. */
+const shortForms = new Set<string>();
 
 /** pop-core's encoding: encodeURIComponent plus ! ' ( ) * escaped. */
 function rfc3986(s: string): string {
   return encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
+/** Percent-escapes in upper case, so `%2b` and `%2B` match alike (the length does not change). */
+function normalise(text: string): string {
+  return text.includes('%') ? text.replace(/%[0-9a-f]{2}/gi, (m) => m.toUpperCase()) : text;
 }
 
 /**
@@ -34,7 +55,6 @@ function base64Cores(secret: string): string[] {
   const out: string[] = [];
   for (let pad = 0; pad < 3; pad++) {
     const b64 = Buffer.concat([Buffer.alloc(pad), bytes]).toString('base64');
-    // Characters covering any padding byte at the start, or a partial group at the end, vary with the neighbours.
     const start = Math.ceil((pad * 4) / 3);
     const end = Math.floor(((pad + bytes.length) * 4) / 3);
     if (end - start >= MIN_PREFIX) out.push(b64.slice(start, end));
@@ -42,66 +62,86 @@ function base64Cores(secret: string): string[] {
   return out;
 }
 
-/** Secrets loaded from configuration are registered here so that they are removed wherever they appear. */
-export function registerSecret(value: string | undefined): void {
-  if (!value || value.length < MIN_SECRET) return;
+function formsOf(value: string): string[] {
   const once = encodeURIComponent(value);
-  const candidates = [value, once, encodeURIComponent(once), rfc3986(value), rfc3986(rfc3986(value)), JSON.stringify(value).slice(1, -1), Buffer.from(value, 'utf8').toString('base64').replace(/=+$/, ''), ...base64Cores(value)];
-  for (const form of candidates) forms.add(form);
+  const all = [value, once, encodeURIComponent(once), rfc3986(value), rfc3986(rfc3986(value)), JSON.stringify(value).slice(1, -1), ...base64Cores(value)];
+  return [...new Set(all.map(normalise))];
 }
 
-/** Escapes a form for a RegExp; percent-escapes match in either hex case. */
-function pattern(form: string): string {
-  const parts: string[] = [];
-  for (let i = 0; i < form.length; i++) {
-    const c = form[i];
-    if (c === '%' && /^[0-9A-Fa-f]{2}$/.test(form.slice(i + 1, i + 3))) {
-      parts.push(`%[${form[i + 1].toUpperCase()}${form[i + 1].toLowerCase()}][${form[i + 2].toUpperCase()}${form[i + 2].toLowerCase()}]`);
-      i += 2;
-    } else parts.push(c.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&'));
+function index(form: string, add: boolean): void {
+  if (form.length < MIN_PREFIX) {
+    if (add) shortForms.add(form);
+    else shortForms.delete(form);
+    return;
   }
-  return parts.join('');
-}
-
-/** A form as a pattern that also matches it cut short after MIN_PREFIX pattern units: a(b(c)?)? nesting. */
-function prefixPattern(form: string): string {
-  const units = pattern(form).match(/%\[[^\]]+\]\[[^\]]+\]|\\.|./g) ?? [];
-  if (units.length <= MIN_PREFIX) return units.join('');
-  const head = units.slice(0, MIN_PREFIX).join('');
-  let tail = '';
-  for (let i = units.length - 1; i >= MIN_PREFIX; i--) tail = `(?:${units[i]}${tail})?`;
-  return head + tail;
-}
-
-let compiled: { size: number; patterns: RegExp[] } = { size: -1, patterns: [] };
-
-function secretPatterns(): RegExp[] {
-  if (compiled.size !== forms.size) compiled = { size: forms.size, patterns: [...forms].map((f) => new RegExp(prefixPattern(f), 'g')) };
-  return compiled.patterns;
+  const key = form.slice(0, MIN_PREFIX);
+  let set = byPrefix.get(key);
+  if (add) {
+    if (!set) byPrefix.set(key, (set = new Set()));
+    set.add(form);
+  } else if (set) {
+    set.delete(form);
+    if (set.size === 0) byPrefix.delete(key);
+  }
 }
 
 /**
- * Masks every stretch of `text` that some form matches. Each form matches as far as it can; the stretches of all
- * forms are merged, so a form that matches only a prefix (another encoding of the same start) never leaves the rest
- * of the secret behind.
+ * Registers a secret so that it is masked wherever it appears. `expiresAt` (Date.now() ms) for short-lived ones
+ * (STS tokens): they are forgotten an hour after, so a process that rotates credentials for months stays fast.
  */
-function maskSecrets(text: string): string {
-  const spans: Array<[number, number]> = [];
-  for (const re of secretPatterns()) {
-    re.lastIndex = 0;
-    for (let m = re.exec(text); m; m = re.exec(text)) {
-      spans.push([m.index, m.index + m[0].length]);
-      if (m[0].length === 0) re.lastIndex++;
-    }
+export function registerSecret(value: string | undefined, expiresAt?: number): void {
+  if (!value || value.length < MIN_SECRET) return;
+  forgetExpired();
+  const forgetAt = expiresAt === undefined ? Infinity : expiresAt + FORGET_AFTER_EXPIRY_MS;
+  const known = secrets.get(value);
+  if (known) {
+    known.forgetAt = Math.max(known.forgetAt, forgetAt);
+    return;
   }
+  const secret: Secret = { forgetAt, forms: formsOf(value) };
+  secrets.set(value, secret);
+  for (const f of secret.forms) index(f, true);
+}
+
+function forgetExpired(): void {
+  const now = Date.now();
+  for (const [value, s] of secrets) {
+    if (s.forgetAt > now) continue;
+    secrets.delete(value);
+    // A form another secret shares stays indexed for it.
+    for (const f of s.forms) if (![...secrets.values()].some((o) => o.forms.includes(f))) index(f, false);
+  }
+}
+
+/** How many secrets are registered now (tests of the forgetting). */
+export function registeredSecrets(): number {
+  return secrets.size;
+}
+
+/** Masks every stretch of `text` that a registered form matches (as far as it matches), spans merged. */
+function maskSecrets(text: string): string {
+  if (secrets.size === 0) return text;
+  const norm = normalise(text);
+  const spans: Array<[number, number]> = [];
+  for (let i = 0; i + MIN_PREFIX <= norm.length; i++) {
+    const forms = byPrefix.get(norm.slice(i, i + MIN_PREFIX));
+    if (!forms) continue;
+    let longest = 0;
+    for (const form of forms) {
+      let j = MIN_PREFIX;
+      while (j < form.length && i + j < norm.length && norm.charCodeAt(i + j) === form.charCodeAt(j)) j++;
+      if (j > longest) longest = j;
+    }
+    spans.push([i, i + longest]);
+  }
+  for (const form of shortForms) for (let at = norm.indexOf(form); at >= 0; at = norm.indexOf(form, at + 1)) spans.push([at, at + form.length]);
   if (spans.length === 0) return text;
   spans.sort((a, b) => a[0] - b[0] || b[1] - a[1]);
   let out = '';
   let at = 0;
   for (const [from, to] of spans) {
     if (to <= at) continue;
-    if (from > at) out += text.slice(at, from);
-    if (from >= at) out += MASK;
+    if (from >= at) out += text.slice(at, from) + MASK;
     at = Math.max(at, to);
   }
   return out + text.slice(at);

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { redact, registerSecret } from '../../src/util/redact';
+import { redact, registerSecret, registeredSecrets } from '../../src/util/redact';
 import { normaliseAliyunError } from '../../src/cloud/providers/aliyun';
 
 describe('redact', () => {
@@ -73,5 +73,23 @@ describe('redact: every encoding a registered secret can take (hardening defect 
 
   test('a prefix shorter than 12 characters and unrelated text are left alone', () => {
     expect(redact(`id ${token.slice(0, 8)} and plain words`)).toBe(`id ${token.slice(0, 8)} and plain words`);
+  });
+});
+
+describe('redact: rotating credentials', () => {
+  test('an expired secret is forgotten an hour after its expiry; a live one stays masked', () => {
+    const old = 'STS.expired-long-ago-0123456789abcdef';
+    const live = 'STS.still-valid-token-0123456789abcdef';
+    registerSecret(old, Date.now() - 2 * 3_600_000);
+    const before = registeredSecrets();
+    registerSecret(live, Date.now() + 3_600_000);
+    expect(registeredSecrets()).toBe(before);
+    expect(redact(`old ${old} live ${live}`)).toBe(`old ${old} live REDACTED`);
+  });
+
+  test('hundreds of registered secrets still mask exactly (one lookup per character, whatever their number)', () => {
+    const tokens = Array.from({ length: 300 }, (_, i) => Buffer.from(`token-${i}-${'x'.repeat(200)}-${i}`).toString('base64'));
+    for (const t of tokens) registerSecret(t, Date.now() + 3_600_000);
+    expect(redact(`a ${tokens[123]} b ${encodeURIComponent(tokens[7].slice(0, 30))} c`)).toBe('a REDACTED b REDACTED c');
   });
 });
