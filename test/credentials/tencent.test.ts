@@ -111,6 +111,30 @@ describe('Tencent credentials', () => {
     expect(stats['tencent-sts AssumeRoleWithWebIdentity ok']).toBe(runs[1]!.events.length);
   }, 30_000);
 
+  test('SDK fault: OIDCRoleArnCredential given parameters keeps its first web identity token; ours reads the rotated file each refresh', async () => {
+    // Projected service-account tokens are short-lived and rewritten by the kubelet; here each lives 3 s.
+    const file = path.join(dir, 'short-token');
+    const rewrite = (): void => {
+      fs.writeFileSync(`${file}.tmp`, makeOidcToken({ iss: ISSUER, aud: 'sts.cloud.tencent.com', sub: 'sa', exp: Math.floor(Date.now() / 1000) + 3 }));
+      fs.renameSync(`${file}.tmp`, file);
+    };
+    rewrite();
+    const vendor = new OIDCRoleArnCredential(vendorConfig(server.port) as never, { RoleArn: ROLE, RoleSessionName: 'vendor', WebIdentityToken: fs.readFileSync(file, 'utf8'), ProviderId: PROVIDER_ID, DurationSeconds: 3600 });
+    const events: RefreshEvent[] = [];
+    const { creds, lines } = create({ type: 'oidc_role_arn', role_arn: ROLE, provider_id: PROVIDER_ID, web_identity_token_file: 'short-token', sts_endpoint: server.url }, { events });
+    await creds.ready();
+    await vendor.getCredential();
+    const rotate = setInterval(rewrite, 1000);
+    const res = await drive(client(server.port, creds), 6000, 25);
+    clearInterval(rotate);
+    logs.push(...lines);
+    expect(res.failed).toEqual([]);
+    expect(events.filter((e) => e.result === 'failure')).toEqual([]);
+    expect(events.filter((e) => e.result === 'success').length).toBeGreaterThanOrEqual(3);
+    // The vendor's credential expired meanwhile; its renewal sends the token it was built with, which expired too.
+    await expect(vendor.getCredential()).rejects.toThrow(/WebIdentityToken error: the token has expired/);
+  }, 15_000);
+
   test('sts: secret_id, secret_key and token re-read from files rewritten during the run, no call refused', async () => {
     const write = (): void => {
       const c = server.identity.store.issueTencent({ account: 'tencent-main', role: 'files', ttlMs: 3000 });

@@ -6,13 +6,13 @@ import { durationMs } from '../../config/schema';
 import { formatDuration } from '../../config/duration';
 
 type PathPart = string | number;
-export type CredentialProblem = [PathPart[], string];
+type CredentialProblem = [PathPart[], string];
 
 const nonEmpty = z.string().min(1, 'must not be empty');
 
-export const ALIYUN_ROLE_ARN = /^acs:ram::(\d+):role\/([\w.@-]{1,64})$/;
-export const ALIYUN_OIDC_PROVIDER_ARN = /^acs:ram::(\d+):oidc-provider\/([\w.@-]{1,128})$/;
-export const TENCENT_ROLE_ARN = /^qcs::cam::uin\/(\d+):roleName\/([\w+=,.@-]{1,128})$/;
+const ALIYUN_ROLE_ARN = /^acs:ram::(\d+):role\/([\w.@-]{1,64})$/;
+const ALIYUN_OIDC_PROVIDER_ARN = /^acs:ram::(\d+):oidc-provider\/([\w.@-]{1,128})$/;
+const TENCENT_ROLE_ARN = /^qcs::cam::uin\/(\d+):roleName\/([\w+=,.@-]{1,128})$/;
 
 const aliyunRoleArn = z.string().regex(ALIYUN_ROLE_ARN, 'must be a RAM role ARN: acs:ram::<account id>:role/<role name>');
 const aliyunOidcProviderArn = z

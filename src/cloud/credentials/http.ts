@@ -7,13 +7,13 @@ import https from 'node:https';
 /** Credential answers are a few KB; anything near this is not one. */
 const MAX_BODY_BYTES = 256 * 1024;
 
-export interface HttpAnswer {
+interface HttpAnswer {
   status: number;
   headers: http.IncomingHttpHeaders;
   body: Buffer;
 }
 
-export interface HttpCall {
+interface HttpCall {
   method: string;
   url: string;
   headers?: Record<string, string>;

@@ -48,7 +48,7 @@ export class CredentialsUnavailableError extends Error {
   }
 }
 
-export interface RefresherOptions {
+interface RefresherOptions {
   logger: Logger;
   account?: string;
   type: string;
@@ -61,8 +61,6 @@ export interface RefresherOptions {
    * An answer with the same identity is then not counted as a refresh.
    */
   recheckMs?: number;
-  /** refreshNow() within this long after a successful refresh returns at once (default 5 s): one fetch per burst of refused calls. */
-  minForcedIntervalMs?: number;
 }
 
 interface Held<C> {
@@ -73,7 +71,7 @@ interface Held<C> {
   marginMs: number;
 }
 
-export class Refresher<C> {
+class Refresher<C> {
   private held: Held<C> | undefined;
   private running: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -85,6 +83,8 @@ export class Refresher<C> {
   private readonly now: () => number;
   private readonly first: Promise<void>;
   state: CredentialState = 'starting';
+  /** Bumped whenever a different credential (or a new expiry) is held. */
+  generation = 0;
   readonly counts: Record<RefreshResult, number> = { success: 0, failure: 0 };
 
   constructor(
@@ -122,13 +122,16 @@ export class Refresher<C> {
   }
 
   /**
-   * Refreshes now and resolves when done (the cloud refused the held credential as expired). Coalesces with a
-   * refresh already running, and does nothing right after a successful one.
+   * Refreshes now and resolves when done: the cloud refused the held credential as expired. `usedGeneration` is the
+   * `generation` read before the refused call: when a newer credential has arrived since, nothing is fetched. Calls
+   * refused together share one fetch (a refresh running is joined), and without `usedGeneration` a refresh that
+   * succeeded within the last second counts as that fetch.
    */
-  async refreshNow(): Promise<void> {
+  async refreshNow(usedGeneration?: number): Promise<void> {
     if (this.closed) return;
+    if (usedGeneration !== undefined && usedGeneration !== this.generation) return;
     if (this.running) return this.running.catch(() => undefined);
-    if (this.now() - this.lastSuccessAt < (this.opts.minForcedIntervalMs ?? 5000)) return;
+    if (usedGeneration === undefined && this.now() - this.lastSuccessAt < 1000) return;
     await this.refresh().catch(() => undefined);
   }
 
@@ -182,6 +185,7 @@ export class Refresher<C> {
     const lifetime = got.expiresAt === undefined ? 0 : got.expiresAt - now;
     const marginMs = same && this.held ? this.held.marginMs : Math.min(Math.max(lifetime, 0) / 3, FIFTEEN_MIN);
     this.held = { value: got.value, expiresAt: got.expiresAt, id: got.id, marginMs };
+    if (!same) this.generation++;
     this.counts.success++;
     this.opts.onRefresh?.({ account: this.opts.account, type: this.opts.type, result: 'success', expiry: got.expiresAt });
     const log = { account: this.opts.account, credentials: this.opts.type, source: got.source, expiry: got.expiresAt === undefined ? undefined : new Date(got.expiresAt).toISOString() };
@@ -306,9 +310,14 @@ export abstract class ManagedCredentials<C> {
     return this.refresher.settled();
   }
 
-  /** The cloud refused the credential as expired: refresh now; resolves when done (coalesced, see Refresher). */
-  refreshNow(): Promise<void> {
-    return this.refresher.refreshNow();
+  /** Changes whenever a new credential is held: read it before a call to pass to refreshNow() if the call is refused. */
+  get generation(): number {
+    return this.refresher.generation;
+  }
+
+  /** The cloud refused the credential as expired: refresh now; resolves when done (coalesced, see Refresher.refreshNow). */
+  refreshNow(usedGeneration?: number): Promise<void> {
+    return this.refresher.refreshNow(usedGeneration);
   }
 
   /** Like refreshNow() without waiting for it. */

@@ -7,7 +7,7 @@ import { checkOidcToken } from './oidc-token';
 import type { IssuedCredentialStore } from './store';
 import { verifyAliyunCall } from './verify';
 
-export const ALIYUN_STS_VERSION = '2015-04-01';
+const ALIYUN_STS_VERSION = '2015-04-01';
 export const ALIYUN_STS_ACTIONS = new Set(['AssumeRole', 'AssumeRoleWithOIDC']);
 
 export interface AliyunRole {
@@ -28,7 +28,7 @@ export interface AliyunOidcProvider {
   clientIds?: string[];
 }
 
-export interface AliyunStsContext {
+interface AliyunStsContext {
   now: () => number;
   store: IssuedCredentialStore;
   nonces: NonceStore;

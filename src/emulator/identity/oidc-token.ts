@@ -1,6 +1,6 @@
 // Reads the claims of an OIDC token (a JWT) as STS does before trusting it; the emulator checks shape and claims, not the issuer's signature.
 
-export interface OidcClaims {
+interface OidcClaims {
   iss?: string;
   sub?: string;
   aud?: string | string[];
@@ -8,9 +8,9 @@ export interface OidcClaims {
   iat?: number;
 }
 
-export type OidcCheck = { ok: true; claims: OidcClaims } | { ok: false; problem: 'empty' | 'format' | 'content' | 'expired' | 'issuer' | 'audience' };
+type OidcCheck = { ok: true; claims: OidcClaims } | { ok: false; problem: 'empty' | 'format' | 'content' | 'expired' | 'issuer' | 'audience' };
 
-export interface OidcExpectations {
+interface OidcExpectations {
   /** The provider's issuer URL; unchecked when undefined. */
   issuer?: string;
   /** Accepted audiences (the provider's client IDs); unchecked when undefined or empty. */

@@ -1,7 +1,7 @@
 // Temporary credentials the emulator's identity endpoints have issued, looked up by key ID when a call is verified.
 import { randomBytes } from 'node:crypto';
 
-export type IdentityProvider = 'aliyun' | 'tencentcloud';
+type IdentityProvider = 'aliyun' | 'tencentcloud';
 
 export interface IssuedCredential {
   provider: IdentityProvider;
@@ -25,7 +25,7 @@ export interface IssuedLookup {
   account: string;
 }
 
-export interface IssueRequest {
+interface IssueRequest {
   account: string;
   role: string;
   ttlMs: number;

@@ -7,7 +7,7 @@ import type { IssuedCredentialStore } from './store';
 import { verifyTencentCall } from './verify';
 import type { StsAnswer } from './aliyun-sts';
 
-export const TENCENT_STS_VERSION = '2018-08-13';
+const TENCENT_STS_VERSION = '2018-08-13';
 export const TENCENT_STS_ACTIONS = new Set(['AssumeRole', 'AssumeRoleWithWebIdentity']);
 
 export interface TencentRole {
@@ -25,7 +25,7 @@ export interface TencentOidcProvider {
   clientIds?: string[];
 }
 
-export interface TencentStsContext {
+interface TencentStsContext {
   now: () => number;
   store: IssuedCredentialStore;
   base: readonly TencentCredential[];
