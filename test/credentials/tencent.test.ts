@@ -107,8 +107,11 @@ describe('Tencent credentials', () => {
     });
     expect(server.refused).toEqual({});
     const stats = server.identity.stats();
-    expect(stats['tencent-sts AssumeRole ok']).toBe(runs[0]!.events.length);
-    expect(stats['tencent-sts AssumeRoleWithWebIdentity ok']).toBe(runs[1]!.events.length);
+    expect(stats['tencent-sts AssumeRole ok']! - runs[0]!.events.length).toBeGreaterThanOrEqual(0);
+    expect(stats['tencent-sts AssumeRole ok']! - runs[0]!.events.length).toBeLessThanOrEqual(1);
+    expect(stats['tencent-sts AssumeRoleWithWebIdentity ok']! - runs[1]!.events.length).toBeGreaterThanOrEqual(0);
+    expect(stats['tencent-sts AssumeRoleWithWebIdentity ok']! - runs[1]!.events.length).toBeLessThanOrEqual(1);
+    for (const r of runs) r.creds.close();
   }, 30_000);
 
   test('SDK fault: OIDCRoleArnCredential given parameters keeps its first web identity token; ours reads the rotated file each refresh', async () => {
