@@ -1,0 +1,73 @@
+// One bounded HTTP exchange for credential endpoints (STS, instance metadata, credentials URI): a single timer covers
+// connect, headers and body, the body is capped, and no proxy ever applies (Node's http module reads no proxy
+// variables, unlike the Tencent SDK's fetch), so a black-holed metadata address costs at most the timeout.
+import http from 'node:http';
+import https from 'node:https';
+
+/** Credential answers are a few KB; anything near this is not one. */
+const MAX_BODY_BYTES = 256 * 1024;
+
+interface HttpAnswer {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: Buffer;
+}
+
+interface HttpCall {
+  method: string;
+  url: string;
+  headers?: Record<string, string>;
+  body?: string;
+  timeoutMs: number;
+  signal?: AbortSignal;
+}
+
+export function httpExchange(call: HttpCall): Promise<HttpAnswer> {
+  return new Promise<HttpAnswer>((resolve, reject) => {
+    let url: URL;
+    try {
+      url = new URL(call.url);
+    } catch {
+      reject(new Error('credential endpoint is not a valid URL'));
+      return;
+    }
+    if (call.signal?.aborted) {
+      reject(new Error('aborted'));
+      return;
+    }
+    const mod = url.protocol === 'https:' ? https : http;
+    const headers: Record<string, string> = { ...call.headers };
+    if (call.body !== undefined) headers['content-length'] = String(Buffer.byteLength(call.body));
+    // agent: false: one connection per exchange, closed after it; refreshes are rare and must not share a wedged socket.
+    const req = mod.request(url, { method: call.method, headers, agent: false });
+    let done = false;
+    const finish = (err: Error | undefined, answer?: HttpAnswer): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      call.signal?.removeEventListener('abort', onAbort);
+      if (err) {
+        req.destroy();
+        reject(err);
+      } else resolve(answer!);
+    };
+    const onAbort = (): void => finish(new Error('aborted'));
+    // Where the endpoint is named only by origin: a URL may carry a token in its query.
+    const where = `${call.method} ${url.origin}${url.pathname}`;
+    const timer = setTimeout(() => finish(new Error(`${where}: no complete answer within ${call.timeoutMs} ms`)), call.timeoutMs);
+    call.signal?.addEventListener('abort', onAbort, { once: true });
+    req.on('error', (err) => finish(new Error(`${where}: ${(err as NodeJS.ErrnoException).code ?? err.message}`)));
+    req.on('response', (res) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size > MAX_BODY_BYTES) finish(new Error(`${where}: answer larger than ${MAX_BODY_BYTES} bytes`));
+        else chunks.push(c);
+      });
+      res.on('error', (err) => finish(new Error(`${where}: ${err.message}`)));
+      res.on('end', () => finish(undefined, { status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+    });
+    req.end(call.body);
+  });
+}
