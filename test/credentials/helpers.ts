@@ -6,10 +6,10 @@ import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { CommonClient } from 'tencentcloud-sdk-nodejs-common';
-import { createLogger, type Logger } from '../../src/log';
-import { parsePopParams } from '../../src/emulator/aliyun-signature';
-import { readBody, sendJson, splitUrl } from '../../src/emulator/http-util';
-import { createIdentityService, type IdentityOptions, type IdentityService } from '../../src/emulator/identity';
+import { createLogger, type Logger } from '../../src/util/log';
+import { parsePopParams } from '../../emulator/gateways/aliyun/signature';
+import { readBody, sendJson, splitUrl } from '../../emulator/core/http-util';
+import { createIdentityService, type IdentityOptions, type IdentityService } from '../../emulator/identity';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const RPCClient = require('@alicloud/pop-core').RPCClient as new (cfg: Record<string, unknown>) => { request(action: string, params: Record<string, unknown>, opts: Record<string, unknown>): Promise<unknown> };
@@ -35,7 +35,7 @@ export async function startIdentityServer(opts: IdentityOptions): Promise<Identi
       const body = await readBody(req);
       if (await identity.handle(req, res, path, rawQuery, body)) return;
       if (req.headers['x-tc-action'] !== undefined) {
-        const auth = identity.verifyTencent({ method: req.method ?? 'POST', path, rawQuery, headers: req.headers, body }, now());
+        const auth = identity.verifyTencent({ method: req.method ?? 'POST', path, rawQuery, headers: req.headers, body }, now(), new Set(['mongodb']));
         if (!auth.ok) {
           refuse(auth.code);
           return sendJson(res, 200, { Response: { Error: { Code: auth.code, Message: auth.message }, RequestId: randomUUID() } });

@@ -20,7 +20,7 @@ import {
 } from '@alicloud/credentials';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
-import { registerSecret } from '../../redact';
+import { registerSecret } from '../../util/redact';
 import type { AliyunCredentialsConfig } from './config';
 import { SecretValues, WatchedSecrets } from './files';
 import { httpExchange } from './http';

@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { registerSecret } from '../../redact';
+import { registerSecret } from '../../util/redact';
 
 /** One value per key, each inline or from a file. */
 export class SecretValues<K extends string> {

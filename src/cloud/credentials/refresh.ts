@@ -9,7 +9,7 @@
 //   that first fetch (bounded by its HTTP timeout), and a call made after expiry waits for a refresh already running.
 // - The state (ok / failing / expired) is logged once per change, never per attempt; every attempt is counted.
 import type { Logger } from 'pino';
-import { redact } from '../../redact';
+import { redact } from '../../util/redact';
 
 const FIFTEEN_MIN = 15 * 60_000;
 const MAX_RETRY_MS = 60_000;

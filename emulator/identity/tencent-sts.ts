@@ -1,11 +1,14 @@
 // Tencent STS 2018-08-13: AssumeRole (TC3-signed with a scenario or issued key) and AssumeRoleWithWebIdentity (`Authorization: SKIP`, TKE OIDC).
 import { randomUUID } from 'node:crypto';
-import type { TencentCredential } from '../scenario';
-import type { Tc3Request } from '../tencent-signature';
+import type { TencentCredential } from '../core/scenario';
+import type { Tc3Request } from '../gateways/tencent/signature';
 import { checkOidcToken } from './oidc-token';
 import type { IssuedCredentialStore } from './store';
 import { verifyTencentCall } from './verify';
 import type { StsAnswer } from './aliyun-sts';
+
+/** The TC3 credential scope's service of STS calls (sts.tencentcloudapi.com). */
+const STS_SERVICE: ReadonlySet<string> = new Set(['sts']);
 
 const TENCENT_STS_VERSION = '2018-08-13';
 export const TENCENT_STS_ACTIONS = new Set(['AssumeRole', 'AssumeRoleWithWebIdentity']);
@@ -54,7 +57,7 @@ export function handleTencentSts(ctx: TencentStsContext, req: Tc3Request): StsAn
     return fail('NoSuchVersion', `The requested version \`${String(req.headers['x-tc-version'] ?? '')}\` of service \`sts\` does not exist.`);
   }
   if (action === 'AssumeRole') {
-    const auth = verifyTencentCall(req, ctx.now(), ctx.base, ctx.store);
+    const auth = verifyTencentCall(req, ctx.now(), ctx.base, ctx.store, STS_SERVICE);
     if (!auth.ok) return fail(auth.code, auth.message);
   } else if (req.headers.authorization !== 'SKIP') {
     // The SDK sends AssumeRoleWithWebIdentity unsigned, with this exact value.

@@ -1,10 +1,10 @@
 // Verifies a signed call whose key may be a scenario credential or one the identity endpoints issued, and then the
 // issued credential's token and expiry: the same checks the gateways apply once they consult the store.
-import type { PopParams } from '../aliyun-signature';
-import { AliyunVerifier } from '../aliyun-signature';
-import type { NonceStore } from '../nonce-store';
-import type { AliyunCredential, TencentCredential } from '../scenario';
-import { TencentVerifier, type Tc3Request } from '../tencent-signature';
+import type { PopParams } from '../gateways/aliyun/signature';
+import { AliyunVerifier } from '../gateways/aliyun/signature';
+import type { NonceStore } from '../gateways/aliyun/nonce-store';
+import type { AliyunCredential, TencentCredential } from '../core/scenario';
+import { TencentVerifier, type Tc3Request } from '../gateways/tencent/signature';
 import type { IssuedCredentialStore } from './store';
 
 export type CallAuth = { ok: true; account: string; keyId: string } | { ok: false; code: string; message: string };
@@ -39,7 +39,7 @@ export function verifyAliyunCall(method: string, params: PopParams, nowMs: numbe
  * TC3 with the scenario's keys plus the issued ones. A wrong, missing or expired token of an issued key is
  * `AuthFailure.TokenFailure`, as is a token presented with a SecretId nobody issued.
  */
-export function verifyTencentCall(req: Tc3Request, nowMs: number, base: readonly TencentCredential[], store: IssuedCredentialStore): CallAuth {
+export function verifyTencentCall(req: Tc3Request, nowMs: number, base: readonly TencentCredential[], store: IssuedCredentialStore, services: ReadonlySet<string>): CallAuth {
   const keyId = TC3_CREDENTIAL.exec(String(req.headers.authorization ?? ''))?.[1] ?? '';
   const issued = store.lookupTencent(keyId);
   const known = base.find((c) => c.secret_id === keyId);
@@ -51,7 +51,7 @@ export function verifyTencentCall(req: Tc3Request, nowMs: number, base: readonly
     : known
       ? [known]
       : [];
-  const r = new TencentVerifier(cred).verify(req, nowMs);
+  const r = new TencentVerifier(cred, services).verify(req, nowMs);
   if (!r.ok) return { ok: false, code: r.code, message: r.message };
   if (issued && nowMs >= issued.expiresAt) return { ok: false, code: 'AuthFailure.TokenFailure', message: 'Token verification failed: the token has expired.' };
   return { ok: true, account: r.credential.account, keyId };

@@ -1,8 +1,8 @@
 // Alibaba STS 2015-04-01: AssumeRole (POP-signed with a scenario or issued key) and AssumeRoleWithOIDC (unsigned, RRSA).
 import { randomUUID } from 'node:crypto';
-import type { PopParams } from '../aliyun-signature';
-import type { NonceStore } from '../nonce-store';
-import type { AliyunCredential } from '../scenario';
+import type { PopParams } from '../gateways/aliyun/signature';
+import type { NonceStore } from '../gateways/aliyun/nonce-store';
+import type { AliyunCredential } from '../core/scenario';
 import { checkOidcToken } from './oidc-token';
 import type { IssuedCredentialStore } from './store';
 import { verifyAliyunCall } from './verify';

@@ -5,11 +5,11 @@
 // false the request is not an identity call. The gateways verify calls with `verifyAliyun` / `verifyTencent` (or
 // consult `lookupAliyun` / `lookupTencent` themselves) so that issued credentials work and expire.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { parsePopParams, type PopParams } from '../aliyun-signature';
-import { sendJson, sendRaw } from '../http-util';
-import { NonceStore } from '../nonce-store';
-import type { AliyunCredential, TencentCredential } from '../scenario';
-import type { Tc3Request } from '../tencent-signature';
+import { parsePopParams, type PopParams } from '../gateways/aliyun/signature';
+import { sendJson, sendRaw } from '../core/http-util';
+import { NonceStore } from '../gateways/aliyun/nonce-store';
+import type { AliyunCredential, TencentCredential } from '../core/scenario';
+import type { Tc3Request } from '../gateways/tencent/signature';
 import { ALIYUN_STS_ACTIONS, handleAliyunSts, type AliyunOidcProvider, type AliyunRole, type StsAnswer } from './aliyun-sts';
 import { CredentialsUri, CvmMetadata, EcsMetadata, type InstanceRoleConfig, type MetadataAnswer } from './metadata';
 import { IssuedCredentialStore, type IssuedLookup } from './store';
@@ -54,8 +54,8 @@ export interface IdentityService {
   setMode(endpoint: IdentityEndpoint, mode: EndpointMode): void;
   /** A POP-signed call by a scenario key or an issued one (see verify.ts for the codes). */
   verifyAliyun(method: string, params: PopParams, nowMs: number): CallAuth;
-  /** A TC3-signed call by a scenario key or an issued one. */
-  verifyTencent(req: Tc3Request, nowMs: number): CallAuth;
+  /** A TC3-signed call by a scenario key or an issued one, to one of `services` (the TC3 scope's service names). */
+  verifyTencent(req: Tc3Request, nowMs: number, services: ReadonlySet<string>): CallAuth;
   lookupAliyun(accessKeyId: string): IssuedLookup | undefined;
   lookupTencent(secretId: string): IssuedLookup | undefined;
   readonly store: IssuedCredentialStore;
@@ -125,7 +125,7 @@ export function createIdentityService(opts: IdentityOptions): IdentityService {
     lookupAliyun: (id) => store.lookupAliyun(id),
     lookupTencent: (id) => store.lookupTencent(id),
     verifyAliyun: (method, params, nowMs) => verifyAliyunCall(method, params, nowMs, aliyunBase, store, nonces),
-    verifyTencent: (req, nowMs) => verifyTencentCall(req, nowMs, tencentBase, store),
+    verifyTencent: (req, nowMs, services) => verifyTencentCall(req, nowMs, tencentBase, store, services),
     setMode: (endpoint, mode) => void modes.set(endpoint, mode),
     stats: () => Object.fromEntries(counts),
     close: () => {
