@@ -6,7 +6,6 @@ import { mqttOf } from '../../emulator/apis/mqtt';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import YAML from 'yaml';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { ALIYUN, ALIYUN_ACCOUNT_YAML, TENCENT, appFromYaml, tempDir, type TestApp, truthOf } from '../helpers/harness';
 import { startEmulator, type Emulator } from '../../emulator/server';
@@ -14,8 +13,7 @@ import { loadDashboards, interpolate, resolveVariables } from './dashboards';
 import { PROMETHEUS_BIN, PROMTOOL_BIN, fastAlerts, haveBinary, startPrometheus, waitUntil, type Prometheus } from './prometheus-process';
 
 const ROOT = path.resolve(__dirname, '../..');
-const RULES_FILE = path.join(ROOT, 'config/prometheus/rules.yml');
-const ALERTS_FILE = path.join(ROOT, 'config/prometheus/alerts.yml');
+import { loadRules, RULE_FILES } from '../rules/helpers';
 const DASHBOARDS_DIR = path.join(ROOT, 'grafana/dashboards');
 
 const MQTT_INSTANCE = 'post-cn-e2e00001';
@@ -154,9 +152,13 @@ describe('end to end with a real Prometheus', () => {
     target = `127.0.0.1:${addr.port}`;
     await t.app.start();
 
-    const alertsCopy = path.join(dir, 'alerts-fast.yml');
-    fs.writeFileSync(alertsCopy, fastAlerts(fs.readFileSync(ALERTS_FILE, 'utf8')));
-    prom = await startPrometheus({ dir, target, ruleFiles: [RULES_FILE, alertsCopy] });
+    // The project's rule files with the alerts' `for:` shortened, so an outage can fire within the test.
+    const ruleFiles = RULE_FILES.map((file) => {
+      const copy = path.join(dir, `fast-${path.basename(file)}`);
+      fs.writeFileSync(copy, fastAlerts(fs.readFileSync(file, 'utf8')));
+      return copy;
+    });
+    prom = await startPrometheus({ dir, target, ruleFiles });
   }, 60_000);
 
   afterAll(async () => {
@@ -228,8 +230,7 @@ describe('end to end with a real Prometheus', () => {
   }, 60_000);
 
   test('every recording rule returns data', async () => {
-    const doc = YAML.parse(fs.readFileSync(RULES_FILE, 'utf8')) as { groups: Array<{ rules: Array<{ record?: string }> }> };
-    const records = doc.groups.flatMap((g) => g.rules.map((r) => r.record).filter((r): r is string => !!r));
+    const records = loadRules(RULE_FILES).flatMap((r) => (r.record ? [r.record] : []));
     expect(records.length).toBeGreaterThan(10);
     let empty: string[] = [];
     await waitUntil(

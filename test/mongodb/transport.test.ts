@@ -232,7 +232,7 @@ describe('job config', () => {
   });
 });
 
-test('config/examples/mongodb.yml is a valid configuration', () => {
-  const cfg = loadConfigFile('config/examples/mongodb.yml', { env: { TENCENTCLOUD_SECRET_ID: 'AKIDexample', TENCENTCLOUD_SECRET_KEY: 'example-key' }, jobTypes: JOB_TYPES });
+test('config/examples/tencentcloud-mongodb-connections.yml is a valid configuration', () => {
+  const cfg = loadConfigFile('config/examples/tencentcloud-mongodb-connections.yml', { env: { TENCENTCLOUD_SECRET_ID: 'AKIDexample', TENCENTCLOUD_SECRET_KEY: 'example-key' }, jobTypes: JOB_TYPES });
   expect(cfg.jobs[0]).toMatchObject({ type: 'tencentcloud_mongodb_connections', region: 'ap-guangzhou', max_client_ips: 300, page_size: 1000 });
 });

@@ -318,12 +318,12 @@ ${extra}`;
     expect(problems('    instance_ids: [r-1]\n    labels: {client_ip: x}\n').join('\n')).toMatch(/collides/);
   });
 
-  test('config/examples/redis.yml is valid and plans one call per instance', () => {
+  test('config/examples/aliyun-redis-sessions.yml is valid and plans one call per instance', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'redis-example-'));
     try {
       fs.writeFileSync(path.join(dir, 'secret'), 'sk\n');
-      const text = fs.readFileSync(path.join(__dirname, '..', '..', 'config', 'examples', 'redis.yml'), 'utf8').replace('/run/secrets/aliyun_access_key_secret', path.join(dir, 'secret'));
-      const parsed = parseConfig(text, path.join(dir, 'redis.yml'), { env: { ALIYUN_ACCESS_KEY_ID: 'ak' }, jobTypes: JOB_TYPES });
+      const text = fs.readFileSync(path.join(__dirname, '..', '..', 'config', 'examples', 'aliyun-redis-sessions.yml'), 'utf8').replace('/run/secrets/aliyun_access_key_secret', path.join(dir, 'secret'));
+      const parsed = parseConfig(text, path.join(dir, 'redis.yml'), { env: { ALIBABA_CLOUD_ACCESS_KEY_ID: 'ak' }, jobTypes: JOB_TYPES });
       expect(parsed.jobs[0]).toMatchObject({ type: 'aliyun_redis_sessions', idle_thresholds: [60, 300, 3600], max_client_ips: 200, max_commands: 50 });
       const plan = formatQuotaPlan(buildQuotaPlan(parsed, JOB_TYPES));
       expect(plan).toContain('GetRedisAllSession');

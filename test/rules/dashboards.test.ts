@@ -5,7 +5,8 @@ import path from 'node:path';
 import Ajv from 'ajv';
 import YAML from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { DASHBOARDS_DIR, ROOT, RULES_FILE, checkPromql, contractMetrics, loadRules, metricRefs, recordRefs, type NamedExpr } from './helpers';
+import { JOB_TYPES } from '../../src/apis';
+import { DASHBOARDS_DIR, ROOT, RULE_FILES, checkPromql, contractMetrics, loadRules, metricRefs, recordRefs, type NamedExpr } from './helpers';
 
 interface DatasourceRef {
   type: string;
@@ -41,7 +42,6 @@ interface Dashboard {
 }
 
 const DS_UID = '${datasource}';
-const EXPECTED = ['mongodb-connections.json', 'mqtt-fleet.json', 'overview.json', 'redis-sessions.json'];
 const files = fs.readdirSync(DASHBOARDS_DIR).filter((f) => f.endsWith('.json')).sort();
 const dashboards = files.map((f) => [f, JSON.parse(fs.readFileSync(path.join(DASHBOARDS_DIR, f), 'utf8')) as Dashboard] as const);
 
@@ -123,8 +123,13 @@ function dashboardExprs(file: string, d: Dashboard): NamedExpr[] {
 }
 
 describe('dashboards', () => {
-  it('are the four shipped dashboards', () => {
-    expect(files).toEqual(EXPECTED);
+  it('are the overview and a dashboard for every job type (found by the folder, named after their product)', () => {
+    expect(files).toContain('overview.json');
+    for (const t of JOB_TYPES) {
+      const names = t.families.map((f) => f.name);
+      const showing = dashboards.filter(([, d]) => JSON.stringify(d).match(new RegExp(`\\b(${names.join('|')})`)));
+      expect(showing.map(([f]) => f), `no dashboard shows ${t.type}`).not.toEqual([]);
+    }
   });
 
   it('have unique uids and titles', () => {
@@ -192,9 +197,9 @@ describe('dashboards', () => {
       expect(problems).toEqual([]);
     });
 
-    it('queries only metrics of the contract (docs/metrics.md) and recording rules of rules.yml', () => {
+    it('queries only metrics of the contract (docs/metrics.md) and recording rules of the rule files', () => {
       const contract = contractMetrics();
-      const records = new Set(loadRules(RULES_FILE).map((r) => r.record));
+      const records = new Set(loadRules(RULE_FILES).map((r) => r.record));
       const unknown = new Set<string>();
       for (const { source, expr } of dashboardExprs(file, d)) {
         for (const m of metricRefs(expr)) if (!contract.has(m)) unknown.add(`${source}: ${m}`);

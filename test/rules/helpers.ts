@@ -9,9 +9,12 @@ import { SELF_FAMILIES } from '../../src/metrics/self-metrics';
 
 export const ROOT = path.resolve(__dirname, '../..');
 export const PROM_DIR = path.join(ROOT, 'config/prometheus');
-export const RULES_FILE = path.join(PROM_DIR, 'rules.yml');
-export const ALERTS_FILE = path.join(PROM_DIR, 'alerts.yml');
-export const TESTS_DIR = path.join(PROM_DIR, 'tests');
+/** One file per job type (and exporter.yml) under config/prometheus/rules/: its recording rules and alerts. */
+export const RULE_FILES = fs
+  .readdirSync(path.join(PROM_DIR, 'rules'))
+  .filter((f) => f.endsWith('.yml'))
+  .sort()
+  .map((f) => path.join(PROM_DIR, 'rules', f));
 export const DASHBOARDS_DIR = path.join(ROOT, 'grafana/dashboards');
 export const RUNBOOK_FILE = path.join(ROOT, 'docs/runbook.md');
 export const ALERTING_DOC = path.join(ROOT, 'docs/alerting.md');
@@ -45,9 +48,9 @@ export interface Rule {
   annotations?: Record<string, string>;
 }
 
-export function loadRules(file: string): Rule[] {
-  const doc = YAML.parse(fs.readFileSync(file, 'utf8')) as { groups: { name: string; rules: Rule[] }[] };
-  return doc.groups.flatMap((g) => g.rules);
+/** The rules of these files, in order. */
+export function loadRules(files: readonly string[]): Rule[] {
+  return files.flatMap((file) => (YAML.parse(fs.readFileSync(file, 'utf8')) as { groups: { name: string; rules: Rule[] }[] }).groups.flatMap((g) => g.rules));
 }
 
 export interface AlertTest {
@@ -63,12 +66,13 @@ export interface UnitTestFile {
   tests: { alert_rule_test?: AlertTest[]; promql_expr_test?: ExprTest[] }[];
 }
 
+/** Every promtool test file: config/prometheus/tests/<job type>.test.yml. */
 export function unitTestFiles(): string[] {
   return fs
-    .readdirSync(TESTS_DIR)
+    .readdirSync(path.join(PROM_DIR, 'tests'))
     .filter((f) => f.endsWith('.test.yml'))
     .sort()
-    .map((f) => path.join(TESTS_DIR, f));
+    .map((f) => path.join(PROM_DIR, 'tests', f));
 }
 
 export function loadUnitTests(): UnitTestFile[] {

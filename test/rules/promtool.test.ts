@@ -5,12 +5,11 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   ALERTING_DOC,
-  ALERTS_FILE,
   AMTOOL,
   PROM_DIR,
   PROMTOOL,
   ROOT,
-  RULES_FILE,
+  RULE_FILES,
   contractMetrics,
   metricRefs,
   recordRefs,
@@ -24,8 +23,8 @@ import {
   unitTestFiles,
 } from './helpers';
 
-const alerts = loadRules(ALERTS_FILE).filter((r) => r.alert);
-const records = loadRules(RULES_FILE).filter((r) => r.record);
+const alerts = loadRules(RULE_FILES).filter((r) => r.alert);
+const records = loadRules(RULE_FILES).filter((r) => r.record);
 const alertNames = [...new Set(alerts.map((a) => a.alert as string))];
 
 describe('promtool', () => {
@@ -33,8 +32,8 @@ describe('promtool', () => {
     expect(hasTool(PROMTOOL), `${PROMTOOL} not found: apt-get install prometheus, or set PROMTOOL`).toBe(true);
   });
 
-  it('accepts rules.yml and alerts.yml', () => {
-    const r = run(PROMTOOL, ['check', 'rules', RULES_FILE, ALERTS_FILE]);
+  it('accepts every rule file', () => {
+    const r = run(PROMTOOL, ['check', 'rules', ...RULE_FILES]);
     expect(r.ok, r.output).toBe(true);
   });
 
@@ -100,8 +99,9 @@ describe('unit test coverage', () => {
   const alertTests = files.flatMap((f) => f.tests.flatMap((t) => t.alert_rule_test ?? []));
   const exprTests = files.flatMap((f) => f.tests.flatMap((t) => t.promql_expr_test ?? []));
 
-  it('every test file loads both rule files', () => {
-    for (const f of files) expect(f.rule_files.map((p) => path.basename(p)).sort()).toEqual(['alerts.yml', 'rules.yml']);
+  it('every rule file has its test file, which loads it', () => {
+    expect(unitTestFiles().map((f) => path.basename(f, '.test.yml'))).toEqual(RULE_FILES.map((f) => path.basename(f, '.yml')));
+    files.forEach((f, i) => expect(f.rule_files.map((p) => path.basename(p))).toEqual([path.basename(RULE_FILES[i])]));
   });
 
   it.each(alertNames)('%s is tested firing and not firing', (name) => {
@@ -145,7 +145,7 @@ describe('docs/alerting.md threshold table', () => {
 
   it.each(rows.map((r) => [r.alert, r.literal, r]))('%s: documented default `%s` is in its expr, and its `for` matches', (_a, _l, row) => {
     const rules = alerts.filter((a) => a.alert === row.alert);
-    expect(rules.length, `no alert ${row.alert} in alerts.yml`).toBeGreaterThan(0);
+    expect(rules.length, `no alert ${row.alert} in any rule file`).toBeGreaterThan(0);
     const re = new RegExp(`${row.literal.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/ /g, '\\s*')}(?![\\d.])`);
     for (const a of rules) {
       expect(re.test(flat(a.expr)), `${row.alert}: \`${row.literal}\` not found in expr:\n${a.expr}`).toBe(true);
