@@ -13,6 +13,7 @@ import { credentialsOf, type Scenario } from './core/scenario';
 import { StatsRecorder } from './core/stats';
 import { Timers } from './core/timers';
 import { AliyunGateway } from './gateways/aliyun/gateway';
+import { ALIYUN_ERRORS } from './gateways/error-catalog';
 import { NonceStore } from './gateways/aliyun/nonce-store';
 import { AliyunVerifier, parsePopParams } from './gateways/aliyun/signature';
 import { TencentGateway, type ServiceApi } from './gateways/tencent/gateway';
@@ -28,7 +29,7 @@ export interface EmulatorOptions {
   port?: number;
   /** Milliseconds clock used for signatures, rate windows, churn and stats; injectable for tests. */
   now?: () => number;
-  /** Hooks for the products that know them (the MQTT product: `onSendMessage`, called for every accepted SendMessage). */
+  /** Hooks for the products that know them (see each product's start()), e.g. the MQTT product's `onSendMessage`. */
   [hook: string]: unknown;
 }
 
@@ -68,7 +69,8 @@ export async function startEmulator(opts: EmulatorOptions): Promise<Emulator> {
     tencentApis.push(...(rt.tencent ?? []).map((a) => ({ ...a, handle: a.handle, service: product.service ?? '' })));
   }
   const services = new Set(PRODUCTS.flatMap((p) => (p.service ? [p.service] : [])));
-  const aliyun = new AliyunGateway(aliyunApis, new AliyunVerifier(credentials.aliyun, new NonceStore()), env);
+  const catalog = Object.assign({}, ALIYUN_ERRORS, ...PRODUCTS.map((p) => p.errors ?? {}));
+  const aliyun = new AliyunGateway(aliyunApis, new AliyunVerifier(credentials.aliyun, new NonceStore()), env, catalog);
   const tencent = new TencentGateway(tencentApis, new TencentVerifier(credentials.tencentcloud, services), env);
 
   const ops: AdminOps = {

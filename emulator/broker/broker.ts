@@ -1,6 +1,6 @@
 // The emulator's embedded MQTT broker (aedes): one isolated broker per ApsaraMQ instance behind one TCP port, ApsaraMQ
-// Signature sign-in against the scenario's credentials, SendMessage delivery (QoS 1) with drop and delay faults, and
-// the real connection state that `status_from_broker` instances report.
+// Signature sign-in against the scenario's credentials, delivery of messages published through the cloud API (QoS 1)
+// with drop and delay faults, and the real connection state that `status_from_broker` instances report.
 import net from 'node:net';
 import Aedes, { type AuthenticateError, type Client } from 'aedes';
 import { isValidClientId, parseSignatureUsername, passwordMatches } from './auth';
@@ -34,7 +34,7 @@ export interface MqttBrokerOptions {
 }
 
 export interface BrokerStats {
-  /** SendMessage publications handed to the broker. */
+  /** Messages published through the cloud API and handed to the broker. */
   published: number;
   dropped: number;
   delayed: number;
@@ -116,7 +116,7 @@ export class MqttBroker {
     return { ...this.counters, connections };
   }
 
-  /** Delivers a SendMessage to the instance's subscribers at QoS 1, subject to the drop and delay faults. */
+  /** Delivers a message published through the cloud API to the instance's subscribers at QoS 1, subject to the faults. */
   async publish(m: { instanceId: string; topic: string; payload: string }): Promise<void> {
     const broker = this.brokers.get(m.instanceId);
     if (broker === undefined) throw new Error(`no broker for instance ${m.instanceId}`);

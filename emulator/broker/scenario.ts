@@ -3,7 +3,7 @@ import { z } from 'zod';
 
 const nonNegativeInt = z.number().int().min(0);
 
-/** `delay_ms: 250` or `delay_ms: {min: 300, max: 400}`: each SendMessage delivery is held that long. */
+/** `delay_ms: 250` or `delay_ms: {min: 300, max: 400}`: each delivery of a published message is held that long. */
 export const DelayRangeSchema = z.union([
   nonNegativeInt.max(600_000).transform((n) => ({ min: n, max: n })),
   z
@@ -14,7 +14,7 @@ export const DelayRangeSchema = z.union([
 
 export const BrokerFaultsSchema = z
   .object({
-    /** Share of SendMessage publications silently not delivered. */
+    /** Share of published messages silently not delivered. */
     drop_rate: z.number().min(0).max(1).default(0),
     delay_ms: DelayRangeSchema.default({ min: 0, max: 0 }),
   })

@@ -94,6 +94,8 @@ export interface EmulatedProduct {
   apis: readonly ApiSpec[];
   /** Top-level scenario keys it owns, with their schemas (defaults applied, unknown keys refused). */
   scenario: z.ZodRawShape;
+  /** The error codes its APIs document, with their HTTP status and message (Alibaba; injected faults use them). */
+  errors?: Readonly<Record<string, { status: number; message: string }>>;
   /** Cross-checks of its keys against the rest of the scenario. */
   check?(scenario: Scenario, ctx: z.RefinementCtx): void;
   start(env: ProductEnv): Promise<ProductRuntime>;

@@ -12,7 +12,7 @@ export interface ApiCounters {
   malformed: number;
   /** Requests refused by authentication (signature, timestamp, key, nonce, token), by code. Not in `calls`. */
   signature_failures: Record<string, number>;
-  /** Largest ClientIdList seen (BatchQuerySessionByClientIds), rejected oversize batches included. */
+  /** Largest batch seen (APIs that take a list), rejected oversize batches included. */
   largest_batch: number;
   /** Most admitted calls in any sliding 1-second window (throttled calls excluded). */
   busiest_window: number;

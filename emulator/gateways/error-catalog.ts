@@ -1,22 +1,11 @@
-// HTTP statuses and messages of the error codes the emulator can answer, so injected faults look like real ones.
+// HTTP statuses and messages of the gateways' own error codes (throttling, service errors), so injected faults look
+// like real ones; each product adds the codes its API documents (EmulatedProduct.errors).
 
-export const ALIYUN_ERRORS: Record<string, { status: number; message: string }> = {
+export type ErrorCatalog = Readonly<Record<string, { status: number; message: string }>>;
+
+export const ALIYUN_ERRORS: ErrorCatalog = {
   SystemOverFlow: { status: 403, message: 'An error occurred while processing your request. Please try again.' },
   InternalError: { status: 417, message: 'An error occurred while processing your request. Try again later.' },
-  SendMessageFailed: { status: 417, message: 'A storage exception occurred while sending the message. Please try again.' },
-  ApiNotSupport: { status: 404, message: 'The specified API is not supported.' },
-  CheckAccountInfoFailed: { status: 400, message: 'An error occurred while checking the account information by the STS token.' },
-  InstancePermissionCheckFailed: {
-    status: 400,
-    message: 'An error occurred while validating the permissions of the instance. Please verify the account that created the instance and its permissions settings.',
-  },
-  ParameterCheckFailed: { status: 400, message: 'An error occurred while validating the parameters. The parameters may be missing or invalid.' },
-  PermissionCheckFailed: {
-    status: 400,
-    message: 'An error occurred while validating the resource permissions. Please check the account that created the instance, topic, and GroupId, and check their permission settings.',
-  },
-  InvalidParams: { status: 400, message: 'The request parameters are invalid.' },
-  NoPermission: { status: 403, message: 'You are not authorized to do this action.' },
   'Throttling.User': { status: 400, message: 'Request was denied due to user flow control.' },
   'Throttling.Api': { status: 400, message: 'Request was denied due to api flow control.' },
   ServiceUnavailable: { status: 503, message: 'The request has failed due to a temporary failure of the server.' },
@@ -30,8 +19,8 @@ export const TENCENT_MESSAGES: Record<string, string> = {
   'AuthFailure.UnauthorizedOperation': 'The request is not authorized.',
 };
 
-export function aliyunError(code: string, overrideStatus?: number): { status: number; message: string } {
-  const known = ALIYUN_ERRORS[code];
+export function aliyunError(code: string, overrideStatus?: number, catalog: ErrorCatalog = ALIYUN_ERRORS): { status: number; message: string } {
+  const known = catalog[code];
   if (code.startsWith('InvalidParameter.')) {
     return { status: overrideStatus ?? 400, message: 'An error occurred while validating the parameter. The parameter may be missing or invalid.' };
   }

@@ -58,7 +58,7 @@ export interface ApiUsage {
   callsPerRun: number;
   /** Free-text basis of the estimate, e.g. "6,000 devices / 10 per call". */
   basis: string;
-  /** Billed calls, e.g. SendMessage: shown as messages per day. */
+  /** Billed calls (a message sent): shown as messages per day. */
   billed?: boolean;
 }
 

@@ -31,6 +31,20 @@ export const mqttProduct: EmulatedProduct = {
     { name: 'SendMessage', version: ONSMQTT_VERSION, qps: 1000 },
   ],
   scenario: MQTT_SCENARIO,
+  errors: {
+  SendMessageFailed: { status: 417, message: 'A storage exception occurred while sending the message. Please try again.' },
+  ApiNotSupport: { status: 404, message: 'The specified API is not supported.' },
+  CheckAccountInfoFailed: { status: 400, message: 'An error occurred while checking the account information by the STS token.' },
+  InstancePermissionCheckFailed: {
+    status: 400,
+    message: 'An error occurred while validating the permissions of the instance. Please verify the account that created the instance and its permissions settings.',
+  },
+  ParameterCheckFailed: { status: 400, message: 'An error occurred while validating the parameters. The parameters may be missing or invalid.' },
+  PermissionCheckFailed: {
+    status: 400,
+    message: 'An error occurred while validating the resource permissions. Please check the account that created the instance, topic, and GroupId, and check their permission settings.',
+  },
+  },
   check: checkMqttScenario,
   async start({ scenario, credentials, hooks }): Promise<MqttRuntime> {
     const { mqtt, broker: b } = mqttSections(scenario);

@@ -10,6 +10,10 @@ export const redisProduct: EmulatedProduct = {
   // DAS documents no QPS for GetRedisAllSession; the emulator allows 10/s so the exporter's 5/s default is tested under a limit.
   apis: [{ name: 'GetRedisAllSession', version: DAS_VERSION, qps: 10 }],
   scenario: REDIS_SCENARIO,
+  errors: {
+  InvalidParams: { status: 400, message: 'The request parameters are invalid.' },
+  NoPermission: { status: 403, message: 'You are not authorized to do this action.' },
+  },
   check: checkRedisScenario,
   async start({ scenario }) {
     const instances = redisInstances(scenario).map((c) => new RedisInstanceState(c, scenario.seed));

@@ -4,10 +4,10 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AliyunApi } from '../../core/api';
 import { AliyunVerifier, type PopParams } from './signature';
 import { serveCall, type Envelope, type GatewayEnv } from '../../core/call-flow';
-import { aliyunError } from '../error-catalog';
+import { aliyunError, type ErrorCatalog } from '../error-catalog';
 import { sendJson } from '../../core/http-util';
 
-function popEnvelope(requestId: string, hostId: string): Envelope {
+function popEnvelope(requestId: string, hostId: string, catalog: ErrorCatalog): Envelope {
   const error = (code: string, message: string, httpStatus: number): { status: number; body: unknown } => ({
     status: httpStatus,
     body: {
@@ -22,9 +22,9 @@ function popEnvelope(requestId: string, hostId: string): Envelope {
     headers: { 'x-acs-request-id': requestId },
     ok: (body) => ({ status: 200, body }),
     error,
-    throttled: () => ({ ...error('SystemOverFlow', aliyunError('SystemOverFlow').message, 403), code: 'SystemOverFlow' }),
+    throttled: () => ({ ...error('SystemOverFlow', aliyunError('SystemOverFlow', undefined, catalog).message, 403), code: 'SystemOverFlow' }),
     injected: (_api, code, httpStatus) => {
-      const e = aliyunError(code, httpStatus);
+      const e = aliyunError(code, httpStatus, catalog);
       return error(code, e.message, e.status);
     },
   };
@@ -38,6 +38,8 @@ export class AliyunGateway {
     apis: AliyunApi[],
     private readonly verifier: AliyunVerifier,
     private readonly env: GatewayEnv,
+    /** The gateway's codes and every product's documented ones. */
+    private readonly catalog: ErrorCatalog,
   ) {
     for (const a of apis) {
       this.byVersionAction.set(`${a.version}/${a.name}`, a);
@@ -47,7 +49,7 @@ export class AliyunGateway {
 
   async handle(req: IncomingMessage, res: ServerResponse, params: PopParams): Promise<void> {
     const requestId = randomUUID().toUpperCase();
-    const envelope = popEnvelope(requestId, String(req.headers.host ?? ''));
+    const envelope = popEnvelope(requestId, String(req.headers.host ?? ''), this.catalog);
     const fail = (code: string, message: string, status = 400): void => {
       const e = envelope.error(code, message, status);
       sendJson(res, e.status, e.body, envelope.headers);
