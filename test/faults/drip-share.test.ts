@@ -2,7 +2,7 @@
 // answer normally. Runs keep succeeding on retries or fail on time, recover when the drip stops, and SIGTERM at any
 // moment exits within grace + 1 s.
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { emulatorProcess, parseExposition, seriesOf, valueOf, type EmulatorProcess } from '../helpers/harness';
+import { emulatorProcess, parseExposition, seriesOf, type EmulatorProcess } from '../helpers/harness';
 import { startExporter, waitFor } from '../helpers/exporter-process';
 import { findSecretLeaks } from '../helpers/secrets';
 import { ENV, GRACE_MS, SCENARIO, SECRETS, suiteConfig } from './setup';
@@ -36,7 +36,7 @@ describe('a drip answering 20% of calls', () => {
         await new Promise((r) => setTimeout(r, 250));
       }
       const m = parseExposition(scrapes[scrapes.length - 1]);
-      const runs = (job: string, result: string) => valueOf(m, 'cloud_session_exporter_job_runs_total', { job_name: job, result }) ?? 0;
+      const runs = (job: string, result: string) => m.value('cloud_session_exporter_job_runs_total', { job_name: job, result }) ?? 0;
       // The drip was met (Timeout counted), yet most runs succeeded; none ran past its deadline (1.8 s) by more
       // than the 500 ms a job has to hand back its results.
       expect(seriesOf(m, 'cloud_session_exporter_api_requests_total', { code: 'Timeout' }).reduce((a, [, v]) => a + v, 0)).toBeGreaterThan(0);
@@ -49,7 +49,7 @@ describe('a drip answering 20% of calls', () => {
       const recovered = await waitFor('both jobs succeed within two intervals', async () => {
         const text = await e.scrape();
         const mm = parseExposition(text);
-        return ['fleet', 'mongo'].every((job) => valueOf(mm, 'cloud_session_exporter_job_success', { job_name: job }) === 1);
+        return ['fleet', 'mongo'].every((job) => mm.value('cloud_session_exporter_job_success', { job_name: job }) === 1);
       }, 4000);
       console.log(`20% drip: recovered ${recovered} ms after the drip stopped`);
       const stats = await emu.stats();

@@ -4,7 +4,7 @@
 // the fault's code in the self-metrics, no 1-second window over a limit at the emulator, and no secret in any output.
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startBadServer, type BadMode, type BadServer } from '../helpers/bad-server';
-import { emulatorProcess, parseExposition, seriesOf, valueOf, type EmulatorProcess } from '../helpers/harness';
+import { emulatorProcess, parseExposition, seriesOf, type EmulatorProcess } from '../helpers/harness';
 import { startExporter, waitFor, type ExporterProcess } from '../helpers/exporter-process';
 import { findSecretLeaks } from '../helpers/secrets';
 import { ENV, GRACE_MS, SCENARIO, SECRETS, suiteConfig } from './setup';
@@ -30,7 +30,7 @@ afterAll(async () => {
   console.log(`fault suite (grace ${GRACE_MS} ms, schedule 1 s):\n${['fault      recover  fds before/after  RSS MB before/after  SIGTERM exit', ...figures].join('\n')}`);
 });
 
-const jobOk = (text: string, job: string) => valueOf(parseExposition(text), 'cloud_session_exporter_job_success', { job_name: job }) === 1;
+const jobOk = (text: string, job: string) => parseExposition(text).value('cloud_session_exporter_job_success', { job_name: job }) === 1;
 const bothOk = async (e: ExporterProcess) => {
   const text = await e.scrape();
   return jobOk(text, 'fleet') && jobOk(text, 'mongo');
@@ -77,7 +77,7 @@ describe('fault suite', () => {
       await waitFor(`${mode}: both fault codes in the self-metrics, both jobs failing`, async () => {
         during = await e.scrape();
         const m = parseExposition(during);
-        const failing = (job: string) => valueOf(m, 'cloud_session_exporter_job_success', { job_name: job }) === 0;
+        const failing = (job: string) => m.value('cloud_session_exporter_job_success', { job_name: job }) === 0;
         return codeCount(during, 'BatchQuerySessionByClientIds', aliyun) > 0 && codeCount(during, 'DescribeClientConnections', tencent) > 0 && failing('fleet') && failing('mongo');
       }, 6000).catch((err) => {
         console.log(during.split('\n').filter((l) => l.startsWith('cloud_session_exporter_api_requests_total')).join('\n'));

@@ -56,39 +56,8 @@ export async function scrapeApp(app: App): Promise<string> {
   return [...(await app.exposition())].join('');
 }
 
-/** Parses exposition text into series-key → value, key = name{sorted labels}. */
-export function parseExposition(text: string): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    if (!line || line.startsWith('#')) continue;
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$/.exec(line);
-    if (!m) throw new Error(`unparseable exposition line: ${line}`);
-    const labels = m[3] ? [...m[3].matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)].map(([, k, v]) => [k, v] as const) : [];
-    labels.sort((a, b) => (a[0] < b[0] ? -1 : 1));
-    const value = m[4] === '+Inf' ? Infinity : m[4] === '-Inf' ? -Infinity : m[4] === 'Nan' ? NaN : Number(m[4]);
-    out.set(`${m[1]}{${labels.map(([k, v]) => `${k}="${v}"`).join(',')}}`, value);
-  }
-  return out;
-}
+export { parseExposition, seriesOf, type Scrape } from './exposition';
 
-/** Series of one metric whose labels include all of `match`, as [labels, value]. */
-export function seriesOf(parsed: Map<string, number>, name: string, match: Record<string, string> = {}): Array<[Record<string, string>, number]> {
-  const out: Array<[Record<string, string>, number]> = [];
-  for (const [key, value] of parsed) {
-    const brace = key.indexOf('{');
-    if (key.slice(0, brace) !== name) continue;
-    const labels: Record<string, string> = {};
-    for (const [, k, v] of key.slice(brace + 1, -1).matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[k] = v;
-    if (Object.entries(match).every(([k, v]) => labels[k] === v)) out.push([labels, value]);
-  }
-  return out;
-}
-
-export function valueOf(parsed: Map<string, number>, name: string, match: Record<string, string> = {}): number | undefined {
-  const found = seriesOf(parsed, name, match);
-  if (found.length > 1) throw new Error(`${name} ${JSON.stringify(match)} matches ${found.length} series`);
-  return found[0]?.[1];
-}
 
 /** A validated scenario with every product's keys typed (what tests build and inspect). */
 export type TestScenario = Scenario & {

@@ -4,8 +4,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
-import { appFromYaml, emulatorProcess, parseExposition, seriesOf, tempDir, valueOf, type TestApp } from '../helpers/harness';
-import { INSTANCE, ENV, config, scenario } from '../helpers/mqtt-fixtures';
+import { appFromYaml, emulatorProcess, parseExposition, seriesOf, tempDir, type TestApp } from '../helpers/harness';
+import { INSTANCE, ENV, config, scenario } from '../apis/aliyun-mqtt-sessions/fixtures';
 
 let t: TestApp | undefined;
 
@@ -46,8 +46,8 @@ describe('aliyun_mqtt_sessions quota', () => {
     for (const group of ['GID_sensor', 'GID_gateway']) {
       const ids = Object.keys(truth).filter((id) => id.startsWith(`${group}@@@`));
       const on = ids.filter((id) => truth[id]).length;
-      expect(valueOf(m, 'aliyun_mqtt_clients', { group_id: group, state: 'online' })).toBe(on);
-      expect(valueOf(m, 'aliyun_mqtt_clients', { group_id: group, state: 'offline' })).toBe(ids.length - on);
+      expect(m.value('aliyun_mqtt_clients', { group_id: group, state: 'online' })).toBe(on);
+      expect(m.value('aliyun_mqtt_clients', { group_id: group, state: 'offline' })).toBe(ids.length - on);
     }
     expect(stats.calls, JSON.stringify(stats)).toBe(600);
     expect(stats.largest_batch).toBeLessThanOrEqual(10);
@@ -57,9 +57,9 @@ describe('aliyun_mqtt_sessions quota', () => {
     // (>= 95% of the bound) is a speed goal, reported here and measured by `npm run bench`, not asserted on time.
     expect(elapsed).toBeGreaterThan(5_000);
     console.log(`quota: 6,000 devices in ${elapsed} ms = ${((6000 / elapsed) * 100).toFixed(1)}% of the 6.0 s quota bound; ${JSON.stringify(stats)}`);
-    expect(valueOf(m, 'cloud_session_exporter_job_success', { job_name: 'fleet' })).toBe(1);
-    expect(valueOf(m, 'cloud_session_exporter_inventory_entries', { job_name: 'fleet' })).toBe(6000);
-    expect(valueOf(m, 'cloud_session_exporter_api_requests_total', { api: 'BatchQuerySessionByClientIds', code: 'OK' })).toBe(600);
+    expect(m.value('cloud_session_exporter_job_success', { job_name: 'fleet' })).toBe(1);
+    expect(m.value('cloud_session_exporter_inventory_entries', { job_name: 'fleet' })).toBe(6000);
+    expect(m.value('cloud_session_exporter_api_requests_total', { api: 'BatchQuerySessionByClientIds', code: 'OK' })).toBe(600);
   });
 
 });

@@ -4,17 +4,18 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
-import type { App } from '../../src/core/app';
-import { CloudError } from '../../src/cloud/errors';
-import type { CloudTransport } from '../../src/cloud/transport';
-import { parseConfig, ConfigError } from '../../src/config/load';
-import { JOB_TYPES } from '../../src/apis';
-import { buildQuotaPlan, formatQuotaPlan } from '../../src/core/quota-plan';
-import { aggregateRedisSessions, renderRedisFamilies } from '../../src/apis/aliyun-redis-sessions/aggregate';
-import { aliyunRedisSessions } from '../../src/apis/aliyun-redis-sessions';
-import { businessFailure } from '../../src/cloud/providers/aliyun';
-import { ipOfAddr, parseGetRedisAllSession } from '../../src/apis/aliyun-redis-sessions/parse';
-import { makeApp, parseExposition, scrape, value } from './helpers';
+import type { App } from '../../../src/core/app';
+import { CloudError } from '../../../src/cloud/errors';
+import type { CloudTransport } from '../../../src/cloud/transport';
+import { parseConfig, ConfigError } from '../../../src/config/load';
+import { JOB_TYPES } from '../../../src/apis';
+import { buildQuotaPlan, formatQuotaPlan } from '../../../src/core/quota-plan';
+import { aggregateRedisSessions, renderRedisFamilies } from '../../../src/apis/aliyun-redis-sessions/aggregate';
+import { aliyunRedisSessions } from '../../../src/apis/aliyun-redis-sessions';
+import { businessFailure } from '../../../src/cloud/providers/aliyun';
+import { ipOfAddr, parseGetRedisAllSession } from '../../../src/apis/aliyun-redis-sessions/parse';
+import { appFromYaml, scrapeApp } from '../../helpers/harness';
+import { parseExposition } from '../../helpers/exposition';
 
 const SAMPLE_TEXT = fs.readFileSync(path.join(__dirname, 'fixtures', 'sample-response.json'), 'utf8');
 const sample = () => JSON.parse(SAMPLE_TEXT) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -104,7 +105,7 @@ describe('the documented sample answer', () => {
           return sample();
         },
       };
-      const built = makeApp(
+      const built = appFromYaml(
         `
 accounts:
   - {name: main, provider: aliyun, access_key_id: ak, access_key_secret: sk}
@@ -117,19 +118,20 @@ jobs:
     idle_thresholds: [5s, 1m]
     labels: {env: prod}
 `,
+        {},
         { transports: { aliyun: () => transport } },
       );
       app = built.app;
       await app.runAllNow();
-      const text = await scrape(app);
+      const text = await scrapeApp(app);
       expect(calls).toEqual([{ api: 'GetRedisAllSession', params: { InstanceId: 'r-2zemyfd1sh1u2i' } }]);
       expect(text).toContain('# HELP aliyun_redis_sessions Current ApsaraDB for Redis sessions (DAS Data.Total). Refreshed on the job schedule, not at scrape time.\n# TYPE aliyun_redis_sessions gauge\naliyun_redis_sessions{instance_id="r-2zemyfd1sh1u2i",env="prod"} 2\n');
       expect(text).toContain('# TYPE aliyun_redis_client_ips_folded_total counter\n');
       expect(text).toContain('aliyun_redis_idle_sessions{instance_id="r-2zemyfd1sh1u2i",idle_seconds_min="5",env="prod"} 1\naliyun_redis_idle_sessions{instance_id="r-2zemyfd1sh1u2i",idle_seconds_min="60",env="prod"} 0\n');
       const s = parseExposition(text);
-      expect(value(s, 'cloud_session_exporter_instance_success', { job_name: 'redis', instance_id: 'r-2zemyfd1sh1u2i' })).toBe(1);
-      expect(value(s, 'cloud_session_exporter_ratelimit_qps', { account: 'main', api: 'GetRedisAllSession' })).toBe(5);
-      expect(value(s, 'aliyun_redis_oldest_session_age_seconds')).toBe(12);
+      expect(s.value('cloud_session_exporter_instance_success', { job_name: 'redis', instance_id: 'r-2zemyfd1sh1u2i' })).toBe(1);
+      expect(s.value('cloud_session_exporter_ratelimit_qps', { account: 'main', api: 'GetRedisAllSession' })).toBe(5);
+      expect(s.value('aliyun_redis_oldest_session_age_seconds')).toBe(12);
     });
   });
 });
@@ -322,7 +324,7 @@ ${extra}`;
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'redis-example-'));
     try {
       fs.writeFileSync(path.join(dir, 'secret'), 'sk\n');
-      const text = fs.readFileSync(path.join(__dirname, '..', '..', 'config', 'examples', 'aliyun-redis-sessions.yml'), 'utf8').replace('/run/secrets/aliyun_access_key_secret', path.join(dir, 'secret'));
+      const text = fs.readFileSync(path.join(__dirname, '..', '..', '..', 'config', 'examples', 'aliyun-redis-sessions.yml'), 'utf8').replace('/run/secrets/aliyun_access_key_secret', path.join(dir, 'secret'));
       const parsed = parseConfig(text, path.join(dir, 'redis.yml'), { env: { ALIBABA_CLOUD_ACCESS_KEY_ID: 'ak' }, jobTypes: JOB_TYPES });
       expect(parsed.jobs[0]).toMatchObject({ type: 'aliyun_redis_sessions', idle_thresholds: [60, 300, 3600], max_client_ips: 200, max_commands: 50 });
       const plan = formatQuotaPlan(buildQuotaPlan(parsed, JOB_TYPES));

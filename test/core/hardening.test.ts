@@ -21,7 +21,7 @@ import { acceptsGzip } from '../../src/core/http';
 import { parseFlags } from '../../src/main';
 import { Registry } from 'prom-client';
 import type { Emulator } from '../../emulator/server';
-import { ALIYUN, ALIYUN_ACCOUNT_YAML, TENCENT, appFromYaml, emulator, parseExposition, tempDir, valueOf, type TestApp } from '../helpers/harness';
+import { ALIYUN, ALIYUN_ACCOUNT_YAML, TENCENT, appFromYaml, emulator, parseExposition, tempDir, type TestApp } from '../helpers/harness';
 
 const MAIN = path.resolve(__dirname, '../../dist/src/main.js');
 const ENV = { AK: ALIYUN.access_key_id, SK: ALIYUN.access_key_secret, TID: TENCENT.secret_id, TKEY: TENCENT.secret_key };
@@ -93,8 +93,8 @@ jobs:
     t = appFromYaml(yaml, ENV);
     await t.app.runAllNow();
     const m = parseExposition(await t.scrape());
-    expect(valueOf(m, 'cloud_session_exporter_job_success', { job_name: 'mongo' })).toBe(1);
-    expect(valueOf(m, 'tencentcloud_mongodb_client_ips', { instance_id: 'cmgo-b' })).toBe(3);
+    expect(m.value('cloud_session_exporter_job_success', { job_name: 'mongo' })).toBe(1);
+    expect(m.value('tencentcloud_mongodb_client_ips', { instance_id: 'cmgo-b' })).toBe(3);
     const plan = buildQuotaPlan(parseConfig(yaml, 'x.yml', { env: ENV, jobTypes: JOB_TYPES }), JOB_TYPES);
     expect(plan.rows[0]).toMatchObject({ qps: 0.5, shortestCycleMs: 4000 });
     expect(formatQuotaPlan(plan)).toMatch(/DescribeClientConnections\s+0\.50\s/);
@@ -112,14 +112,14 @@ describe('defect 4: staleness lasts as long as the data are missing, per instanc
     await t.app.runAllNow();
     for (let scrape = 0; scrape < 3; scrape++) {
       const m = parseExposition(await t.scrape());
-      expect(valueOf(m, 'cloud_session_exporter_job_stale', { job_name: 'fleet' })).toBe(1);
-      expect(valueOf(m, 'cloud_session_exporter_instance_stale', { job_name: 'fleet', instance_id: INSTANCE })).toBe(1);
+      expect(m.value('cloud_session_exporter_job_stale', { job_name: 'fleet' })).toBe(1);
+      expect(m.value('cloud_session_exporter_instance_stale', { job_name: 'fleet', instance_id: INSTANCE })).toBe(1);
     }
     emu.setFaults({});
     await t.app.runAllNow();
     const m = parseExposition(await t.scrape());
-    expect(valueOf(m, 'cloud_session_exporter_job_stale', { job_name: 'fleet' })).toBe(0);
-    expect(valueOf(m, 'cloud_session_exporter_instance_stale', { job_name: 'fleet', instance_id: INSTANCE })).toBe(0);
+    expect(m.value('cloud_session_exporter_job_stale', { job_name: 'fleet' })).toBe(0);
+    expect(m.value('cloud_session_exporter_instance_stale', { job_name: 'fleet', instance_id: INSTANCE })).toBe(0);
   });
 });
 
@@ -234,7 +234,7 @@ describe('weaknesses fixed with the defects', () => {
     t = appFromYaml(mqttJob(emu.url, `\n    client_ids: ${JSON.stringify(Array.from({ length: 500 }, (_, i) => `GID_sensor@@@x-${i}`))}`), { ...ENV, SK: 'a-wrong-secret-0123' });
     await t.app.runAllNow();
     const m = parseExposition(await t.scrape());
-    expect(valueOf(m, 'cloud_session_exporter_api_requests_total', { api: 'BatchQuerySessionByClientIds', code: 'SignatureDoesNotMatch' })).toBeGreaterThanOrEqual(1);
+    expect(m.value('cloud_session_exporter_api_requests_total', { api: 'BatchQuerySessionByClientIds', code: 'SignatureDoesNotMatch' })).toBeGreaterThanOrEqual(1);
     // 50 batches in the pool; before, every one was sent and refused.
     expect(emu.stats().apis.BatchQuerySessionByClientIds.calls).toBeLessThanOrEqual(3);
   });

@@ -1,8 +1,8 @@
 // Shared scenario and config of the aliyun_mqtt_sessions tests (test/mqtt and test/quota).
 import fs from 'node:fs';
 import path from 'node:path';
-import { ALIYUN, ALIYUN_ACCOUNT_YAML, truthOf } from './harness';
-import type { Emulator } from '../../emulator/server';
+import { ALIYUN, ALIYUN_ACCOUNT_YAML, truthOf } from '../../helpers/harness';
+import type { Emulator } from '../../../emulator/server';
 
 export const INSTANCE = 'post-cn-test0001';
 export function scenario(extra: Record<string, unknown> = {}, fleet: Record<string, unknown> = {}) {

@@ -1,10 +1,11 @@
 // aliyun_redis_sessions against the emulator through the real pop-core: every aggregate equals what the emulator's
 // ground truth implies, and failing instances (business errors, NoPermission) fail alone, without retries.
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { App } from '../../src/core/app';
-import { startEmulator, type Emulator } from '../../emulator/server';
-import { parseScenario } from '../../emulator/scenario';
-import { byLabel, makeApp, parseExposition, scrape, value, type Sample } from './helpers';
+import type { App } from '../../../src/core/app';
+import { startEmulator, type Emulator } from '../../../emulator/server';
+import { parseScenario } from '../../../emulator/scenario';
+import { appFromYaml, scrapeApp } from '../../helpers/harness';
+import { parseExposition, type Scrape } from '../../helpers/exposition';
 
 const SCENARIO = `
 seed: 42
@@ -67,12 +68,12 @@ function countBy<T>(items: T[], key: (t: T) => string, val: (t: T) => number = (
 
 let emulator: Emulator;
 let app: App;
-let samples: Sample[];
+let samples: Scrape;
 let truth: Record<string, TruthData | { error: string }>;
 
 beforeAll(async () => {
   emulator = await startEmulator({ scenario: parseScenario(SCENARIO, 'redis-emulator-test'), port: 0 });
-  ({ app } = makeApp(
+  ({ app } = appFromYaml(
     `
 accounts:
   - name: main
@@ -91,10 +92,10 @@ jobs:
     idle_thresholds: [1m, 5m, 1h]
     labels: {env: test}
 `,
-    { env: { EMULATOR_URL: emulator.url } },
+    { EMULATOR_URL: emulator.url },
   ));
   await app.runAllNow();
-  samples = parseExposition(await scrape(app));
+  samples = parseExposition(await scrapeApp(app));
   truth = ((await (await fetch(`${emulator.url}/_emulator/truth`)).json()) as { redis: typeof truth }).redis;
 });
 
@@ -113,24 +114,24 @@ describe.each(OK_IDS)('instance %s: every aggregate equals the truth', (id) => {
   });
 
   test('sessions, listed sessions, per node', () => {
-    expect(value(samples, 'aliyun_redis_sessions', m)).toBe(t().Total);
-    expect(value(samples, 'aliyun_redis_listed_sessions', m)).toBe(t().Sessions.length);
-    expect(byLabel(samples, 'aliyun_redis_node_sessions', 'node_id', m)).toEqual(countBy(t().Sessions, (s) => s.NodeId));
+    expect(samples.value('aliyun_redis_sessions', m)).toBe(t().Total);
+    expect(samples.value('aliyun_redis_listed_sessions', m)).toBe(t().Sessions.length);
+    expect(samples.byLabel('aliyun_redis_node_sessions', 'node_id', m)).toEqual(countBy(t().Sessions, (s) => s.NodeId));
     if (id === 'r-big') {
       expect(t().Total).toBe(660);
       expect(t().Sessions.length).toBe(500);
-      expect(byLabel(samples, 'aliyun_redis_node_sessions', 'node_id', m).size).toBe(5);
+      expect(samples.byLabel('aliyun_redis_node_sessions', 'node_id', m).size).toBe(5);
     }
   });
 
   test('per client IP, capped with an exact other', () => {
     const perIp = new Map(t().SourceStats.map((s) => [s.Key, Number(s.Count)]));
     const expected = capped(perIp, MAX_IPS);
-    const got = byLabel(samples, 'aliyun_redis_client_sessions', 'client_ip', m);
+    const got = samples.byLabel('aliyun_redis_client_sessions', 'client_ip', m);
     expect(got).toEqual(expected);
     // The sum stays exact: every session, listed or not.
     expect([...got.values()].reduce((a, b) => a + b, 0)).toBe(t().SourceStats.reduce((a, s) => a + Number(s.Count), 0));
-    expect(value(samples, 'aliyun_redis_client_ips_folded_total', m)).toBe(Math.max(0, perIp.size - MAX_IPS));
+    expect(samples.value('aliyun_redis_client_ips_folded_total', m)).toBe(Math.max(0, perIp.size - MAX_IPS));
     if (id === 'r-big') expect(perIp.size).toBeGreaterThan(MAX_IPS);
 
     // Buffers per IP use the same kept IPs; everything else is in other.
@@ -142,16 +143,16 @@ describe.each(OK_IDS)('instance %s: every aggregate equals the truth', (id) => {
       if (!omem.has(k)) omem.set(k, 0);
       if (!qbuf.has(k)) qbuf.set(k, 0);
     }
-    expect(byLabel(samples, 'aliyun_redis_client_output_buffer_bytes', 'client_ip', m)).toEqual(omem);
-    expect(byLabel(samples, 'aliyun_redis_client_query_buffer_bytes', 'client_ip', m)).toEqual(qbuf);
-    expect(value(samples, 'aliyun_redis_output_buffer_bytes', m)).toBe(t().Sessions.reduce((a, s) => a + s.Omem, 0));
+    expect(samples.byLabel('aliyun_redis_client_output_buffer_bytes', 'client_ip', m)).toEqual(omem);
+    expect(samples.byLabel('aliyun_redis_client_query_buffer_bytes', 'client_ip', m)).toEqual(qbuf);
+    expect(samples.value('aliyun_redis_output_buffer_bytes', m)).toBe(t().Sessions.reduce((a, s) => a + s.Omem, 0));
   });
 
   test('commands, idle thresholds', () => {
     const cmds = countBy(t().Sessions, (s) => s.Cmd.toLowerCase());
-    expect(byLabel(samples, 'aliyun_redis_command_sessions', 'command', m)).toEqual(capped(cmds, MAX_COMMANDS));
+    expect(samples.byLabel('aliyun_redis_command_sessions', 'command', m)).toEqual(capped(cmds, MAX_COMMANDS));
     if (id === 'r-big') expect(cmds.size).toBeGreaterThan(MAX_COMMANDS);
-    const idle = byLabel(samples, 'aliyun_redis_idle_sessions', 'idle_seconds_min', m);
+    const idle = samples.byLabel('aliyun_redis_idle_sessions', 'idle_seconds_min', m);
     expect(idle).toEqual(new Map(THRESHOLDS.map((th) => [String(th), t().Sessions.filter((s) => s.Idle >= th).length])));
   });
 
@@ -160,16 +161,19 @@ describe.each(OK_IDS)('instance %s: every aggregate equals the truth', (id) => {
     const pubsub = s.filter((x) => x.Sub > 0 || x.Psub > 0).length;
     const multi = s.filter((x) => x.Multi >= 0).length;
     const blocked = s.filter((x) => x.Flags.includes('b')).length;
-    expect(value(samples, 'aliyun_redis_pubsub_sessions', m)).toBe(pubsub);
-    expect(value(samples, 'aliyun_redis_multi_sessions', m)).toBe(multi);
-    expect(value(samples, 'aliyun_redis_blocked_sessions', m)).toBe(blocked);
-    expect(value(samples, 'aliyun_redis_oldest_session_age_seconds', m)).toBe(Math.max(...s.map((x) => Number(x.Age))));
+    expect(samples.value('aliyun_redis_pubsub_sessions', m)).toBe(pubsub);
+    expect(samples.value('aliyun_redis_multi_sessions', m)).toBe(multi);
+    expect(samples.value('aliyun_redis_blocked_sessions', m)).toBe(blocked);
+    expect(samples.value('aliyun_redis_oldest_session_age_seconds', m)).toBe(Math.max(...s.map((x) => Number(x.Age))));
     if (id === 'r-big') for (const n of [pubsub, multi, blocked]) expect(n).toBeGreaterThan(0);
   });
 
   test('label order: instance_id first, the metric label next, static labels last', () => {
-    for (const smp of samples.filter((x) => x.name.startsWith('aliyun_redis_') && x.labels[0][1] === id)) {
-      const names = smp.labels.map(([k]) => k);
+    const mine = samples.samples.filter((x) => x.name.startsWith('aliyun_redis_') && x.labels.instance_id === id);
+    // Every family of the instance, so a wrong order cannot hide by leaving nothing to check.
+    expect(new Set(mine.map((x) => x.name)).size).toBeGreaterThanOrEqual(14);
+    for (const smp of mine) {
+      const names = smp.pairs.map(([k]) => k);
       expect(names[0]).toBe('instance_id');
       expect(names[names.length - 1]).toBe('env');
       expect(names.length).toBeLessThanOrEqual(3);
@@ -177,32 +181,32 @@ describe.each(OK_IDS)('instance %s: every aggregate equals the truth', (id) => {
   });
 
   test('instance success 1', () => {
-    expect(value(samples, 'cloud_session_exporter_instance_success', { job_name: 'redis', instance_id: id })).toBe(1);
-    expect(value(samples, 'cloud_session_exporter_instance_last_success_timestamp_seconds', { job_name: 'redis', instance_id: id })).toBeGreaterThan(0);
+    expect(samples.value('cloud_session_exporter_instance_success', { job_name: 'redis', instance_id: id })).toBe(1);
+    expect(samples.value('cloud_session_exporter_instance_last_success_timestamp_seconds', { job_name: 'redis', instance_id: id })).toBeGreaterThan(0);
   });
 });
 
 describe('failing instances fail alone', () => {
   test.each(FAIL_IDS)('%s: instance success 0 and no Redis series', (id) => {
-    expect(value(samples, 'cloud_session_exporter_instance_success', { job_name: 'redis', instance_id: id })).toBe(0);
-    expect(samples.filter((s) => s.name.startsWith('aliyun_redis_') && s.labels.some(([k, v]) => k === 'instance_id' && v === id))).toEqual([]);
+    expect(samples.value('cloud_session_exporter_instance_success', { job_name: 'redis', instance_id: id })).toBe(0);
+    expect(samples.samples.filter((s) => s.name.startsWith('aliyun_redis_') && s.labels.instance_id === id)).toEqual([]);
   });
 
   test('the job as a whole failed, yet the good instances were exported', () => {
-    expect(value(samples, 'cloud_session_exporter_job_success', { job_name: 'redis' })).toBe(0);
-    for (const id of OK_IDS) expect(value(samples, 'aliyun_redis_sessions', { instance_id: id })).toBeGreaterThan(0);
+    expect(samples.value('cloud_session_exporter_job_success', { job_name: 'redis' })).toBe(0);
+    for (const id of OK_IDS) expect(samples.value('aliyun_redis_sessions', { instance_id: id })).toBeGreaterThan(0);
   });
 
   test('one call per instance: business errors, NoPermission and InvalidParams are not retried', () => {
     const api = { account: 'main', api: 'GetRedisAllSession' };
-    expect(value(samples, 'cloud_session_exporter_api_requests_total', { ...api, code: 'OK' })).toBe(OK_IDS.length);
+    expect(samples.value('cloud_session_exporter_api_requests_total', { ...api, code: 'OK' })).toBe(OK_IDS.length);
     // Code "-1001" (string) + Success false: pop-core throws with the body's code.
-    expect(value(samples, 'cloud_session_exporter_api_requests_total', { ...api, code: '-1001' })).toBe(1);
+    expect(samples.value('cloud_session_exporter_api_requests_total', { ...api, code: '-1001' })).toBe(1);
     // Code 200 + Success false (boolean or string): pop-core passes it, the job's parser refuses it.
-    expect(value(samples, 'cloud_session_exporter_api_requests_total', { ...api, code: 'BusinessFailure' })).toBe(2);
-    expect(value(samples, 'cloud_session_exporter_api_requests_total', { ...api, code: 'NoPermission' })).toBe(1);
-    expect(value(samples, 'cloud_session_exporter_api_requests_total', { ...api, code: 'InvalidParams' })).toBe(1);
-    expect(value(samples, 'cloud_session_exporter_api_retries_total', api)).toBe(0);
+    expect(samples.value('cloud_session_exporter_api_requests_total', { ...api, code: 'BusinessFailure' })).toBe(2);
+    expect(samples.value('cloud_session_exporter_api_requests_total', { ...api, code: 'NoPermission' })).toBe(1);
+    expect(samples.value('cloud_session_exporter_api_requests_total', { ...api, code: 'InvalidParams' })).toBe(1);
+    expect(samples.value('cloud_session_exporter_api_retries_total', api)).toBe(0);
     const stats = emulator.stats().apis.GetRedisAllSession;
     expect(stats.calls).toBe(OK_IDS.length + FAIL_IDS.length);
     expect(stats.ok).toBe(OK_IDS.length);
@@ -211,12 +215,12 @@ describe('failing instances fail alone', () => {
   });
 
   test('a second run keeps the folded counter growing and the failures failing', async () => {
-    const before = value(samples, 'aliyun_redis_client_ips_folded_total', { instance_id: 'r-big' });
+    const before = samples.value('aliyun_redis_client_ips_folded_total', { instance_id: 'r-big' })!;
     await app.runAllNow();
-    const again = parseExposition(await scrape(app));
-    expect(value(again, 'aliyun_redis_client_ips_folded_total', { instance_id: 'r-big' })).toBe(before * 2);
-    expect(value(again, 'cloud_session_exporter_instance_success', { job_name: 'redis', instance_id: 'r-noperm' })).toBe(0);
-    expect(value(again, 'cloud_session_exporter_instance_success', { job_name: 'redis', instance_id: 'r-big' })).toBe(1);
+    const again = parseExposition(await scrapeApp(app));
+    expect(again.value('aliyun_redis_client_ips_folded_total', { instance_id: 'r-big' })).toBe(before * 2);
+    expect(again.value('cloud_session_exporter_instance_success', { job_name: 'redis', instance_id: 'r-noperm' })).toBe(0);
+    expect(again.value('cloud_session_exporter_instance_success', { job_name: 'redis', instance_id: 'r-big' })).toBe(1);
     expect(emulator.stats().apis.GetRedisAllSession.calls).toBe(2 * (OK_IDS.length + FAIL_IDS.length));
   });
 });

@@ -3,10 +3,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { ConfigError, parseConfig } from '../../src/config/load';
-import { JOB_TYPES } from '../../src/apis';
-import { buildQuotaPlan, formatQuotaPlan } from '../../src/core/quota-plan';
-import { tempDir } from '../helpers/harness';
+import { ConfigError, parseConfig } from '../../../src/config/load';
+import { JOB_TYPES } from '../../../src/apis';
+import { buildQuotaPlan, formatQuotaPlan } from '../../../src/core/quota-plan';
+import { tempDir } from '../../helpers/harness';
 
 const ENV = { ALIBABA_CLOUD_ACCESS_KEY_ID: 'LTAI-example', AK: 'LTAI-example', SK: 'example-secret' };
 
@@ -35,7 +35,7 @@ describe('aliyun_mqtt_probe configuration', () => {
   test('config/examples/aliyun-mqtt-probe.yml is valid; --config.check shows one billed SendMessage per run as messages per day', () => {
     const dir = tempDir();
     fs.writeFileSync(path.join(dir, 'secret'), 'example-secret\n');
-    const text = fs.readFileSync(path.join(__dirname, '..', '..', 'config', 'examples', 'aliyun-mqtt-probe.yml'), 'utf8').replace('/run/secrets/aliyun_access_key_secret', path.join(dir, 'secret'));
+    const text = fs.readFileSync(path.join(__dirname, '..', '..', '..', 'config', 'examples', 'aliyun-mqtt-probe.yml'), 'utf8').replace('/run/secrets/aliyun_access_key_secret', path.join(dir, 'secret'));
     const cfg = parseConfig(text, path.join(dir, 'probe.yml'), { env: ENV, jobTypes: JOB_TYPES });
     const plan = buildQuotaPlan(cfg, JOB_TYPES);
     expect(plan.rows.map((r) => [r.job, r.api, r.qps, r.callsPerRun, r.messagesPerDay])).toEqual([

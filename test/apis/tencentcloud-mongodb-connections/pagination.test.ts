@@ -1,26 +1,26 @@
 // Pagination under change: pages that move during the walk (emulator), and a lying server (scripted transport)
 // that must never make the walk loop, duplicate a series or report an inconsistent walk as complete.
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { createApp } from '../../src/core/app';
-import type { CallRequest, CloudTransport } from '../../src/cloud/transport';
-import { parseConfig } from '../../src/config/load';
-import { JOB_TYPES } from '../../src/apis';
-import { walkPages } from '../../src/apis/tencentcloud-mongodb-connections/walk';
-import type { ClientRecord, Page } from '../../src/apis/tencentcloud-mongodb-connections/parse';
-import { createLogger } from '../../src/util/log';
-import { snapshotExposition } from '../../src/metrics/exposition';
-import { Metrics, SCENARIO_CREDENTIALS, exporterConfigYaml, parseExposition, startHarness, type Harness } from './harness';
+import { createApp } from '../../../src/core/app';
+import type { CallRequest, CloudTransport } from '../../../src/cloud/transport';
+import { parseConfig } from '../../../src/config/load';
+import { JOB_TYPES } from '../../../src/apis';
+import { walkPages } from '../../../src/apis/tencentcloud-mongodb-connections/walk';
+import type { ClientRecord, Page } from '../../../src/apis/tencentcloud-mongodb-connections/parse';
+import { createLogger } from '../../../src/util/log';
+import { snapshotExposition } from '../../../src/metrics/exposition';
+import { Scrape, SCENARIO_CREDENTIALS, exporterConfigYaml, parseExposition, startHarness, type Harness } from './harness';
 
 const rec = (i: number, count = 1 + (i % 7)): ClientRecord => ({ ip: `10.0.${i >> 8}.${i & 255}`, count, internal: i % 3 === 0 });
 
-function expectNoDuplicateSeries(m: Metrics): void {
+function expectNoDuplicateSeries(m: Scrape): void {
   const keys = m.samples.map((s) => `${s.name}{${s.rawLabels}}`);
   expect(new Set(keys).size).toBe(keys.length);
 }
 
 describe('pages that change mid-walk (emulator mutate_between_pages)', () => {
   let h: Harness;
-  let m: Metrics;
+  let m: Scrape;
   const modes = ['insert_front', 'remove_front', 'append'] as const;
   beforeAll(async () => {
     const instances = [
@@ -136,7 +136,7 @@ class ScriptedTransport implements CloudTransport {
   }
 }
 
-async function runWithTransport(transport: CloudTransport, maxClientIps = 100_000): Promise<{ m: Metrics; logs: string[] }> {
+async function runWithTransport(transport: CloudTransport, maxClientIps = 100_000): Promise<{ m: Scrape; logs: string[] }> {
   const logs: string[] = [];
   const config = parseConfig(exporterConfigYaml('https://mongodb.internal.tencentcloudapi.com', { instanceIds: ['cmgo-scripted'], maxClientIps }), 'x.yml', {
     env: { TC_ID: 'AKIDscripted', TC_KEY: 'scripted-key-123', TC_TOKEN: 'scripted-token-123' },
@@ -145,7 +145,7 @@ async function runWithTransport(transport: CloudTransport, maxClientIps = 100_00
   const app = createApp(config, { jobTypes: JOB_TYPES, logger: createLogger({ format: 'json', write: (l) => logs.push(l) }), processMetrics: false, transports: { tencentcloud: () => transport } });
   try {
     await app.runAllNow();
-    return { m: new Metrics(parseExposition([...snapshotExposition(await app.metrics.registry.metrics(), app.store)].join(''))), logs };
+    return { m: parseExposition(([...snapshotExposition(await app.metrics.registry.metrics(), app.store)].join(''))), logs };
   } finally {
     await app.stop(0);
   }

@@ -1,7 +1,7 @@
 // Failure paths against the emulator with the real Tencent SDK: signature and timestamp rejection (never retried),
 // the documented error codes, unsupported instances next to working ones, throttling and other retried failures.
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { ACCOUNT, API, SCENARIO_CREDENTIALS, SECRET_ID, SECRET_KEY, TOKEN, startHarness, type Harness, type Metrics } from './harness';
+import { ACCOUNT, API, SCENARIO_CREDENTIALS, SECRET_ID, SECRET_KEY, TOKEN, startHarness, type Harness, type Scrape } from './harness';
 
 const OK = 'cmgo-ok000001';
 const BIG = 'cmgo-big00001';
@@ -17,7 +17,7 @@ async function truthOf(h: Harness, id: string): Promise<Array<{ IP: string; Coun
   return ((await res.json()) as { mongodb: Record<string, { Clients: Array<{ IP: string; Count: number; InternalService: boolean }> }> }).mongodb[id].Clients;
 }
 
-function expectEqualsTruth(m: Metrics, id: string, truth: Array<{ IP: string; Count: number; InternalService: boolean }>): void {
+function expectEqualsTruth(m: Scrape, id: string, truth: Array<{ IP: string; Count: number; InternalService: boolean }>): void {
   const series = m.all('tencentcloud_mongodb_client_connections', { instance_id: id });
   expect(series.length).toBe(truth.length);
   const byIp = new Map(series.map((s) => [s.labels.client_ip, s]));
@@ -71,7 +71,7 @@ describe('authentication failures are final: one call, no retry', () => {
 
 describe('documented error codes; unsupported instances next to working ones', () => {
   let h: Harness;
-  let m: Metrics;
+  let m: Scrape;
   const unsupported = {
     'cmgo-oldver01': 'InvalidParameterValue.MongoVersionNotSupportQueryClient',
     'cmgo-proxy001': 'InvalidParameterValue.ProxyNotSupportQueryClient',

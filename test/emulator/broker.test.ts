@@ -3,13 +3,13 @@
 import { mqttOf } from '../../emulator/apis/mqtt';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterEach, describe, expect, test } from 'vitest';
-import { ALIYUN, appFromYaml, emulator, parseExposition, valueOf, type TestApp, truthOf } from '../helpers/harness';
+import { ALIYUN, appFromYaml, emulator, parseExposition, type TestApp, truthOf } from '../helpers/harness';
 import { connectDevices, type DeviceClients } from '../../emulator/broker/devices';
 import { signatureCredentials } from '../../emulator/broker/auth';
 import { ScenarioError } from '../../emulator/core/scenario';
 import { normalizeScenario } from '../../emulator/scenario';
 import type { Emulator } from '../../emulator/server';
-import { ENV, INSTANCE, probeScenario, waitFor } from './probe-helpers';
+import { ENV, INSTANCE, probeScenario, waitFor } from '../apis/aliyun-mqtt-probe/helpers';
 
 const OTHER = 'post-cn-probe0002';
 let emu: Emulator | undefined;
@@ -141,7 +141,7 @@ jobs:
 `,
       ENV,
     );
-    const online = (text: string, id: string) => valueOf(parseExposition(text), 'aliyun_mqtt_client_online', { instance_id: INSTANCE, client_id: id });
+    const online = (text: string, id: string) => parseExposition(text).value('aliyun_mqtt_client_online', { instance_id: INSTANCE, client_id: id });
     await t.app.runAllNow();
     let text = await t.scrape();
     expect(ids.map((id) => online(text, id))).toEqual([1, 1, 1, 0]);
@@ -151,6 +151,6 @@ jobs:
     await t.app.runAllNow();
     text = await t.scrape();
     expect(ids.map((id) => online(text, id))).toEqual([1, 0, 1, 0]);
-    expect(valueOf(parseExposition(text), 'aliyun_mqtt_clients', { instance_id: INSTANCE, group_id: 'GID_sensor', state: 'online' })).toBe(2);
+    expect(parseExposition(text).value('aliyun_mqtt_clients', { instance_id: INSTANCE, group_id: 'GID_sensor', state: 'online' })).toBe(2);
   });
 });

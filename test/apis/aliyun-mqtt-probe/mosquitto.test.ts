@@ -1,17 +1,17 @@
 // The probe's subscriber against a broker not written in JavaScript: our own Mosquitto on a free port with password
 // auth (the ApsaraMQ Signature username/password pair registered with mosquitto_passwd). SendMessage calls reach the
 // emulator; its onSendMessage hook republishes them to Mosquitto with mqtt.js, as the cloud would deliver them.
-import { mqttOf } from '../../emulator/apis/mqtt';
+import { mqttOf } from '../../../emulator/apis/mqtt';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { canConnect, freePort } from '../helpers/servers';
-import { ALIYUN, appFromYaml, emulator, tempDir, type SentMessageEvent, type TestApp } from '../helpers/harness';
-import { signatureCredentials } from '../../emulator/broker/auth';
-import type { Emulator } from '../../emulator/server';
-import { ENV, INSTANCE, TOPIC, metric, probeConfig, probeScenario, waitFor } from './probe-helpers';
+import { canConnect, freePort } from '../../helpers/servers';
+import { ALIYUN, appFromYaml, emulator, tempDir, type SentMessageEvent, type TestApp } from '../../helpers/harness';
+import { signatureCredentials } from '../../../emulator/broker/auth';
+import type { Emulator } from '../../../emulator/server';
+import { ENV, INSTANCE, TOPIC, metric, probeConfig, probeScenario, waitFor } from './helpers';
 
 const MOSQUITTO = '/usr/sbin/mosquitto';
 const CLIENT_ID = 'GID_probe@@@mosq-1';

@@ -2,11 +2,12 @@
 // (one subscribed, one inside MULTI, one blocked in BLPOP), and watches them appear in the metrics and go away.
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
-import type { App } from '../../src/core/app';
-import { startEmulator, type Emulator } from '../../emulator/server';
-import { parseScenario } from '../../emulator/scenario';
-import { startRedisServer, type RedisServer } from '../helpers/servers';
-import { byLabel, makeApp, parseExposition, scrape, value, type Sample } from './helpers';
+import type { App } from '../../../src/core/app';
+import { startEmulator, type Emulator } from '../../../emulator/server';
+import { parseScenario } from '../../../emulator/scenario';
+import { startRedisServer, type RedisServer } from '../../helpers/servers';
+import { appFromYaml, scrapeApp } from '../../helpers/harness';
+import { parseExposition, type Scrape } from '../../helpers/exposition';
 
 const INSTANCE = 'r-real-redis';
 
@@ -74,9 +75,9 @@ async function clientList(): Promise<string> {
   return control.send(['CLIENT', 'LIST'], 'id=');
 }
 
-async function poll(): Promise<Sample[]> {
+async function poll(): Promise<Scrape> {
   await app.runAllNow();
-  return parseExposition(await scrape(app));
+  return parseExposition(await scrapeApp(app));
 }
 
 beforeAll(async () => {
@@ -104,7 +105,7 @@ redis:
     ),
     port: 0,
   });
-  ({ app } = makeApp(
+  ({ app } = appFromYaml(
     `
 accounts:
   - {name: main, provider: aliyun, access_key_id: LTAI-real-redis, access_key_secret: real-redis-secret}
@@ -116,7 +117,7 @@ jobs:
     endpoint: \${EMULATOR_URL}
     instance_ids: [${INSTANCE}]
 `,
-    { env: { EMULATOR_URL: emulator.url } },
+    { EMULATOR_URL: emulator.url },
   ));
 });
 
@@ -134,12 +135,12 @@ describe('a real-Redis-backed instance', () => {
 
   test('connections the test opens appear in the metrics, and disappear once closed', async () => {
     const base = await poll();
-    expect(value(base, 'cloud_session_exporter_instance_success', { job_name: 'redis-real', instance_id: INSTANCE })).toBe(1);
-    const baseSessions = value(base, 'aliyun_redis_sessions', m);
+    expect(base.value('cloud_session_exporter_instance_success', { job_name: 'redis-real', instance_id: INSTANCE })).toBe(1);
+    const baseSessions = base.value('aliyun_redis_sessions', m)!;
     expect(baseSessions).toBeGreaterThanOrEqual(1); // the control connection
-    const basePubsub = value(base, 'aliyun_redis_pubsub_sessions', m);
-    const baseMulti = value(base, 'aliyun_redis_multi_sessions', m);
-    const baseBlocked = value(base, 'aliyun_redis_blocked_sessions', m);
+    const basePubsub = base.value('aliyun_redis_pubsub_sessions', m)!;
+    const baseMulti = base.value('aliyun_redis_multi_sessions', m)!;
+    const baseBlocked = base.value('aliyun_redis_blocked_sessions', m)!;
 
     for (let i = 0; i < N; i++) {
       const c = await RawRedis.connect(redisPort);
@@ -153,28 +154,28 @@ describe('a real-Redis-backed instance', () => {
     await vi.waitFor(async () => expect(await clientList()).toMatch(/name=session-3 .*flags=b/), { timeout: 5000, interval: 50 });
 
     const during = await poll();
-    expect(value(during, 'aliyun_redis_sessions', m)).toBe(baseSessions + N);
-    expect(value(during, 'aliyun_redis_listed_sessions', m)).toBe(baseSessions + N);
-    expect(value(during, 'aliyun_redis_pubsub_sessions', m)).toBe(basePubsub + 1);
-    expect(value(during, 'aliyun_redis_multi_sessions', m)).toBe(baseMulti + 1);
-    expect(value(during, 'aliyun_redis_blocked_sessions', m)).toBe(baseBlocked + 1);
-    expect(byLabel(during, 'aliyun_redis_client_sessions', 'client_ip', m)).toEqual(new Map([['127.0.0.1', baseSessions + N]]));
-    expect(byLabel(during, 'aliyun_redis_node_sessions', 'node_id', m)).toEqual(new Map([[`${INSTANCE}-db-0`, baseSessions + N]]));
-    const commands = byLabel(during, 'aliyun_redis_command_sessions', 'command', m);
+    expect(during.value('aliyun_redis_sessions', m)).toBe(baseSessions + N);
+    expect(during.value('aliyun_redis_listed_sessions', m)).toBe(baseSessions + N);
+    expect(during.value('aliyun_redis_pubsub_sessions', m)).toBe(basePubsub + 1);
+    expect(during.value('aliyun_redis_multi_sessions', m)).toBe(baseMulti + 1);
+    expect(during.value('aliyun_redis_blocked_sessions', m)).toBe(baseBlocked + 1);
+    expect(during.byLabel('aliyun_redis_client_sessions', 'client_ip', m)).toEqual(new Map([['127.0.0.1', baseSessions + N]]));
+    expect(during.byLabel('aliyun_redis_node_sessions', 'node_id', m)).toEqual(new Map([[`${INSTANCE}-db-0`, baseSessions + N]]));
+    const commands = during.byLabel('aliyun_redis_command_sessions', 'command', m);
     expect(commands.get('blpop')).toBe(1);
     expect(commands.get('subscribe')).toBe(1);
-    expect(value(during, 'aliyun_redis_oldest_session_age_seconds', m)).toBeGreaterThanOrEqual(0);
-    expect(value(during, 'aliyun_redis_client_query_buffer_bytes', { ...m, client_ip: '127.0.0.1' })).toBeGreaterThanOrEqual(0);
+    expect(during.value('aliyun_redis_oldest_session_age_seconds', m)).toBeGreaterThanOrEqual(0);
+    expect(during.value('aliyun_redis_client_query_buffer_bytes', { ...m, client_ip: '127.0.0.1' })).toBeGreaterThanOrEqual(0);
 
     for (const c of opened.splice(0)) await c.close();
     await vi.waitFor(async () => expect(await clientList()).not.toMatch(/name=session-/), { timeout: 5000, interval: 50 });
 
     const after = await poll();
-    expect(value(after, 'aliyun_redis_sessions', m)).toBe(baseSessions);
-    expect(value(after, 'aliyun_redis_pubsub_sessions', m)).toBe(basePubsub);
-    expect(value(after, 'aliyun_redis_multi_sessions', m)).toBe(baseMulti);
-    expect(value(after, 'aliyun_redis_blocked_sessions', m)).toBe(baseBlocked);
-    expect(byLabel(after, 'aliyun_redis_command_sessions', 'command', m).has('blpop')).toBe(false);
-    expect(value(after, 'cloud_session_exporter_instance_success', { job_name: 'redis-real', instance_id: INSTANCE })).toBe(1);
+    expect(after.value('aliyun_redis_sessions', m)).toBe(baseSessions);
+    expect(after.value('aliyun_redis_pubsub_sessions', m)).toBe(basePubsub);
+    expect(after.value('aliyun_redis_multi_sessions', m)).toBe(baseMulti);
+    expect(after.value('aliyun_redis_blocked_sessions', m)).toBe(baseBlocked);
+    expect(after.byLabel('aliyun_redis_command_sessions', 'command', m).has('blpop')).toBe(false);
+    expect(after.value('cloud_session_exporter_instance_success', { job_name: 'redis-real', instance_id: INSTANCE })).toBe(1);
   });
 });

@@ -2,8 +2,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { createLogger } from '../../src/util/log';
-import { InventoryLoader } from '../../src/apis/aliyun-mqtt-sessions/inventory';
+import { createLogger } from '../../../src/util/log';
+import { InventoryLoader } from '../../../src/apis/aliyun-mqtt-sessions/inventory';
 
 const logger = createLogger({ level: 'error' });
 

@@ -1,14 +1,15 @@
 // Test harness: the emulator (Tencent side) plus an exporter app with a tencentcloud_mongodb_connections job,
 // talking over HTTP on 127.0.0.1 through the real Tencent SDK; metrics are read from the exposition text.
 import YAML from 'yaml';
-import { createApp, type App } from '../../src/core/app';
-import { parseConfig } from '../../src/config/load';
-import { JOB_TYPES } from '../../src/apis';
-import { createLogger } from '../../src/util/log';
-import { startEmulator, type Emulator, type EmulatorOptions } from '../../emulator/server';
-import { parseScenario } from '../../emulator/scenario';
-import type { EmulatorStats } from '../../emulator/core/stats';
-import { emulatorProcess, truthOf, type Truth } from '../helpers/harness';
+import { createApp, type App } from '../../../src/core/app';
+import { parseConfig } from '../../../src/config/load';
+import { JOB_TYPES } from '../../../src/apis';
+import { createLogger } from '../../../src/util/log';
+import { startEmulator, type Emulator, type EmulatorOptions } from '../../../emulator/server';
+import { parseScenario } from '../../../emulator/scenario';
+import type { EmulatorStats } from '../../../emulator/core/stats';
+import { emulatorProcess, truthOf, type Truth } from '../../helpers/harness';
+import { parseExposition, type Scrape } from '../../helpers/exposition';
 
 export const SECRET_ID = 'AKIDmongoTest0000000000000001';
 export const SECRET_KEY = 'tcSecretKey-d0-not-leak-7f3a9c';
@@ -26,51 +27,7 @@ credentials:
     token: ${TOKEN}
 `;
 
-export interface Sample {
-  name: string;
-  labels: Record<string, string>;
-  value: number;
-  /** The raw text inside the braces, to check label order. */
-  rawLabels: string;
-}
-
-export function parseExposition(text: string): Sample[] {
-  const out: Sample[] = [];
-  for (const line of text.split('\n')) {
-    if (!line || line.startsWith('#')) continue;
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!m) throw new Error(`unparseable exposition line: ${line}`);
-    const labels: Record<string, string> = {};
-    const re = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g;
-    let l: RegExpExecArray | null;
-    while ((l = re.exec(m[2] ?? '')) !== null) labels[l[1]] = l[2].replace(/\\"/g, '"').replace(/\\n/g, '\n').replace(/\\\\/g, '\\');
-    out.push({ name: m[1], labels, value: Number(m[3]), rawLabels: m[2] ?? '' });
-  }
-  return out;
-}
-
-export class Metrics {
-  constructor(readonly samples: Sample[]) {}
-
-  all(name: string, match: Record<string, string> = {}): Sample[] {
-    return this.samples.filter((s) => s.name === name && Object.entries(match).every(([k, v]) => s.labels[k] === v));
-  }
-
-  /** The single sample matching, or undefined; throws if several match. */
-  one(name: string, match: Record<string, string> = {}): Sample | undefined {
-    const found = this.all(name, match);
-    if (found.length > 1) throw new Error(`${found.length} samples of ${name} match ${JSON.stringify(match)}`);
-    return found[0];
-  }
-
-  value(name: string, match: Record<string, string> = {}): number | undefined {
-    return this.one(name, match)?.value;
-  }
-
-  sum(name: string, match: Record<string, string> = {}): number {
-    return this.all(name, match).reduce((a, s) => a + s.value, 0);
-  }
-}
+export { parseExposition, type Scrape } from '../../helpers/exposition';
 
 export interface JobOptions {
   instanceIds: string[];
@@ -101,8 +58,8 @@ export interface Harness {
   emu: EmulatorHandle;
   app: App;
   logs: string[];
-  run(): Promise<Metrics>;
-  metrics(): Promise<Metrics>;
+  run(): Promise<Scrape>;
+  metrics(): Promise<Scrape>;
   close(): Promise<void>;
 }
 
@@ -156,7 +113,7 @@ export async function startHarness(scenarioYaml: string, o: JobOptions, emuOpts:
   });
   const logger = createLogger({ level: 'debug', format: 'json', write: (line) => logs.push(line) });
   const app = createApp(config, { jobTypes: JOB_TYPES, logger, processMetrics: false });
-  const metrics = async () => new Metrics(parseExposition([...(await app.exposition())].join('')));
+  const metrics = async () => parseExposition(([...(await app.exposition())].join('')));
   return {
     emu,
     app,

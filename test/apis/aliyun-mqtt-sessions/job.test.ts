@@ -1,10 +1,10 @@
 // aliyun_mqtt_sessions against the emulator with the real pop-core: exact values, rate windows, faults.
-import { mqttOf } from '../../emulator/apis/mqtt';
+import { mqttOf } from '../../../emulator/apis/mqtt';
 import fs from 'node:fs';
 import { afterEach, describe, expect, test } from 'vitest';
-import { ALIYUN, appFromYaml, emulator, parseExposition, seriesOf, tempDir, valueOf, type TestApp } from '../helpers/harness';
-import type { Emulator } from '../../emulator/server';
-import { INSTANCE, ENV, config, inventoryFile, scenario } from '../helpers/mqtt-fixtures';
+import { ALIYUN, appFromYaml, emulator, parseExposition, seriesOf, tempDir, type TestApp } from '../../helpers/harness';
+import type { Emulator } from '../../../emulator/server';
+import { INSTANCE, ENV, config, inventoryFile, scenario } from './fixtures';
 
 let emu: Emulator | undefined;
 let t: TestApp | undefined;
@@ -30,9 +30,9 @@ describe('aliyun_mqtt_sessions', () => {
     fs.writeFileSync(file, Object.keys(truth).filter((id) => id !== ids[10]).join('\n'));
     await t.app.runAllNow();
     const m = parseExposition(await t.scrape());
-    expect(valueOf(m, 'aliyun_mqtt_client_transitions_total', { group_id: 'GID_sensor', to: 'online' })).toBe(wentOnline);
-    expect(valueOf(m, 'aliyun_mqtt_client_transitions_total', { group_id: 'GID_sensor', to: 'offline' })).toBe(3 - wentOnline);
-    expect(valueOf(m, 'aliyun_mqtt_client_online', { client_id: flipped[0] })).toBe(truth[flipped[0]] ? 0 : 1);
+    expect(m.value('aliyun_mqtt_client_transitions_total', { group_id: 'GID_sensor', to: 'online' })).toBe(wentOnline);
+    expect(m.value('aliyun_mqtt_client_transitions_total', { group_id: 'GID_sensor', to: 'offline' })).toBe(3 - wentOnline);
+    expect(m.value('aliyun_mqtt_client_online', { client_id: flipped[0] })).toBe(truth[flipped[0]] ? 0 : 1);
     expect(seriesOf(m, 'aliyun_mqtt_client_online', { client_id: ids[10] })).toHaveLength(0);
     expect(seriesOf(m, 'aliyun_mqtt_client_online')).toHaveLength(39);
   });
@@ -46,9 +46,9 @@ describe('aliyun_mqtt_sessions', () => {
     await t.app.runAllNow();
     await t.app.runAllNow();
     const m = parseExposition(await t.scrape());
-    expect(valueOf(m, 'cloud_session_exporter_inventory_invalid_entries', { job_name: 'fleet' })).toBe(5);
-    expect(valueOf(m, 'cloud_session_exporter_inventory_entries', { job_name: 'fleet' })).toBe(10);
-    expect(valueOf(m, 'cloud_session_exporter_job_success', { job_name: 'fleet' })).toBe(1);
+    expect(m.value('cloud_session_exporter_inventory_invalid_entries', { job_name: 'fleet' })).toBe(5);
+    expect(m.value('cloud_session_exporter_inventory_entries', { job_name: 'fleet' })).toBe(10);
+    expect(m.value('cloud_session_exporter_job_success', { job_name: 'fleet' })).toBe(1);
     const warnings = t.logs.filter((l) => l.includes('skipping invalid client ID'));
     expect(warnings).toHaveLength(5);
     expect(warnings.some((l) => l.includes('devices.txt:'))).toBe(true);
@@ -60,9 +60,9 @@ describe('aliyun_mqtt_sessions', () => {
     await t.app.runAllNow();
     const text = await t.scrape();
     const m = parseExposition(text);
-    expect(valueOf(m, 'cloud_session_exporter_api_requests_total', { code: 'SignatureDoesNotMatch' })).toBe(1);
-    expect(valueOf(m, 'cloud_session_exporter_job_success', { job_name: 'fleet' })).toBe(0);
-    expect(valueOf(m, 'cloud_session_exporter_instance_success', { instance_id: INSTANCE })).toBe(0);
+    expect(m.value('cloud_session_exporter_api_requests_total', { code: 'SignatureDoesNotMatch' })).toBe(1);
+    expect(m.value('cloud_session_exporter_job_success', { job_name: 'fleet' })).toBe(0);
+    expect(m.value('cloud_session_exporter_instance_success', { instance_id: INSTANCE })).toBe(0);
     expect(emu.stats().apis.BatchQuerySessionByClientIds.signature_failures).toEqual({ SignatureDoesNotMatch: 1 });
     const all = t.logs.join('') + text;
     expect(all).toContain('SignatureDoesNotMatch');
@@ -86,8 +86,8 @@ describe('aliyun_mqtt_sessions', () => {
     t = appFromYaml(config(emu.url, { ids: ['GID_sensor@@@dev-000001'] }).replace(`instance_id: ${INSTANCE}`, 'instance_id: post-cn-nope'), ENV);
     await t.app.runAllNow();
     const m = parseExposition(await t.scrape());
-    expect(valueOf(m, 'cloud_session_exporter_api_requests_total', { code: 'InstancePermissionCheckFailed' })).toBe(1);
-    expect(valueOf(m, 'cloud_session_exporter_api_retries_total', { api: 'BatchQuerySessionByClientIds' })).toBe(0);
+    expect(m.value('cloud_session_exporter_api_requests_total', { code: 'InstancePermissionCheckFailed' })).toBe(1);
+    expect(m.value('cloud_session_exporter_api_retries_total', { api: 'BatchQuerySessionByClientIds' })).toBe(0);
   });
 
   test('throttling by the cloud is retried with backoff and the result is still exact', async () => {
@@ -97,9 +97,9 @@ describe('aliyun_mqtt_sessions', () => {
     t = appFromYaml(config(emu.url, { file }), ENV, {}, dir);
     await t.app.runAllNow();
     const m = parseExposition(await t.scrape());
-    expect(valueOf(m, 'cloud_session_exporter_api_throttled_total', { api: 'BatchQuerySessionByClientIds' })).toBeGreaterThan(0);
-    expect(valueOf(m, 'cloud_session_exporter_api_retries_total', { api: 'BatchQuerySessionByClientIds' })).toBeGreaterThan(0);
-    expect(valueOf(m, 'cloud_session_exporter_job_success', { job_name: 'fleet' })).toBe(1);
+    expect(m.value('cloud_session_exporter_api_throttled_total', { api: 'BatchQuerySessionByClientIds' })).toBeGreaterThan(0);
+    expect(m.value('cloud_session_exporter_api_retries_total', { api: 'BatchQuerySessionByClientIds' })).toBeGreaterThan(0);
+    expect(m.value('cloud_session_exporter_job_success', { job_name: 'fleet' })).toBe(1);
     for (const [labels, value] of seriesOf(m, 'aliyun_mqtt_client_online')) expect(value).toBe(truth[labels.client_id] ? 1 : 0);
   });
 
@@ -115,10 +115,10 @@ describe('aliyun_mqtt_sessions', () => {
     t = appFromYaml(yaml, ENV, {}, dir);
     await t.app.runAllNow();
     const m = parseExposition(await t.scrape());
-    expect(valueOf(m, 'cloud_session_exporter_job_success', { job_name: 'fleet' }), (await t.scrape()).split('\n').filter((l) => /api_(requests|retries)_total\{/.test(l)).join('\n')).toBe(1);
-    expect(valueOf(m, 'cloud_session_exporter_api_requests_total', { code: 'Timeout' })).toBeGreaterThan(0);
-    expect(valueOf(m, 'cloud_session_exporter_api_requests_total', { code: 'MalformedResponse' })).toBeGreaterThan(0);
-    expect(valueOf(m, 'cloud_session_exporter_api_requests_total', { code: 'InternalError' })).toBeGreaterThan(0);
+    expect(m.value('cloud_session_exporter_job_success', { job_name: 'fleet' }), (await t.scrape()).split('\n').filter((l) => /api_(requests|retries)_total\{/.test(l)).join('\n')).toBe(1);
+    expect(m.value('cloud_session_exporter_api_requests_total', { code: 'Timeout' })).toBeGreaterThan(0);
+    expect(m.value('cloud_session_exporter_api_requests_total', { code: 'MalformedResponse' })).toBeGreaterThan(0);
+    expect(m.value('cloud_session_exporter_api_requests_total', { code: 'InternalError' })).toBeGreaterThan(0);
     for (const [labels, value] of seriesOf(m, 'aliyun_mqtt_client_online')) expect(value).toBe(truth[labels.client_id] ? 1 : 0);
   });
 
@@ -129,8 +129,8 @@ describe('aliyun_mqtt_sessions', () => {
     emu.setFaults({ BatchQuerySessionByClientIds: { malformed_rate: 1 } });
     await t.app.runAllNow();
     const m = parseExposition(await t.scrape());
-    expect(valueOf(m, 'cloud_session_exporter_job_success', { job_name: 'fleet' })).toBe(0);
-    expect(valueOf(m, 'cloud_session_exporter_api_requests_total', { code: 'MalformedResponse' })).toBeGreaterThan(0);
+    expect(m.value('cloud_session_exporter_job_success', { job_name: 'fleet' })).toBe(0);
+    expect(m.value('cloud_session_exporter_api_requests_total', { code: 'MalformedResponse' })).toBeGreaterThan(0);
     expect(seriesOf(m, 'aliyun_mqtt_client_online')).toHaveLength(1);
   });
 
@@ -143,7 +143,7 @@ describe('aliyun_mqtt_sessions', () => {
     t = appFromYaml(config(emu.url, { file }), ENV, {}, dir);
     await t.app.runAllNow();
     const m = parseExposition(await t.scrape());
-    expect(valueOf(m, 'cloud_session_exporter_job_success', { job_name: 'fleet' })).toBe(1);
+    expect(m.value('cloud_session_exporter_job_success', { job_name: 'fleet' })).toBe(1);
     expect(emu.stats().apis.QuerySessionByClientId.calls).toBe(30);
     for (const [labels, value] of seriesOf(m, 'aliyun_mqtt_client_online')) expect(value).toBe(truth[labels.client_id] ? 1 : 0);
   });

@@ -1,7 +1,7 @@
 // tencentcloud_mongodb_connections against the emulator with the real Tencent SDK: values equal the emulator's truth,
 // the cardinality cap keeps sums exact, and the 5 calls/s limit is never exceeded.
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { ACCOUNT, API, SCENARIO_CREDENTIALS, SECRET_KEY, TOKEN, startHarness, type Harness, type Metrics } from './harness';
+import { ACCOUNT, API, SCENARIO_CREDENTIALS, SECRET_KEY, TOKEN, startHarness, type Harness, type Scrape } from './harness';
 
 const BIG = 'cmgo-big00001';
 const SMALL = 'cmgo-small001';
@@ -33,7 +33,7 @@ async function truthOf(h: Harness): Promise<Record<string, { TotalCount: number;
   return ((await res.json()) as { mongodb: Record<string, { TotalCount: number; Clients: TruthClients }> }).mongodb;
 }
 
-function expectNoDuplicateSeries(m: Metrics): void {
+function expectNoDuplicateSeries(m: Scrape): void {
   const keys = m.samples.map((s) => `${s.name}{${s.rawLabels}}`);
   expect(new Set(keys).size).toBe(keys.length);
 }
@@ -41,7 +41,7 @@ function expectNoDuplicateSeries(m: Metrics): void {
 // The emulator runs in its own process wherever a test asserts the cloud's 1-second windows (see harness.ts).
 describe('healthy scenario, cap high enough to keep every IP', () => {
   let h: Harness;
-  let m: Metrics;
+  let m: Scrape;
   beforeAll(async () => {
     h = await startHarness(SCENARIO, { instanceIds: [BIG, SMALL], maxClientIps: 5000 }, { ownProcess: true });
     m = await h.run();

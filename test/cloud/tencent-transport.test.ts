@@ -10,7 +10,7 @@ import { JOB_TYPES } from '../../src/apis';
 import { tencentcloudMongodbConnections } from '../../src/apis/tencentcloud-mongodb-connections';
 import { buildQuotaPlan } from '../../src/core/quota-plan';
 import { registerSecret } from '../../src/util/redact';
-import { exporterConfigYaml } from './harness';
+import { exporterConfigYaml } from '../apis/tencentcloud-mongodb-connections/harness';
 
 interface Seen {
   headers: http.IncomingHttpHeaders;

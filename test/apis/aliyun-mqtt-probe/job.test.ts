@@ -1,12 +1,12 @@
 // aliyun_mqtt_probe against the emulator with the real pop-core and the emulator's embedded MQTT broker: success,
 // latencies, drops, delays, a killed connection, wrong credentials, API-only mode and SendMessage errors.
-import { mqttOf } from '../../emulator/apis/mqtt';
+import { mqttOf } from '../../../emulator/apis/mqtt';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { afterEach, describe, expect, test } from 'vitest';
-import { ALIYUN, appFromYaml, emulator, type TestApp } from '../helpers/harness';
-import type { Emulator } from '../../emulator/server';
-import { INSTANCE, TOPIC, ENV, buckets, metric, probeConfig, probeScenario, waitFor } from './probe-helpers';
+import { ALIYUN, appFromYaml, emulator, type TestApp } from '../../helpers/harness';
+import type { Emulator } from '../../../emulator/server';
+import { INSTANCE, TOPIC, ENV, buckets, metric, probeConfig, probeScenario, waitFor } from './helpers';
 
 const CLIENT_ID = 'GID_probe@@@test-1';
 const SUBSCRIBE = (emu: Emulator, extra: Record<string, string> = {}) => ({ url: mqttOf(emu).broker!.url, group_id: 'GID_probe', device_id: 'test-1', ...extra });

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { afterEach, describe, expect, test } from 'vitest';
-import { ALIYUN, appFromYaml, emulator, emulatorProcess, parseExposition, seriesOf, tempDir, valueOf, type TestApp } from '../helpers/harness';
+import { ALIYUN, appFromYaml, emulator, emulatorProcess, parseExposition, seriesOf, tempDir, type TestApp } from '../helpers/harness';
 import type { Emulator } from '../../emulator/server';
 
 const INSTANCE = 'post-cn-life0001';
@@ -45,19 +45,19 @@ describe('exporter lifecycle', () => {
     clock += 30_000;
     await t.app.runAllNow();
     let m = parseExposition(await t.scrape());
-    expect(valueOf(m, 'cloud_session_exporter_job_success', { job_name: 'fleet' })).toBe(0);
+    expect(m.value('cloud_session_exporter_job_success', { job_name: 'fleet' })).toBe(0);
     expect(seriesOf(m, 'aliyun_mqtt_client_online')).toHaveLength(8);
-    expect(valueOf(m, 'cloud_session_exporter_job_stale', { job_name: 'fleet' })).toBe(0);
+    expect(m.value('cloud_session_exporter_job_stale', { job_name: 'fleet' })).toBe(0);
     clock += 31_000;
     m = parseExposition(await t.scrape());
     expect(seriesOf(m, 'aliyun_mqtt_client_online')).toHaveLength(0);
     expect(seriesOf(m, 'aliyun_mqtt_clients')).toHaveLength(0);
-    expect(valueOf(m, 'cloud_session_exporter_job_stale', { job_name: 'fleet' })).toBe(1);
+    expect(m.value('cloud_session_exporter_job_stale', { job_name: 'fleet' })).toBe(1);
     emu.setFaults({});
     await t.app.runAllNow();
     m = parseExposition(await t.scrape());
     expect(seriesOf(m, 'aliyun_mqtt_client_online')).toHaveLength(8);
-    expect(valueOf(m, 'cloud_session_exporter_job_stale', { job_name: 'fleet' })).toBe(0);
+    expect(m.value('cloud_session_exporter_job_stale', { job_name: 'fleet' })).toBe(0);
   });
 
   test('reload adds jobs without dropping good data; a bad file keeps the old config and sets the reload metric to 0', async () => {
@@ -68,16 +68,16 @@ describe('exporter lifecycle', () => {
     expect(await t.app.reload()).toEqual({ ok: true });
     await t.app.runner('fleet1')!.trigger();
     let m = parseExposition(await t.scrape());
-    expect(valueOf(m, 'cloud_session_exporter_config_last_reload_successful')).toBe(1);
-    expect(valueOf(m, 'cloud_session_exporter_job_success', { job_name: 'fleet' })).toBe(1);
-    expect(valueOf(m, 'cloud_session_exporter_job_success', { job_name: 'fleet1' })).toBe(1);
+    expect(m.value('cloud_session_exporter_config_last_reload_successful')).toBe(1);
+    expect(m.value('cloud_session_exporter_job_success', { job_name: 'fleet' })).toBe(1);
+    expect(m.value('cloud_session_exporter_job_success', { job_name: 'fleet1' })).toBe(1);
     fs.writeFileSync(t.configFile, yaml(emu.url).replace('region: cn-hangzhou', 'region: cn-hangzhou\n    bogus: 1'));
     const bad = await t.app.reload();
     expect(bad.ok).toBe(false);
     expect(bad.error).toMatch(/jobs\[0\]\.bogus \(line \d+\): unknown key "bogus"/);
     m = parseExposition(await t.scrape());
-    expect(valueOf(m, 'cloud_session_exporter_config_last_reload_successful')).toBe(0);
-    expect(valueOf(m, 'cloud_session_exporter_job_success', { job_name: 'fleet1' })).toBe(1);
+    expect(m.value('cloud_session_exporter_config_last_reload_successful')).toBe(0);
+    expect(m.value('cloud_session_exporter_job_success', { job_name: 'fleet1' })).toBe(1);
     // Both jobs poll the same devices; the static label keeps their series apart.
     expect(seriesOf(m, 'aliyun_mqtt_client_online')).toHaveLength(16);
     expect(seriesOf(m, 'aliyun_mqtt_client_online', { copy: '1' })).toHaveLength(8);

@@ -1,5 +1,5 @@
 // Shared pieces of the SendMessage canary tests: the scenario, the exporter config, waiting and scrape lookups.
-import { ALIYUN, ALIYUN_ACCOUNT_YAML, parseExposition, seriesOf, valueOf } from '../helpers/harness';
+import { ALIYUN, ALIYUN_ACCOUNT_YAML, parseExposition, seriesOf } from '../../helpers/harness';
 
 export const INSTANCE = 'post-cn-probe0001';
 export const TOPIC = 'canary/probe';
@@ -47,7 +47,7 @@ ${sub}${o.extra ?? ''}`;
 }
 
 export function metric(text: string, name: string, extra: Record<string, string> = {}): number | undefined {
-  return valueOf(parseExposition(text), name, { ...PROBE, ...extra });
+  return parseExposition(text).value(name, { ...PROBE, ...extra });
 }
 
 /** Cumulative bucket counts of a histogram, by `le`. */
