@@ -7,8 +7,8 @@ import path from 'node:path';
 import YAML, { Document, isMap, isSeq, YAMLSeq, visit } from 'yaml';
 
 export const GENERATED_DIR = 'deploy/kubernetes/base/generated';
-export const RULES_DIR = 'config/prometheus';
-export const DASHBOARDS_DIR = 'grafana/dashboards';
+const RULES_DIR = 'config/prometheus';
+const DASHBOARDS_DIR = 'grafana/dashboards';
 
 /** Label and value the Grafana Helm chart's dashboard sidecar looks for (`sidecar.dashboards.label`; any value
  * matches its default empty `labelValue`, and kube-prometheus-stack's templates use "1"). */

@@ -9,7 +9,7 @@ import { BUILD } from './core/build-info';
 import { parseDuration } from './config/duration';
 import { redact } from './util/redact';
 
-export const DEFAULT_LISTEN_ADDRESS = ':10780';
+const DEFAULT_LISTEN_ADDRESS = ':10780';
 /** SIGTERM exits within the grace period plus one second, whatever the network does. */
 const HARD_EXIT_AFTER_GRACE_MS = 950;
 
@@ -69,7 +69,7 @@ function usage(): string {
   return `usage: cloud-session-exporter [flags]\n\nFlags:\n${lines.join('\n')}\n`;
 }
 
-export async function main(argv: string[]): Promise<number> {
+async function main(argv: string[]): Promise<number> {
   let flags: Flags;
   try {
     flags = parseFlags(argv);

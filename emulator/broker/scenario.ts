@@ -4,7 +4,7 @@ import { z } from 'zod';
 const nonNegativeInt = z.number().int().min(0);
 
 /** `delay_ms: 250` or `delay_ms: {min: 300, max: 400}`: each delivery of a published message is held that long. */
-export const DelayRangeSchema = z.union([
+const DelayRangeSchema = z.union([
   nonNegativeInt.max(600_000).transform((n) => ({ min: n, max: n })),
   z
     .object({ min: nonNegativeInt.max(600_000).default(0), max: nonNegativeInt.max(600_000).default(0) })
@@ -12,7 +12,7 @@ export const DelayRangeSchema = z.union([
     .refine((r) => r.min <= r.max, { message: 'min must not exceed max' }),
 ]);
 
-export const BrokerFaultsSchema = z
+const BrokerFaultsSchema = z
   .object({
     /** Share of published messages silently not delivered. */
     drop_rate: z.number().min(0).max(1).default(0),
@@ -25,7 +25,7 @@ export const BrokerFaultsPatchSchema = z
   .object({ drop_rate: z.number().min(0).max(1).optional(), delay_ms: DelayRangeSchema.optional() })
   .strict();
 
-export const BrokerDevicesSchema = z
+const BrokerDevicesSchema = z
   .object({
     instance_id: z.string().min(1),
     group_id: z.string().regex(/^GID_[A-Za-z0-9_-]+$/, 'a group ID such as GID_sensor'),

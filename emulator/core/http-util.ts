@@ -1,7 +1,7 @@
 // Small helpers for the emulator's HTTP server: body reading, URL splitting and JSON answers.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
-export const MAX_BODY_BYTES = 1 << 20;
+const MAX_BODY_BYTES = 1 << 20;
 
 export class BodyTooLargeError extends Error {}
 

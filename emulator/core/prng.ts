@@ -20,7 +20,7 @@ export function hashStringSeeded(s: string, seed: number): number {
   return fmix32(h);
 }
 
-export function fmix32(h: number): number {
+function fmix32(h: number): number {
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;

@@ -1,6 +1,6 @@
 // Sliding 1-second windows: the per-(account, API) QPS limiter and the "busiest second" meter of the stats.
 
-export const WINDOW_MS = 1000;
+const WINDOW_MS = 1000;
 
 /**
  * Admits at most `limit` arrivals in any window (t - 1000 ms, t]. A ring of the last `limit` admitted
@@ -8,7 +8,7 @@ export const WINDOW_MS = 1000;
  * is at least 1000 ms old. Refused arrivals are not recorded, so a client hammering a full window
  * does not push its own recovery further away.
  */
-export class SlidingWindowLimiter {
+class SlidingWindowLimiter {
   private readonly ring: Float64Array;
   private next = 0;
 

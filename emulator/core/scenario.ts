@@ -152,7 +152,7 @@ export class ScenarioError extends Error {
   }
 }
 
-export function formatPath(path: (string | number)[]): string {
+function formatPath(path: (string | number)[]): string {
   let out = '';
   for (const p of path) {
     out += typeof p === 'number' ? `[${p}]` : out === '' ? p : `.${p}`;

@@ -11,7 +11,7 @@ export const ALIYUN_ERRORS: ErrorCatalog = {
   ServiceUnavailable: { status: 503, message: 'The request has failed due to a temporary failure of the server.' },
 };
 
-export const TENCENT_MESSAGES: Record<string, string> = {
+const TENCENT_MESSAGES: Record<string, string> = {
   RequestLimitExceeded: 'Your current request times equals to `5` in a second, which exceeds the frequency limit `5` for a second. Please reduce the frequency of calls.',
   InternalError: 'An internal error occurred.',
   FailedOperation: 'The operation failed.',

@@ -16,7 +16,7 @@ import type { CallRequest, CloudTransport } from './transport';
 
 export type TransportFactory = (account: AccountConfig, endpoint: string, apiVersion: string) => CloudTransport;
 
-export const DEFAULT_TRANSPORTS: Record<string, TransportFactory> = {
+const DEFAULT_TRANSPORTS: Record<string, TransportFactory> = {
   aliyun: (account, endpoint, apiVersion) => {
     if (account.provider !== 'aliyun') throw new Error(`account ${account.name} is not an aliyun account`);
     return new AliyunRpcTransport(

@@ -67,7 +67,7 @@ export function labelSafeCode(code: string): string {
   return cleaned || 'Unknown';
 }
 
-export const THROTTLING_CODES = new Set(['SystemOverFlow', 'Throttling.User', 'Throttling.Api', 'Throttling', 'RequestLimitExceeded']);
+const THROTTLING_CODES = new Set(['SystemOverFlow', 'Throttling.User', 'Throttling.Api', 'Throttling', 'RequestLimitExceeded']);
 
 export function isThrottlingCode(code: string): boolean {
   return THROTTLING_CODES.has(code) || code.startsWith('RequestLimitExceeded') || code.startsWith('Throttling');

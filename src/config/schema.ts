@@ -20,10 +20,10 @@ export const durationMs = z.union([z.string(), z.number()]).transform((v, ctx) =
 });
 
 /** A duration that must be more than zero (deadlines, timeouts). */
-export const positiveDurationMs = durationMs.refine((ms) => ms > 0, { message: 'must be longer than 0' });
+const positiveDurationMs = durationMs.refine((ms) => ms > 0, { message: 'must be longer than 0' });
 
 /** Largest cloud answer read: far above any real one (a 1,000-client MongoDB page is ~100 KB, a 10,000-session DAS answer ~5 MB). */
-export const DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
+const DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
 const byteSize = z.union([z.string(), z.number()]).transform((v, ctx) => {
   try {
     return parseByteSize(v);
@@ -69,14 +69,14 @@ export const tencentAccountSchema = z
   })
   .strict();
 
-export const accountSchema = z.discriminatedUnion('provider', [aliyunAccountSchema, tencentAccountSchema]);
+const accountSchema = z.discriminatedUnion('provider', [aliyunAccountSchema, tencentAccountSchema]);
 export type AccountConfig = z.infer<typeof accountSchema>;
 
 /** Keys holding credentials: each may instead be given as `<key>_file`, and all are registered for redaction. */
 export const SECRET_KEYS = ['access_key_id', 'access_key_secret', 'security_token', 'secret_id', 'secret_key', 'token'] as const;
 
 const RESERVED_LABELS = new Set(['instance', 'job', 'job_name', '__name__']);
-export const staticLabels = z.record(
+const staticLabels = z.record(
   z.string().regex(/^[a-zA-Z_][a-zA-Z0-9_]*$/, 'label names match [a-zA-Z_][a-zA-Z0-9_]*').refine((n) => !RESERVED_LABELS.has(n) && !n.startsWith('__'), {
     message: 'label name is reserved (instance, job, job_name and __* collide with Prometheus target labels)',
   }),
@@ -101,7 +101,7 @@ function cronStepProblem(expression: string): string | undefined {
   return undefined;
 }
 
-export const cronSchedule = z.string().superRefine((s, ctx) => {
+const cronSchedule = z.string().superRefine((s, ctx) => {
   if (!cron.validate(s)) ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'not a valid cron expression (node-cron syntax; a leading seconds field is allowed)' });
   else {
     const problem = cronStepProblem(s);

@@ -167,7 +167,7 @@ export function createApp(initial: ExporterConfig, deps: AppDeps): App {
   return app;
 }
 
-export function parseListenAddress(address: string): { host: string; port: number } {
+function parseListenAddress(address: string): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(address.trim());
   if (!m) throw new Error(`invalid listen address "${address}": use host:port, :port or [::1]:port`);
   const port = Number(m[3]);

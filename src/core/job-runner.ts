@@ -17,7 +17,7 @@ import { setMaxListeners } from 'node:events';
  * once, in-flight ones by destroying their sockets), so a job that has not returned by then is stuck somewhere else:
  * the run is abandoned, not awaited, so neither the schedule nor a shutdown can wedge on it.
  */
-export const ABANDON_AFTER_MS = 500;
+const ABANDON_AFTER_MS = 500;
 
 export interface JobRunnerOptions {
   config: CommonJobConfig;

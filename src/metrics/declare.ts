@@ -22,7 +22,7 @@ export function declareFamily<const L extends string>(decl: FamilyDecl<L>): Fami
 }
 
 /** `a="x",b="y"` for the declared labels in their declared order. */
-export function renderDeclaredLabels<L extends string>(decl: FamilyDecl<L>, values: Readonly<Record<L, string>>): string {
+function renderDeclaredLabels<L extends string>(decl: FamilyDecl<L>, values: Readonly<Record<L, string>>): string {
   let out = '';
   for (const name of decl.labels) {
     const v = values[name];

@@ -6,7 +6,7 @@ import { declareFamily, type FamilyDecl } from './declare';
 
 export const RUN_RESULTS = ['success', 'failure', 'skipped_overlap'] as const;
 
-export const SELF = {
+const SELF = {
   buildInfo: declareFamily({
     name: 'cloud_session_exporter_build_info',
     type: 'gauge',

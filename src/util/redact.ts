@@ -22,7 +22,7 @@ const MIN_PREFIX = 12;
 const MIN_SECRET = 4;
 /** How long an expired secret is still masked (a late log line about a call made with it). */
 const FORGET_AFTER_EXPIRY_MS = 3_600_000;
-export const MASK = 'REDACTED';
+const MASK = 'REDACTED';
 
 interface Secret {
   /** Date.now() after which it may be forgotten; Infinity for secrets from the configuration. */

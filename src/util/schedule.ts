@@ -3,7 +3,7 @@
 import cron from 'node-cron';
 
 /** Longest deadline a run can have (24 h), whatever the schedule: setTimeout fires at once beyond 2^31-1 ms. */
-export const MAX_RUN_MS = 86_400_000;
+const MAX_RUN_MS = 86_400_000;
 
 /** Intervals by expression: computing one walks dozens of firings (1-4 ms), and loads and reloads ask repeatedly. */
 const intervals = new Map<string, number>();

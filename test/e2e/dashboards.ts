@@ -66,7 +66,7 @@ function formatValues(values: string[]): string {
   return escaped.length === 1 ? escaped[0] : `(${escaped.join('|')})`;
 }
 
-export const BUILTINS: Record<string, string> = {
+const BUILTINS: Record<string, string> = {
   __rate_interval: '1m',
   __interval: '5s',
   __range: '5m',

@@ -12,7 +12,6 @@ export function haveBinary(bin: string): boolean {
   return spawnSync(bin, ['--version'], { stdio: 'ignore' }).status === 0;
 }
 
-export { freePort };
 
 export async function waitUntil<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs: number, everyMs = 250): Promise<T> {
   const until = Date.now() + timeoutMs;

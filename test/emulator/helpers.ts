@@ -15,7 +15,7 @@ export function testScenario(patch: (s: TestScenario) => void = () => {}): TestS
   return s;
 }
 
-export const ALIYUN = { accessKeyId: 'LTAI-test-key', accessKeySecret: 'test-secret' };
+const ALIYUN = { accessKeyId: 'LTAI-test-key', accessKeySecret: 'test-secret' };
 export const TENCENT = { secretId: 'AKID-test-id', secretKey: 'test-tencent-key' };
 
 export function popClient(url: string, apiVersion: string, creds: Partial<RPCClient.Config> = {}, verbose = false): RPCClient {
@@ -45,7 +45,7 @@ export async function popError(p: Promise<unknown>): Promise<PopError> {
 const MongoClient = tencentcloud.mongodb.v20190725.Client;
 export type MongoClientType = InstanceType<typeof MongoClient>;
 
-export const localAgent = (): http.Agent => new http.Agent({ keepAlive: true });
+const localAgent = (): http.Agent => new http.Agent({ keepAlive: true });
 
 /** The SDK signs endpoint.split('.')[0]: with a bare IP that is "127". */
 export function mongoClientByIp(port: number, creds = TENCENT, region = 'ap-guangzhou'): MongoClientType {

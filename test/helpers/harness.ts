@@ -56,7 +56,7 @@ export async function scrapeApp(app: App): Promise<string> {
   return [...(await app.exposition())].join('');
 }
 
-export { parseExposition, seriesOf, type Scrape } from './exposition';
+export { parseExposition, seriesOf } from './exposition';
 
 
 /** A validated scenario with every product's keys typed (what tests build and inspect). */

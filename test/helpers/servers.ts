@@ -27,7 +27,7 @@ export function canConnect(port: number, host = '127.0.0.1'): Promise<boolean> {
 }
 
 /** Resolves once `port` accepts connections; rejects after `timeoutMs`, naming `what` and, if it exited, how. */
-export async function waitForPort(what: string, port: number, child?: ChildProcess, timeoutMs = 10_000): Promise<void> {
+async function waitForPort(what: string, port: number, child?: ChildProcess, timeoutMs = 10_000): Promise<void> {
   const until = Date.now() + timeoutMs;
   while (!(await canConnect(port))) {
     if (child && child.exitCode !== null) throw new Error(`${what} exited with code ${child.exitCode} before listening on port ${port}`);

@@ -80,7 +80,7 @@ export function loadUnitTests(): UnitTestFile[] {
 }
 
 /** GitHub's anchor for a Markdown heading. */
-export function githubSlug(heading: string): string {
+function githubSlug(heading: string): string {
   return heading
     .trim()
     .toLowerCase()

@@ -11,7 +11,7 @@ const NO_OVERRIDE = -1;
  * expected share of devices changing status per minute is `churn_per_minute` while the online share stays
  * `online_ratio`. Nothing runs in the background: a status is computed when asked.
  */
-export class FleetState {
+class FleetState {
   readonly digits: number;
   private readonly seed: number;
   private readonly slotMs: number;

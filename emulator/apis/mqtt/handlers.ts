@@ -27,7 +27,7 @@ function required(params: Map<string, string>, name: string): string {
   return v;
 }
 
-export function clientIdList(params: Map<string, string>): { n: number; id: string }[] {
+function clientIdList(params: Map<string, string>): { n: number; id: string }[] {
   const out: { n: number; id: string }[] = [];
   for (const [k, v] of params) {
     const m = CLIENT_ID_LIST_RE.exec(k);

@@ -20,7 +20,7 @@ export interface MqttRuntime extends ProductRuntime {
   setOnline(instanceId: string, clientId: string, online: boolean): void;
 }
 
-export const MQTT_TRUTH_KEY = 'mqtt';
+const MQTT_TRUTH_KEY = 'mqtt';
 
 export const mqttProduct: EmulatedProduct = {
   provider: 'aliyun',

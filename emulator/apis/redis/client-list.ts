@@ -79,7 +79,7 @@ function parseReply(buf: Buffer, pos: number): { value: RespValue; next: number 
 }
 
 /** Sends the commands pipelined on a fresh connection and returns their replies in order. */
-export function redisPipeline(target: RedisTarget, commands: string[][]): Promise<RespValue[]> {
+function redisPipeline(target: RedisTarget, commands: string[][]): Promise<RespValue[]> {
   return new Promise((resolve, reject) => {
     const socket = connect({ host: target.host, port: target.port });
     let buf = Buffer.alloc(0);
@@ -134,7 +134,7 @@ export function parseClientList(text: string): ClientListEntry[] {
 }
 
 /** "10.0.0.1:5000" → "10.0.0.1"; "[::1]:5000" → "::1"; Unix sockets keep their path. */
-export function ipOfAddr(addr: string): string {
+function ipOfAddr(addr: string): string {
   if (addr.startsWith('[')) {
     const end = addr.indexOf(']');
     return end < 0 ? addr : addr.slice(1, end);

@@ -38,7 +38,7 @@ function pickWeighted<T>(u: number, items: [T, number][]): T {
 }
 
 /** Deterministic sessions: a few source IPs dominate, idle times follow the configured mixture. */
-export function syntheticSessions(cfg: RedisInstanceConfig, scenarioSeed: number): DasSession[] {
+function syntheticSessions(cfg: RedisInstanceConfig, scenarioSeed: number): DasSession[] {
   const rng = createRng(hashInts(scenarioSeed, hashString(`redis/${cfg.instance_id}`)));
   const nodes = nodeIds(cfg);
   const ips = clientIps(cfg);
@@ -102,7 +102,7 @@ export function syntheticSessions(cfg: RedisInstanceConfig, scenarioSeed: number
  * `Total` counts every session plus `total_extra`; `Sessions` lists at most `max_listed` of them;
  * `SourceStats` aggregates every session, listed or not (most sessions first).
  */
-export function dasData(all: DasSession[], cfg: RedisInstanceConfig, nowMs: number): DasData {
+function dasData(all: DasSession[], cfg: RedisInstanceConfig, nowMs: number): DasData {
   const bySource = new Map<string, number[]>();
   for (const s of all) {
     const ids = bySource.get(s.Client);

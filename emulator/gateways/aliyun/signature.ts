@@ -11,7 +11,7 @@ export interface PopParams {
 }
 
 /** RFC 3986 encoding as pop-core's encode(): `~` literal, space `%20`, and `! ' ( ) *` escaped too. */
-export function popPercentEncode(s: string): string {
+function popPercentEncode(s: string): string {
   return encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 }
 
@@ -48,7 +48,7 @@ export function parsePopParams(rawQuery: string, body: Buffer, contentType: stri
   return params;
 }
 
-export function popStringToSign(method: string, pairs: [string, string][]): string {
+function popStringToSign(method: string, pairs: [string, string][]): string {
   const encoded = pairs
     .filter(([k]) => k !== 'Signature')
     .map(([k, v]): [string, string] => [popPercentEncode(k), popPercentEncode(v)]);
@@ -57,7 +57,7 @@ export function popStringToSign(method: string, pairs: [string, string][]): stri
   return `${method}&%2F&${popPercentEncode(canonical)}`;
 }
 
-export function popSignature(stringToSign: string, secret: string): string {
+function popSignature(stringToSign: string, secret: string): string {
   return createHmac('sha1', `${secret}&`).update(stringToSign).digest('base64');
 }
 
@@ -69,7 +69,7 @@ const TIMESTAMP_RE = /^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)Z$/;
 const TIMESTAMP_WINDOW_MS = 15 * 60_000;
 const REQUIRED = ['AccessKeyId', 'Signature', 'SignatureMethod', 'SignatureNonce', 'Timestamp'] as const;
 
-export function parsePopTimestamp(s: string): number | undefined {
+function parsePopTimestamp(s: string): number | undefined {
   const m = TIMESTAMP_RE.exec(s);
   if (m === null) return undefined;
   const [y, mo, d, h, mi, se] = m.slice(1).map(Number) as [number, number, number, number, number, number];

@@ -23,7 +23,7 @@ const sha256Hex = (data: string | Buffer): string => createHash('sha256').update
 const hmac = (key: string | Buffer, data: string): Buffer => createHmac('sha256', key).update(data).digest();
 
 /** The SDK signs URL.hostname: the Host header without its port. */
-export function hostnameOf(hostHeader: string): string {
+function hostnameOf(hostHeader: string): string {
   if (hostHeader.startsWith('[')) {
     const end = hostHeader.indexOf(']');
     return end < 0 ? hostHeader : hostHeader.slice(0, end + 1);
@@ -31,11 +31,11 @@ export function hostnameOf(hostHeader: string): string {
   return hostHeader.replace(/:\d*$/, '');
 }
 
-export function utcDateOf(epochSeconds: number): string {
+function utcDateOf(epochSeconds: number): string {
   return new Date(epochSeconds * 1000).toISOString().slice(0, 10);
 }
 
-export function tc3StringToSign(req: Tc3Request, signedHeaders: string[], timestamp: string, scope: string): string | undefined {
+function tc3StringToSign(req: Tc3Request, signedHeaders: string[], timestamp: string, scope: string): string | undefined {
   let canonicalHeaders = '';
   for (const name of signedHeaders) {
     const raw = req.headers[name];
@@ -54,7 +54,7 @@ export function tc3StringToSign(req: Tc3Request, signedHeaders: string[], timest
   return `TC3-HMAC-SHA256\n${timestamp}\n${scope}\n${sha256Hex(canonicalRequest)}`;
 }
 
-export function tc3Signature(secretKey: string, date: string, service: string, stringToSign: string): string {
+function tc3Signature(secretKey: string, date: string, service: string, stringToSign: string): string {
   const kSigning = hmac(hmac(hmac(`TC3${secretKey}`, date), service), 'tc3_request');
   return createHmac('sha256', kSigning).update(stringToSign).digest('hex');
 }

@@ -9,7 +9,7 @@ export const SEND_API = 'SendMessage';
 export const DEFAULT_PROBE_TIMEOUT_MS = 10_000;
 export const API_BUCKETS = [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 export const DELIVERY_BUCKETS = [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30];
-export const DEFAULT_PAYLOAD = '{"probe":"cloud-session-exporter","probe_id":"{{probe_id}}","sent_at":"{{sent_at}}"}';
+const DEFAULT_PAYLOAD = '{"probe":"cloud-session-exporter","probe_id":"{{probe_id}}","sent_at":"{{sent_at}}"}';
 export const PLACEHOLDERS = ['probe_id', 'sent_at', 'sent_at_ms', 'seq', 'job', 'instance_id', 'topic', 'hostname'] as const;
 export const PLACEHOLDER_RE = /\{\{\s*([A-Za-z_]+)\s*\}\}/g;
 

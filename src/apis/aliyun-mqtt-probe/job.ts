@@ -244,7 +244,7 @@ export class MqttProbeJob implements Job {
   }
 }
 
-export function parseSendMessageResponse(body: unknown): string {
+function parseSendMessageResponse(body: unknown): string {
   const msgId = (body as { MsgId?: unknown })?.MsgId;
   if (typeof msgId !== 'string' || !msgId) throw new Error('MsgId is missing');
   return msgId;

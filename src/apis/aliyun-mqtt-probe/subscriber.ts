@@ -25,8 +25,6 @@ export interface ProbeSubscriberOptions {
   topic: string;
   logger: Logger;
   onMessage(topic: string, payload: Buffer): void;
-  /** Fired whenever the subscriber gains or loses readiness (connected and subscribed). */
-  onStateChange?(ready: boolean): void;
   connectTimeoutMs?: number;
   keepaliveSeconds?: number;
   /** Reconnect backoff: doubles from `minMs` up to `maxMs`, with ±20% jitter; reset by a successful subscription. */
@@ -46,8 +44,6 @@ export class ProbeSubscriber {
   /** Told the outcome of the next connection attempt. */
   private attemptWaiters: Array<(ready: boolean) => void> = [];
   private lastProblem: SubscriberProblem = 'SubscriberDisconnected';
-  /** Incremented each time the subscriber becomes ready; a run compares it to spot a reconnect in between. */
-  private sessionEpoch = 0;
   /** Incremented each time readiness is lost. */
   private lossCount = 0;
   private everReady = false;
@@ -61,10 +57,6 @@ export class ProbeSubscriber {
   /** The reason for the last failure (meaningful while not ready). */
   get problem(): SubscriberProblem {
     return this.lastProblem;
-  }
-
-  get epoch(): number {
-    return this.sessionEpoch;
   }
 
   get losses(): number {
@@ -160,8 +152,7 @@ export class ProbeSubscriber {
           return;
         }
         this.attempt = 0;
-        this.sessionEpoch++;
-        if (this.sessionEpoch > 1) opts.logger.info({ url: redactUrl(opts.url) }, 'probe subscriber reconnected');
+        if (this.everReady) opts.logger.info({ url: redactUrl(opts.url) }, 'probe subscriber reconnected');
         else opts.logger.debug({ url: redactUrl(opts.url) }, 'probe subscriber connected');
         this.setReady(true);
       });
@@ -214,7 +205,6 @@ export class ProbeSubscriber {
     } else {
       this.lossCount++;
     }
-    this.opts.onStateChange?.(ready);
   }
 }
 

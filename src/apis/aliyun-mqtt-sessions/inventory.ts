@@ -61,7 +61,7 @@ export class Inventory {
 }
 
 /** How many rejected entries a parse lists one by one; the rest are only counted (a 1M-line file may have 200,000). */
-export const REJECTED_SHOWN = 5;
+const REJECTED_SHOWN = 5;
 
 export interface Rejected {
   /** `client_ids[3]` or `devices.txt:17`. */
@@ -80,7 +80,7 @@ export interface ParsedInventory {
  * The one inventory parser, for the running job and for --config.check alike: the config's IDs, then the file's
  * lines ('#' starts a comment, blank lines are skipped), validated by the client-ID rules and de-duplicated.
  */
-export function parseInventory(configIds: readonly string[], file?: { name: string; text: string }): ParsedInventory {
+function parseInventory(configIds: readonly string[], file?: { name: string; text: string }): ParsedInventory {
   const fileText = file?.text ?? '';
   // Peak memory matters at a million lines: no split() array, one group index per ID instead of a group string.
   let lines = 1;

@@ -77,7 +77,7 @@ interface NumberRule {
 }
 
 /** A number given as a number, a numeric string or a BigNumber; `fallback` when absent (undefined or null). */
-export function toNumber(v: unknown, field: string, fallback: number | undefined, rule: NumberRule = {}): number {
+function toNumber(v: unknown, field: string, fallback: number | undefined, rule: NumberRule = {}): number {
   let n: number;
   if (v === undefined || v === null) {
     if (fallback === undefined) throw new Error(`${field} is missing`);
@@ -118,7 +118,7 @@ export function ipOfAddr(addr: string): string {
 const count = { min: 0, integer: true } as const;
 const bytes = { min: 0 } as const;
 
-export function parseRedisSession(raw: unknown, field: string): RedisSession {
+function parseRedisSession(raw: unknown, field: string): RedisSession {
   if (!isObj(raw)) throw new Error(`${field}: ${describe(raw)} is not an object`);
   const f = (k: string) => `${field}.${k}`;
   const addr = toStr(raw.Addr, f('Addr'));
@@ -149,7 +149,7 @@ export function parseRedisSession(raw: unknown, field: string): RedisSession {
   };
 }
 
-export function parseSourceStat(raw: unknown, field: string): RedisSourceStat {
+function parseSourceStat(raw: unknown, field: string): RedisSourceStat {
   if (!isObj(raw)) throw new Error(`${field}: ${describe(raw)} is not an object`);
   const key = toStr(raw.Key, `${field}.Key`).trim();
   let ids: number[] = [];
@@ -163,7 +163,7 @@ export function parseSourceStat(raw: unknown, field: string): RedisSourceStat {
 }
 
 /** The Data object of a successful answer. */
-export function parseRedisSessionsData(data: unknown, field = 'Data'): RedisSessionsData {
+function parseRedisSessionsData(data: unknown, field = 'Data'): RedisSessionsData {
   if (!isObj(data)) throw new Error(`${field}: ${describe(data)} is not an object`);
   const rawSessions = data.Sessions ?? [];
   if (!Array.isArray(rawSessions)) throw new Error(`${field}.Sessions: ${describe(rawSessions)} is not a list`);

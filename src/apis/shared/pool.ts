@@ -17,7 +17,3 @@ export async function runPool(count: number, concurrency: number, task: (index: 
   if (firstError !== undefined) throw firstError;
 }
 
-/** Lets timers and sockets run between slices of a long CPU loop. */
-export function yieldToEventLoop(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
-}

@@ -6,7 +6,7 @@ import { endpointUrl, instanceIdList, regionId } from '../shared/endpoint';
 export const MONGODB_API_VERSION = '2019-07-25';
 export const CONNECTIONS_API = 'DescribeClientConnections';
 export const DEFAULT_MONGODB_ENDPOINT = 'https://mongodb.tencentcloudapi.com';
-export const MAX_PAGE_SIZE = 1000;
+const MAX_PAGE_SIZE = 1000;
 
 /** Codes meaning "this instance cannot report its clients": a known state, not a failure. */
 export const UNSUPPORTED_CODES: ReadonlySet<string> = new Set([

@@ -39,7 +39,7 @@ export interface RefreshEvent {
 export type CredentialState = 'starting' | 'ok' | 'failing' | 'expired';
 
 /** Raised to a caller when no usable credential is held; `code` is label-safe for metrics. */
-export class CredentialsUnavailableError extends Error {
+class CredentialsUnavailableError extends Error {
   readonly code = 'CredentialsUnavailable';
 
   constructor(message: string) {

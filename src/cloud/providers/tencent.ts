@@ -125,7 +125,7 @@ export class TencentTransport implements CloudTransport {
  * (HTTP 200 envelope), with `httpCode` and no code for a non-200 status, with only a message for network errors and
  * timeouts. A 200 without `Response` surfaces as a TypeError, a non-JSON body as node-fetch's invalid-json FetchError.
  */
-export function normaliseTencentError(api: string, err: unknown): CloudError {
+function normaliseTencentError(api: string, err: unknown): CloudError {
   if (err instanceof ExchangeFailure) return exchangeError('tencentcloud', api, err);
   const e = (err ?? {}) as { name?: string; message?: string; code?: unknown; httpCode?: unknown; requestId?: unknown; type?: unknown; constructor?: { name?: string } };
   const message = typeof e.message === 'string' ? e.message : String(err);

@@ -3,7 +3,7 @@ import { ALIYUN, ALIYUN_ACCOUNT_YAML, parseExposition, seriesOf } from '../../he
 
 export const INSTANCE = 'post-cn-probe0001';
 export const TOPIC = 'canary/probe';
-export const PROBE = { region: 'cn-hangzhou', instance_id: INSTANCE, topic: TOPIC };
+const PROBE = { region: 'cn-hangzhou', instance_id: INSTANCE, topic: TOPIC };
 export const ENV = { AK: ALIYUN.access_key_id, SK: ALIYUN.access_key_secret };
 
 export function probeScenario(extra: Record<string, unknown> = {}, instance: Record<string, unknown> = {}) {
