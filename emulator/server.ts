@@ -29,7 +29,7 @@ export interface EmulatorOptions {
   port?: number;
   /** Milliseconds clock used for signatures, rate windows, churn and stats; injectable for tests. */
   now?: () => number;
-  /** Hooks for the products that know them (see each product's start()), e.g. the MQTT product's `onSendMessage`. */
+  /** Hooks for the products that know them (see each product's start()). */
   [hook: string]: unknown;
 }
 

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type { PopParams } from '../gateways/aliyun/signature';
 import type { NonceStore } from '../gateways/aliyun/nonce-store';
 import type { AliyunCredential } from '../core/scenario';
-import { checkOidcToken } from './oidc-token';
+import { checkOidcToken, type OidcTokenProblem } from './oidc-token';
 import type { IssuedCredentialStore } from './store';
 import { verifyAliyunCall } from './verify';
 
@@ -71,6 +71,18 @@ function roleAndDuration(ctx: AliyunStsContext, v: Map<string, string>, host: st
   return { role, sessionName, durationS };
 }
 
+
+/** STS's answer to each problem with an OIDC token: [code, message]. */
+const OIDC_TOKEN_PROBLEMS: Record<OidcTokenProblem, [string, string]> = {
+  empty: ['AuthenticationFail.OIDCToken.Invalid', 'The OIDCToken can not empty.'],
+  format: ['AuthenticationFail.OIDCToken.Invalid', "The number of Jwt field should be divided into 3 parts with '.' ."],
+  content: ['AuthenticationFail.OIDCToken.Invalid', 'The Jwt content is invalid that cannot be recognized.'],
+  expired: ['AuthenticationFail.OIDCToken.Expired', 'This JsonWebToken is expired.'],
+  // No issuer-specific code is documented; the generic one is what a wrong issuer gets.
+  issuer: ['AuthenticationFail.OIDCToken.Invalid', 'Invalid issuer.'],
+  audience: ['AuthenticationFail.OIDCToken.AudienceNotMatch', 'Invalid audience.'],
+};
+
 function issue(ctx: AliyunStsContext, role: AliyunRole, sessionName: string, durationS: number, extra: Record<string, unknown> = {}): StsAnswer {
   const c = ctx.store.issueAliyun({ account: role.account, role: role.arn, ttlMs: ctx.ttlMs ?? durationS * 1000 });
   const [, uid, name] = ROLE_ARN.exec(role.arn) as unknown as [string, string, string];
@@ -115,21 +127,8 @@ export function handleAliyunSts(ctx: AliyunStsContext, method: string, params: P
   if (!provider) return fail(host, 401, 'AuthenticationFail.NoPermission', 'No such OIDC Provider registered.');
   const check = checkOidcToken(token, ctx.now(), { issuer: provider.issuer, audiences: provider.clientIds });
   if (!check.ok) {
-    switch (check.problem) {
-      case 'empty':
-        return fail(host, 401, 'AuthenticationFail.OIDCToken.Invalid', 'The OIDCToken can not empty.');
-      case 'format':
-        return fail(host, 401, 'AuthenticationFail.OIDCToken.Invalid', "The number of Jwt field should be divided into 3 parts with '.' .");
-      case 'content':
-        return fail(host, 401, 'AuthenticationFail.OIDCToken.Invalid', 'The Jwt content is invalid that cannot be recognized.');
-      case 'expired':
-        return fail(host, 401, 'AuthenticationFail.OIDCToken.Expired', 'This JsonWebToken is expired.');
-      case 'issuer':
-        // No issuer-specific code is documented; the generic one is what a wrong issuer gets.
-        return fail(host, 401, 'AuthenticationFail.OIDCToken.Invalid', 'Invalid issuer.');
-      case 'audience':
-        return fail(host, 401, 'AuthenticationFail.OIDCToken.AudienceNotMatch', 'Invalid audience.');
-    }
+    const [code, message] = OIDC_TOKEN_PROBLEMS[check.problem];
+    return fail(host, 401, code, message);
   }
   const sameAccount = ROLE_ARN.exec(r.role.arn)?.[1] === /^acs:ram::(\d+):/.exec(providerArn)?.[1];
   const trusted = r.role.trustedOidcProviders ? r.role.trustedOidcProviders.includes(providerArn) : sameAccount;

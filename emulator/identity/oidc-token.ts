@@ -8,7 +8,8 @@ interface OidcClaims {
   iat?: number;
 }
 
-type OidcCheck = { ok: true; claims: OidcClaims } | { ok: false; problem: 'empty' | 'format' | 'content' | 'expired' | 'issuer' | 'audience' };
+export type OidcTokenProblem = 'empty' | 'format' | 'content' | 'expired' | 'issuer' | 'audience';
+type OidcCheck = { ok: true; claims: OidcClaims } | { ok: false; problem: OidcTokenProblem };
 
 interface OidcExpectations {
   /** The provider's issuer URL; unchecked when undefined. */

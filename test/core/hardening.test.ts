@@ -2,7 +2,7 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterEach, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { LimiterPool, TransportPool } from '../../src/cloud/accounts';
 import { createApiMetrics } from '../../src/cloud/api-metrics';
 import { rateRule } from '../../src/cloud/rate';
@@ -20,8 +20,7 @@ import { runDeadlineMs } from '../../src/util/schedule';
 import { acceptsGzip } from '../../src/core/http';
 import { parseFlags } from '../../src/main';
 import { Registry } from 'prom-client';
-import type { Emulator } from '../../emulator/server';
-import { ALIYUN, ALIYUN_ACCOUNT_YAML, TENCENT, appFromYaml, emulator, parseExposition, tempDir, type TestApp } from '../helpers/harness';
+import { ALIYUN, ALIYUN_ACCOUNT_YAML, TENCENT, appFromYaml, emulator, parseExposition, tempDir } from '../helpers/harness';
 
 const MAIN = path.resolve(__dirname, '../../dist/src/main.js');
 const ENV = { AK: ALIYUN.access_key_id, SK: ALIYUN.access_key_secret, TID: TENCENT.secret_id, TKEY: TENCENT.secret_key };
@@ -43,13 +42,6 @@ ${ALIYUN_ACCOUNT_YAML}jobs:
 `;
 }
 
-let emu: Emulator | undefined;
-let t: TestApp | undefined;
-afterEach(async () => {
-  await t?.app.stop(0);
-  await emu?.close();
-  t = emu = undefined;
-});
 
 function run(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; out: string; err: string }> {
   return new Promise((resolve) => {
@@ -77,7 +69,7 @@ describe('defect 3: a rate below 1 per second', () => {
   });
 
   test('a MongoDB job at qps 0.5 polls both its instances (the calls are not cancelled), and the plan shows 0.50', async () => {
-    emu = await emulator({ credentials: [ALIYUN, TENCENT], mongodb: { instances: [{ instance_id: 'cmgo-a', region: 'ap-guangzhou', client_ips: 3 }, { instance_id: 'cmgo-b', region: 'ap-guangzhou', client_ips: 3 }] } });
+    const emu = await emulator({ credentials: [ALIYUN, TENCENT], mongodb: { instances: [{ instance_id: 'cmgo-a', region: 'ap-guangzhou', client_ips: 3 }, { instance_id: 'cmgo-b', region: 'ap-guangzhou', client_ips: 3 }] } });
     const yaml = `accounts:
   - {name: tc, provider: tencentcloud, secret_id: "\${TID}", secret_key: "\${TKEY}", qps: {DescribeClientConnections: 0.5}}
 jobs:
@@ -90,7 +82,7 @@ jobs:
     endpoint: ${emu.url}
     instance_ids: [cmgo-a, cmgo-b]
 `;
-    t = appFromYaml(yaml, ENV);
+    const t = appFromYaml(yaml, ENV);
     await t.app.runAllNow();
     const m = parseExposition(await t.scrape());
     expect(m.value('cloud_session_exporter_job_success', { job_name: 'mongo' })).toBe(1);
@@ -103,9 +95,9 @@ jobs:
 
 describe('defect 4: staleness lasts as long as the data are missing, per instance too', () => {
   test('job_stale and instance_stale stay 1 on every scrape until a poll succeeds again', async () => {
-    emu = await emulator(MQTT_SCENARIO);
+    const emu = await emulator(MQTT_SCENARIO);
     let clock = Date.now();
-    t = appFromYaml(mqttJob(emu.url, `\n    stale_after: 60s\n    client_ids: ${JSON.stringify(IDS)}`), ENV, { now: () => clock });
+    const t = appFromYaml(mqttJob(emu.url, `\n    stale_after: 60s\n    client_ids: ${JSON.stringify(IDS)}`), ENV, { now: () => clock });
     await t.app.runAllNow();
     emu.setFaults({ BatchQuerySessionByClientIds: { error_rates: { ParameterCheckFailed: 1 } } });
     clock += 61_000;
@@ -171,9 +163,9 @@ describe('defect 7: --config.check and the run see the same inventory', () => {
   });
 
   test('/-/ready is 503 while a job cannot read its inventory, and 200 once it can', async () => {
-    emu = await emulator(MQTT_SCENARIO);
+    const emu = await emulator(MQTT_SCENARIO);
     const dir = tempDir();
-    t = appFromYaml(mqttJob(emu.url, '\n    client_ids_file: devices.txt'), ENV, {}, dir);
+    const t = appFromYaml(mqttJob(emu.url, '\n    client_ids_file: devices.txt'), ENV, {}, dir);
     const addr = await t.app.listen('127.0.0.1:0');
     await t.app.runAllNow();
     expect((await fetch(`http://127.0.0.1:${addr.port}/-/ready`)).status).toBe(503);
@@ -187,10 +179,10 @@ describe('defect 8: reloads do not leak sockets', () => {
   const openFds = () => fs.readdirSync('/proc/self/fd').length;
 
   test('1,000 reloads that replace a job each time: open transports and fds stay flat', async () => {
-    emu = await emulator(MQTT_SCENARIO);
+    const emu = await emulator(MQTT_SCENARIO);
     const transports = new TransportPool();
     const base = mqttJob(emu.url, `\n    client_ids: ${JSON.stringify(IDS)}`);
-    t = appFromYaml(base, ENV, { transportPool: transports });
+    const t = appFromYaml(base, ENV, { transportPool: transports });
     await t.app.runAllNow();
     const before = openFds();
     for (let i = 1; i <= 1000; i++) {
@@ -230,8 +222,8 @@ describe('weaknesses fixed with the defects', () => {
   });
 
   test('after a signature error the run sends no more calls', async () => {
-    emu = await emulator(MQTT_SCENARIO);
-    t = appFromYaml(mqttJob(emu.url, `\n    client_ids: ${JSON.stringify(Array.from({ length: 500 }, (_, i) => `GID_sensor@@@x-${i}`))}`), { ...ENV, SK: 'a-wrong-secret-0123' });
+    const emu = await emulator(MQTT_SCENARIO);
+    const t = appFromYaml(mqttJob(emu.url, `\n    client_ids: ${JSON.stringify(Array.from({ length: 500 }, (_, i) => `GID_sensor@@@x-${i}`))}`), { ...ENV, SK: 'a-wrong-secret-0123' });
     await t.app.runAllNow();
     const m = parseExposition(await t.scrape());
     expect(m.value('cloud_session_exporter_api_requests_total', { api: 'BatchQuerySessionByClientIds', code: 'SignatureDoesNotMatch' })).toBeGreaterThanOrEqual(1);
@@ -284,7 +276,7 @@ describe('weaknesses fixed with the defects', () => {
   });
 
   test('quota warnings are logged at start-up, not only by --config.check', () => {
-    t = appFromYaml(mqttJob('http://127.0.0.1:1', `\n    client_ids: ${JSON.stringify(IDS)}`).replace('access_key_secret: ${SK}', 'access_key_secret: ${SK}\n    qps: {BatchQuerySessionByClientIds: 200}'), ENV);
+    const t = appFromYaml(mqttJob('http://127.0.0.1:1', `\n    client_ids: ${JSON.stringify(IDS)}`).replace('access_key_secret: ${SK}', 'access_key_secret: ${SK}\n    qps: {BatchQuerySessionByClientIds: 200}'), ENV);
     expect(t.logs.some((l) => /above the documented limit of 100/.test(l))).toBe(true);
   });
 });

@@ -3,9 +3,8 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import { afterEach, describe, expect, test } from 'vitest';
-import { ALIYUN, appFromYaml, emulator, emulatorProcess, parseExposition, seriesOf, tempDir, type TestApp } from '../helpers/harness';
-import type { Emulator } from '../../emulator/server';
+import { describe, expect, test } from 'vitest';
+import { ALIYUN, appFromYaml, emulator, emulatorProcess, parseExposition, seriesOf, tempDir } from '../helpers/harness';
 
 const INSTANCE = 'post-cn-life0001';
 const ENV = { AK: ALIYUN.access_key_id, SK: ALIYUN.access_key_secret };
@@ -27,19 +26,12 @@ function yaml(url: string, jobs = 1, extra = ''): string {
   return `accounts:\n  - {name: aliyun-test, provider: aliyun, access_key_id: "\${AK}", access_key_secret: "\${SK}"}\njobs:${jobText}\n`;
 }
 
-let emu: Emulator | undefined;
-let t: TestApp | undefined;
-afterEach(async () => {
-  await t?.app.stop(0);
-  await emu?.close();
-  t = emu = undefined;
-});
 
 describe('exporter lifecycle', () => {
   test('a failed poll keeps the last good values until stale_after, then drops them', async () => {
-    emu = await emulator(SCENARIO);
+    const emu = await emulator(SCENARIO);
     let clock = Date.now();
-    t = appFromYaml(yaml(emu.url), ENV, { now: () => clock });
+    const t = appFromYaml(yaml(emu.url), ENV, { now: () => clock });
     await t.app.runAllNow();
     emu.setFaults({ BatchQuerySessionByClientIds: { error_rates: { ParameterCheckFailed: 1 } } });
     clock += 30_000;
@@ -61,8 +53,8 @@ describe('exporter lifecycle', () => {
   });
 
   test('reload adds jobs without dropping good data; a bad file keeps the old config and sets the reload metric to 0', async () => {
-    emu = await emulator(SCENARIO);
-    t = appFromYaml(yaml(emu.url), ENV);
+    const emu = await emulator(SCENARIO);
+    const t = appFromYaml(yaml(emu.url), ENV);
     await t.app.runAllNow();
     fs.writeFileSync(t.configFile, yaml(emu.url, 2));
     expect(await t.app.reload()).toEqual({ ok: true });
@@ -89,8 +81,8 @@ describe('exporter lifecycle', () => {
   });
 
   test('HTTP: landing page, health, readiness, metrics with gzip, reload, 404', async () => {
-    emu = await emulator({ ...SCENARIO, latency: { min_ms: 300, max_ms: 300 } });
-    t = appFromYaml(yaml(emu.url), ENV);
+    const emu = await emulator({ ...SCENARIO, latency: { min_ms: 300, max_ms: 300 } });
+    const t = appFromYaml(yaml(emu.url), ENV);
     const addr = await t.app.listen('127.0.0.1:0');
     const base = `http://127.0.0.1:${addr.port}`;
     t.app.start();

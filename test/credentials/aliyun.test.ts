@@ -1,31 +1,24 @@
 // Alibaba credential types against the emulator's identity endpoints, driving real signed pop-core calls to a
 // verifying endpoint: rotations without a refused call, outages ridden out, the default chain's stickiness fixed.
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { DefaultCredentialsProvider } from '@alicloud/credentials';
 import { aliyunCredentialsSchema } from '../../src/cloud/credentials/config';
-import { createAliyunCredentials, type AliyunCredentials } from '../../src/cloud/credentials/aliyun';
+import { createAliyunCredentials, type AliyunCredentialsOptions } from '../../src/cloud/credentials/aliyun';
 import type { RefreshEvent } from '../../src/cloud/credentials/refresh';
-import { findSecretLeaks } from '../helpers/secrets';
-import { captureLogger, drive, makeOidcToken, popClient, startIdentityServer, until, type IdentityServer } from './helpers';
+import { captureLogger, credentialSuite, providerFactory, drive, expectFetchesFollowRefreshes, expectRotations, popClient, startRotationRuns, until, type IdentityServer } from './helpers';
 
 const BASE = { account: 'aliyun-main', provider: 'aliyun' as const, access_key_id: 'LTAI5tBaseKeyForCredTests', access_key_secret: 'base-secret-for-credential-tests-0001' };
 const ROLE = 'acs:ram::1234567890:role/cse-exporter';
 const OIDC_PROVIDER = 'acs:ram::1234567890:oidc-provider/ack-rrsa-test';
 const ISSUER = 'https://oidc-ack.test/clusters/c1';
 
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cse-creds-aliyun-'));
-const oidcToken = makeOidcToken({ iss: ISSUER, sub: 'system:serviceaccount:monitoring:cse', aud: 'sts.aliyuncs.com', exp: Math.floor(Date.now() / 1000) + 3600 });
-fs.writeFileSync(path.join(dir, 'token'), oidcToken);
-
-const logs: string[] = [];
-const servers: IdentityServer[] = [];
-const open: AliyunCredentials[] = [];
+const suite = credentialSuite('cse-creds-aliyun-', { baseSecret: BASE.access_key_secret, oidc: { issuer: ISSUER, audience: 'sts.aliyuncs.com', file: 'token' } });
+const { dir, logs, closers: open, identity: start } = suite;
 
 function identity(ttlSeconds: number): Promise<IdentityServer> {
-  return startIdentityServer({
+  return start({
     ttlSeconds,
     aliyunCredentials: [BASE],
     aliyun: {
@@ -34,41 +27,14 @@ function identity(ttlSeconds: number): Promise<IdentityServer> {
       ecs: { roleName: 'cse-ecs-role', account: 'aliyun-main' },
       credentialsUri: { path: '/credentials', account: 'aliyun-main' },
     },
-  }).then((s) => (servers.push(s), s));
+  });
 }
 
-function create(cfg: Record<string, unknown>, extra: { events?: RefreshEvent[]; onRefresh?: (e: RefreshEvent) => void; httpTimeoutMs?: number; recheckMs?: number; settleMs?: number } = {}): { creds: AliyunCredentials; lines: string[] } {
-  const { logger, lines } = captureLogger();
-  const creds = createAliyunCredentials(aliyunCredentialsSchema.parse(cfg), {
-    logger,
-    account: String(cfg.type),
-    configDir: dir,
-    minRetryMs: 200,
-    onRefresh: (e) => {
-      extra.events?.push(e);
-      extra.onRefresh?.(e);
-    },
-    httpTimeoutMs: extra.httpTimeoutMs,
-    recheckMs: extra.recheckMs,
-    settleMs: extra.settleMs,
-  });
-  open.push(creds);
-  return { creds, lines };
-}
+const create = providerFactory((cfg, opts: AliyunCredentialsOptions) => createAliyunCredentials(aliyunCredentialsSchema.parse(cfg), opts), suite, 200);
 
 function collect(lines: string[]): void {
   logs.push(...lines);
 }
-
-afterAll(async () => {
-  for (const c of open) c.close();
-  // Every credential the endpoints issued, the base key and the OIDC token: none may appear in any log line.
-  const secrets: Record<string, string> = { base: BASE.access_key_secret, oidc: oidcToken };
-  for (const s of servers) for (const c of s.identity.store.all()) Object.assign(secrets, { [`${c.keyId}.id`]: c.keyId, [`${c.keyId}.secret`]: c.secret, [`${c.keyId}.token`]: c.token });
-  expect(logs.length).toBeGreaterThan(0);
-  expect(findSecretLeaks(logs.join('\n'), secrets)).toEqual([]);
-  await Promise.all(servers.map((s) => s.close()));
-});
 
 describe('Alibaba credentials', () => {
   let server: IdentityServer;
@@ -83,36 +49,17 @@ describe('Alibaba credentials', () => {
       credentials_uri: { type: 'credentials_uri', uri: `${server.url}/credentials` },
       ecs_ram_role: { type: 'ecs_ram_role', metadata_endpoint: server.url },
     };
-    const runs = Object.entries(configs).map(([name, cfg]) => {
-      const events: RefreshEvent[] = [];
-      const { creds, lines } = create(cfg, { events });
-      return { name, creds, events, lines };
-    });
-    await Promise.all(runs.map((r) => r.creds.ready()));
-    for (const r of runs) expect(r.creds.state, r.name).toBe('ok');
+    const runs = await startRotationRuns(configs, create);
 
     // 9 s with credentials living 3-4 s: at least three rotations each, calls every 25 ms throughout.
     const results = await Promise.all(runs.map((r) => drive(popClient(server.url, r.creds), 9000, 25)));
-    runs.forEach((r, i) => {
-      collect(r.lines);
-      const res = results[i]!;
-      expect(res.failed, r.name).toEqual([]);
-      expect(res.ok, r.name).toBeGreaterThan(150);
-      const successes = r.events.filter((e) => e.result === 'success');
-      expect(successes.length, r.name).toBeGreaterThanOrEqual(4);
-      // Each refresh holds a credential that expires later than the one before.
-      for (let k = 1; k < successes.length; k++) expect(successes[k]!.expiry!, r.name).toBeGreaterThan(successes[k - 1]!.expiry!);
-      expect(r.events.filter((e) => e.result === 'failure'), r.name).toEqual([]);
-      expect(r.creds.expiry, r.name).toBe(successes.at(-1)!.expiry);
-    });
+    expectRotations(runs, results, logs);
     if (process.env.CSE_CRED_FIGURES) console.log(JSON.stringify({ results, refreshes: runs.map((r) => [r.name, r.events.length, r.events.map((e) => e.expiry)]), stats: server.identity.stats() }));
     expect(server.refused).toEqual({});
     // Fetches follow rotations, not calls: hundreds of calls, a handful of STS requests each.
     const stats = server.identity.stats();
-    expect(stats['aliyun-sts AssumeRole ok']! - runs[0]!.events.length).toBeGreaterThanOrEqual(0);
-    expect(stats['aliyun-sts AssumeRole ok']! - runs[0]!.events.length).toBeLessThanOrEqual(1);
-    expect(stats['aliyun-sts AssumeRoleWithOIDC ok']! - runs[1]!.events.length).toBeGreaterThanOrEqual(0);
-    expect(stats['aliyun-sts AssumeRoleWithOIDC ok']! - runs[1]!.events.length).toBeLessThanOrEqual(1);
+    expectFetchesFollowRefreshes(stats['aliyun-sts AssumeRole ok'], runs[0]!);
+    expectFetchesFollowRefreshes(stats['aliyun-sts AssumeRoleWithOIDC ok'], runs[1]!);
     expect(results[0]!.ok).toBeGreaterThan(10 * stats['aliyun-sts AssumeRole ok']!);
     for (const r of runs) r.creds.close();
   }, 30_000);

@@ -1,15 +1,21 @@
 // A small identity server for the credential tests: the emulator's identity endpoints plus a tiny API endpoint that
 // verifies every signed call (POP v1 or TC3) against the scenario keys and the issued store, so a call signed with an
 // expired or unknown token is rejected exactly as the gateways would reject it.
+import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
+import { afterAll, expect } from 'vitest';
 import { CommonClient } from 'tencentcloud-sdk-nodejs-common';
 import { createLogger, type Logger } from '../../src/util/log';
 import { parsePopParams } from '../../emulator/gateways/aliyun/signature';
 import { readBody, sendJson, splitUrl } from '../../emulator/core/http-util';
 import { createIdentityService, type IdentityOptions, type IdentityService } from '../../emulator/identity';
+import type { CredentialsOptions, RefreshEvent } from '../../src/cloud/credentials/refresh';
+import { findSecretLeaks } from '../helpers/secrets';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const RPCClient = require('@alicloud/pop-core').RPCClient as new (cfg: Record<string, unknown>) => { request(action: string, params: Record<string, unknown>, opts: Record<string, unknown>): Promise<unknown> };
@@ -157,4 +163,110 @@ export async function until(cond: () => boolean, ms: number, what: string): Prom
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await sleep(25);
   }
+}
+
+/**
+ * One test file's bookkeeping: a scratch folder holding a web identity token (`oidc.file`), the identity servers and
+ * providers it opens, the log lines it keeps. After all its tests everything is closed, and no secret — the base key,
+ * the token, every credential the endpoints issued — may appear in any kept line.
+ */
+export function credentialSuite(
+  prefix: string,
+  opts: { baseSecret: string; oidc: { issuer: string; audience: string; file: string } },
+): { dir: string; logs: string[]; oidcToken: string; closers: Array<{ close(): void }>; identity(o: IdentityOptions): Promise<IdentityServer> } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const oidcToken = makeOidcToken({ iss: opts.oidc.issuer, sub: 'system:serviceaccount:monitoring:cse', aud: opts.oidc.audience, exp: Math.floor(Date.now() / 1000) + 3600 });
+  fs.writeFileSync(path.join(dir, opts.oidc.file), oidcToken);
+  const servers: IdentityServer[] = [];
+  const suite = {
+    dir,
+    logs: [] as string[],
+    oidcToken,
+    closers: [] as Array<{ close(): void }>,
+    identity: (o: IdentityOptions) => startIdentityServer(o).then((s) => (servers.push(s), s)),
+  };
+  afterAll(async () => {
+    for (const c of suite.closers) c.close();
+    const secrets: Record<string, string> = { base: opts.baseSecret, oidc: oidcToken };
+    for (const s of servers) for (const c of s.identity.store.all()) Object.assign(secrets, { [`${c.keyId}.id`]: c.keyId, [`${c.keyId}.secret`]: c.secret, [`${c.keyId}.token`]: c.token });
+    expect(suite.logs.length).toBeGreaterThan(0);
+    expect(findSecretLeaks(suite.logs.join('\n'), secrets)).toEqual([]);
+    await Promise.all(servers.map((s) => s.close()));
+  });
+  return suite;
+}
+
+export interface RotationRun {
+  name: string;
+  events: RefreshEvent[];
+  lines: string[];
+  creds: { expiry: number | undefined };
+}
+
+/**
+ * Each provider rode out its rotations: no call refused and calls throughout, at least four refreshes, each holding a
+ * credential that expires later than the one before, none failed. Their log lines join the suite's leak check.
+ */
+export function expectRotations(runs: readonly RotationRun[], results: ReadonlyArray<{ ok: number; failed: string[] }>, logs: string[]): void {
+  runs.forEach((r, i) => {
+    logs.push(...r.lines);
+    expect(results[i]!.failed, r.name).toEqual([]);
+    expect(results[i]!.ok, r.name).toBeGreaterThan(150);
+    const successes = r.events.filter((e) => e.result === 'success');
+    expect(successes.length, r.name).toBeGreaterThanOrEqual(4);
+    for (let k = 1; k < successes.length; k++) expect(successes[k]!.expiry!, r.name).toBeGreaterThan(successes[k - 1]!.expiry!);
+    expect(r.events.filter((e) => e.result === 'failure'), r.name).toEqual([]);
+    expect(r.creds.expiry, r.name).toBe(successes.at(-1)!.expiry);
+  });
+}
+
+/** Fetches follow rotations, not calls: as many STS answers as refreshes seen, and at most one more still in flight. */
+export function expectFetchesFollowRefreshes(answers: number | undefined, run: RotationRun): void {
+  expect(answers! - run.events.length, run.name).toBeGreaterThanOrEqual(0);
+  expect(answers! - run.events.length, run.name).toBeLessThanOrEqual(1);
+}
+
+/** What a test may set on a provider besides its config; `events` collects every refresh event. */
+export type CreateExtras<E> = Pick<CredentialsOptions, 'onRefresh' | 'httpTimeoutMs' | 'recheckMs' | 'settleMs'> & { events?: RefreshEvent[]; endpoints?: E };
+
+/**
+ * `create(cfg, extras)` for one cloud: the provider `make` builds from a raw config, logging to captured lines, named
+ * after its type, with relative files in `dir`, retrying after `minRetryMs`; closed with the suite.
+ */
+export function providerFactory<P extends { close(): void }, E>(
+  make: (cfg: Record<string, unknown>, opts: CredentialsOptions & { endpoints?: E }) => P,
+  suite: { dir: string; closers: Array<{ close(): void }> },
+  minRetryMs: number,
+): (cfg: Record<string, unknown>, extra?: CreateExtras<E>) => { creds: P; lines: string[] } {
+  return (cfg, extra = {}) => {
+    const { logger, lines } = captureLogger();
+    const { events, onRefresh, ...rest } = extra;
+    const creds = make(cfg, {
+      logger,
+      account: String(cfg.type),
+      configDir: suite.dir,
+      minRetryMs,
+      onRefresh: (e) => {
+        events?.push(e);
+        onRefresh?.(e);
+      },
+      ...rest,
+    });
+    suite.closers.push(creds);
+    return { creds, lines };
+  };
+}
+
+/** One provider per named config, each collecting its refresh events; resolves once every one holds a credential. */
+export async function startRotationRuns<P extends { ready(): Promise<void>; state: string; expiry: number | undefined }>(
+  configs: Record<string, Record<string, unknown>>,
+  create: (cfg: Record<string, unknown>, extra: { events: RefreshEvent[] }) => { creds: P; lines: string[] },
+): Promise<Array<RotationRun & { creds: P }>> {
+  const runs = Object.entries(configs).map(([name, cfg]) => {
+    const events: RefreshEvent[] = [];
+    return { name, events, ...create(cfg, { events }) };
+  });
+  await Promise.all(runs.map((r) => r.creds.ready()));
+  for (const r of runs) expect(r.creds.state, r.name).toBe('ok');
+  return runs;
 }

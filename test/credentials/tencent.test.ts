@@ -2,32 +2,24 @@
 // verifying endpoint; and each fault of the SDK's own credential classes reproduced next to the workaround.
 import fs from 'node:fs';
 import http from 'node:http';
-import os from 'node:os';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, test, vi } from 'vitest';
+import { afterEach, beforeAll, describe, expect, test, vi } from 'vitest';
 import { CvmRoleCredential, DefaultCredentialProvider, OIDCRoleArnCredential, STSCredential } from 'tencentcloud-sdk-nodejs-common';
 import { tencentCredentialsSchema } from '../../src/cloud/credentials/config';
-import { createTencentCredentials, type TencentCredentials } from '../../src/cloud/credentials/tencent';
+import { createTencentCredentials, type TencentCredentialsOptions } from '../../src/cloud/credentials/tencent';
 import type { RefreshEvent } from '../../src/cloud/credentials/refresh';
-import { findSecretLeaks } from '../helpers/secrets';
-import { captureLogger, drive, makeOidcToken, sleep, startIdentityServer, startSilentServer, tencentClient, until, type IdentityServer } from './helpers';
+import { credentialSuite, providerFactory, drive, expectFetchesFollowRefreshes, expectRotations, makeOidcToken, startRotationRuns, sleep, startSilentServer, tencentClient, until, type IdentityServer } from './helpers';
 
 const BASE = { account: 'tencent-main', provider: 'tencentcloud' as const, secret_id: 'AKIDBaseKeyForCredentialTests01', secret_key: 'base-tencent-secret-for-tests-01' };
 const ROLE = 'qcs::cam::uin/100000000001:roleName/cse-exporter';
 const PROVIDER_ID = 'tke-cls-test';
 const ISSUER = 'https://tke-oidc.test/cls-test';
 
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cse-creds-tencent-'));
-const oidcToken = makeOidcToken({ iss: ISSUER, sub: 'system:serviceaccount:monitoring:cse', aud: 'sts.cloud.tencent.com', exp: Math.floor(Date.now() / 1000) + 3600 });
-fs.writeFileSync(path.join(dir, 'identity-token'), oidcToken);
-
-const logs: string[] = [];
-const servers: IdentityServer[] = [];
-const open: TencentCredentials[] = [];
-const clients: Array<{ close(): void }> = [];
+const suite = credentialSuite('cse-creds-tencent-', { baseSecret: BASE.secret_key, oidc: { issuer: ISSUER, audience: 'sts.cloud.tencent.com', file: 'identity-token' } });
+const { dir, logs, oidcToken, closers: open, identity: start } = suite;
 
 function identity(ttlSeconds: number): Promise<IdentityServer> {
-  return startIdentityServer({
+  return start({
     ttlSeconds,
     tencentCredentials: [BASE],
     tencent: {
@@ -35,32 +27,14 @@ function identity(ttlSeconds: number): Promise<IdentityServer> {
       oidcProviders: [{ id: PROVIDER_ID, issuer: ISSUER, clientIds: ['sts.cloud.tencent.com'] }],
       cvm: { roleName: 'cse-cvm-role', account: 'tencent-main' },
     },
-  }).then((s) => (servers.push(s), s));
+  });
 }
 
-function create(cfg: Record<string, unknown>, extra: { events?: RefreshEvent[]; onRefresh?: (e: RefreshEvent) => void; httpTimeoutMs?: number; recheckMs?: number; settleMs?: number; endpoints?: { cvmMetadata?: string; sts?: string } } = {}): { creds: TencentCredentials; lines: string[] } {
-  const { logger, lines } = captureLogger();
-  const creds = createTencentCredentials(tencentCredentialsSchema.parse(cfg), {
-    logger,
-    account: String(cfg.type),
-    configDir: dir,
-    minRetryMs: 100,
-    onRefresh: (e) => {
-      extra.events?.push(e);
-      extra.onRefresh?.(e);
-    },
-    httpTimeoutMs: extra.httpTimeoutMs,
-    recheckMs: extra.recheckMs,
-    settleMs: extra.settleMs,
-    endpoints: extra.endpoints,
-  });
-  open.push(creds);
-  return { creds, lines };
-}
+const create = providerFactory((cfg, opts: TencentCredentialsOptions) => createTencentCredentials(tencentCredentialsSchema.parse(cfg), opts), suite, 100);
 
 function client(port: number, creds: { getCredential(): Promise<unknown> }): () => Promise<unknown> {
   const c = tencentClient(port, creds);
-  clients.push(c);
+  open.push(c);
   return c.call;
 }
 
@@ -69,16 +43,6 @@ function vendorConfig(port: number, credential?: unknown): Record<string, unknow
   const agent = new http.Agent({ keepAlive: false });
   return { ...(credential ? { credential } : {}), region: 'ap-guangzhou', profile: { httpProfile: { endpoint: `127.0.0.1:${port}`, protocol: 'http://', agent, reqTimeout: 5 } } };
 }
-
-afterAll(async () => {
-  for (const c of open) c.close();
-  for (const c of clients) c.close();
-  const secrets: Record<string, string> = { base: BASE.secret_key, oidc: oidcToken };
-  for (const s of servers) for (const c of s.identity.store.all()) Object.assign(secrets, { [`${c.keyId}.id`]: c.keyId, [`${c.keyId}.secret`]: c.secret, [`${c.keyId}.token`]: c.token });
-  expect(logs.length).toBeGreaterThan(0);
-  expect(findSecretLeaks(logs.join('\n'), secrets)).toEqual([]);
-  await Promise.all(servers.map((s) => s.close()));
-});
 
 describe('Tencent credentials', () => {
   let server: IdentityServer;
@@ -92,28 +56,14 @@ describe('Tencent credentials', () => {
       oidc_role_arn: { type: 'oidc_role_arn', role_arn: ROLE, provider_id: PROVIDER_ID, web_identity_token_file: 'identity-token', sts_endpoint: server.url },
       cvm_role: { type: 'cvm_role', metadata_endpoint: server.url },
     };
-    const runs = Object.entries(configs).map(([name, cfg]) => {
-      const events: RefreshEvent[] = [];
-      return { name, events, ...create(cfg, { events }) };
-    });
-    await Promise.all(runs.map((r) => r.creds.ready()));
-    for (const r of runs) expect(r.creds.state, r.name).toBe('ok');
+    const runs = await startRotationRuns(configs, create);
     const results = await Promise.all(runs.map((r) => drive(client(server.port, r.creds), 9000, 25)));
     if (process.env.CSE_CRED_FIGURES) console.log(JSON.stringify({ results, refreshes: runs.map((r) => [r.name, r.events.length]), stats: server.identity.stats() }));
-    runs.forEach((r, i) => {
-      logs.push(...r.lines);
-      expect(results[i]!.failed, r.name).toEqual([]);
-      expect(results[i]!.ok, r.name).toBeGreaterThan(150);
-      const successes = r.events.filter((e) => e.result === 'success');
-      expect(successes.length, r.name).toBeGreaterThanOrEqual(4);
-      for (let k = 1; k < successes.length; k++) expect(successes[k]!.expiry!, r.name).toBeGreaterThan(successes[k - 1]!.expiry!);
-    });
+    expectRotations(runs, results, logs);
     expect(server.refused).toEqual({});
     const stats = server.identity.stats();
-    expect(stats['tencent-sts AssumeRole ok']! - runs[0]!.events.length).toBeGreaterThanOrEqual(0);
-    expect(stats['tencent-sts AssumeRole ok']! - runs[0]!.events.length).toBeLessThanOrEqual(1);
-    expect(stats['tencent-sts AssumeRoleWithWebIdentity ok']! - runs[1]!.events.length).toBeGreaterThanOrEqual(0);
-    expect(stats['tencent-sts AssumeRoleWithWebIdentity ok']! - runs[1]!.events.length).toBeLessThanOrEqual(1);
+    expectFetchesFollowRefreshes(stats['tencent-sts AssumeRole ok'], runs[0]!);
+    expectFetchesFollowRefreshes(stats['tencent-sts AssumeRoleWithWebIdentity ok'], runs[1]!);
     for (const r of runs) r.creds.close();
   }, 30_000);
 

@@ -3,28 +3,21 @@
 import { mqttOf } from '../../emulator/apis/mqtt';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterEach, describe, expect, test } from 'vitest';
-import { ALIYUN, appFromYaml, emulator, parseExposition, type TestApp, truthOf } from '../helpers/harness';
+import { ALIYUN, ALIYUN_ACCOUNT_YAML, appFromYaml, emulator, parseExposition, truthOf } from '../helpers/harness';
 import { connectDevices, type DeviceClients } from '../../emulator/broker/devices';
 import { signatureCredentials } from '../../emulator/broker/auth';
 import { ScenarioError } from '../../emulator/core/scenario';
 import { normalizeScenario } from '../../emulator/scenario';
-import type { Emulator } from '../../emulator/server';
 import { ENV, INSTANCE, probeScenario, waitFor } from '../apis/aliyun-mqtt-probe/helpers';
 
 const OTHER = 'post-cn-probe0002';
-let emu: Emulator | undefined;
-let t: TestApp | undefined;
 const clients: MqttClient[] = [];
 let devices: DeviceClients | undefined;
 
 afterEach(async () => {
   await Promise.all(clients.splice(0).map((c) => c.endAsync(true)));
   await devices?.close();
-  await t?.app.stop(0);
-  await emu?.close();
   devices = undefined;
-  t = undefined;
-  emu = undefined;
 });
 
 /** Resolves with the client once connected, or the CONNACK refusal's return code. */
@@ -43,7 +36,7 @@ function creds(instanceId: string, clientId: string, secret = ALIYUN.access_key_
 
 describe('embedded MQTT broker', () => {
   test('Signature sign-in: right keys in (with and without a will), wrong secret, unknown instance or key refused, bad client ID rejected', async () => {
-    emu = await emulator(probeScenario());
+    const emu = await emulator(probeScenario());
     const url = mqttOf(emu).broker!.url;
     expect(url).toMatch(/^mqtt:\/\/127\.0\.0\.1:\d+$/);
     const id = 'GID_test@@@dev-a';
@@ -64,7 +57,7 @@ describe('embedded MQTT broker', () => {
   });
 
   test('each instance is its own broker: SendMessage reaches subscribers of that instance only, as sent (QoS 1)', async () => {
-    emu = await emulator(probeScenario({ mqtt: { instances: [{ instance_id: INSTANCE }, { instance_id: OTHER }] } }));
+    const emu = await emulator(probeScenario({ mqtt: { instances: [{ instance_id: INSTANCE }, { instance_id: OTHER }] } }));
     const url = mqttOf(emu).broker!.url;
     const a = (await connect(url, 'GID_a@@@1', creds(INSTANCE, 'GID_a@@@1'))) as MqttClient;
     const b = (await connect(url, 'GID_a@@@1', creds(OTHER, 'GID_a@@@1'))) as MqttClient;
@@ -84,7 +77,7 @@ describe('embedded MQTT broker', () => {
   });
 
   test('admin endpoints: read the broker, change faults at runtime (validated), kill a connection', async () => {
-    emu = await emulator(probeScenario({ broker: { drop_rate: 0.25 } }));
+    const emu = await emulator(probeScenario({ broker: { drop_rate: 0.25 } }));
     const base = `${emu.url}/_emulator/broker`;
     const info = (await (await fetch(base)).json()) as { url: string; faults: unknown };
     expect(info).toMatchObject({ url: mqttOf(emu).broker!.url, faults: { drop_rate: 0.25, delay_ms: { min: 0, max: 0 } } });
@@ -109,7 +102,7 @@ describe('embedded MQTT broker', () => {
   test('scenarios: status_from_broker needs a broker section; broker.devices are connected at start-up and show in the truth', async () => {
     expect(() => normalizeScenario({ credentials: [ALIYUN], mqtt: { instances: [{ instance_id: INSTANCE, status_from_broker: true }] } })).toThrow(ScenarioError);
     expect(() => normalizeScenario(probeScenario({ broker: { devices: [{ instance_id: 'nope', group_id: 'GID_a', count: 1 }] } }))).toThrow(/no MQTT instance "nope"/);
-    emu = await emulator(
+    const emu = await emulator(
       probeScenario({ broker: { devices: [{ instance_id: INSTANCE, group_id: 'GID_sensor', count: 2 }] } }, { status_from_broker: true, fleets: [{ group_id: 'GID_sensor', prefix: 'dev-', size: 3, digits: 1 }] }),
     );
     expect((await truthOf(emu)).mqtt[INSTANCE]).toEqual({ 'GID_sensor@@@dev-1': true, 'GID_sensor@@@dev-2': true, 'GID_sensor@@@dev-3': false });
@@ -118,18 +111,14 @@ describe('embedded MQTT broker', () => {
 
 describe('status_from_broker: aliyun_mqtt_sessions sees real device connections', () => {
   test('3 connected devices are online, a 4th never connected is offline; one disconnects and goes offline', async () => {
-    emu = await emulator(probeScenario({}, { status_from_broker: true }));
+    const emu = await emulator(probeScenario({}, { status_from_broker: true }));
     devices = await connectDevices({ url: mqttOf(emu).broker!.url, instanceId: INSTANCE, accessKeyId: ALIYUN.access_key_id, accessKeySecret: ALIYUN.access_key_secret, groupId: 'GID_sensor', count: 3 });
     expect(devices.clientIds).toEqual(['GID_sensor@@@dev-1', 'GID_sensor@@@dev-2', 'GID_sensor@@@dev-3']);
     const ids = [...devices.clientIds, 'GID_sensor@@@dev-4'];
-    t = appFromYaml(
+    const t = appFromYaml(
       `
 accounts:
-  - name: aliyun-test
-    provider: aliyun
-    access_key_id: \${AK}
-    access_key_secret: \${SK}
-jobs:
+${ALIYUN_ACCOUNT_YAML}jobs:
   - name: fleet
     type: aliyun_mqtt_sessions
     account: aliyun-test
@@ -147,7 +136,7 @@ jobs:
     expect(ids.map((id) => online(text, id))).toEqual([1, 1, 1, 0]);
 
     await devices.disconnect('GID_sensor@@@dev-2');
-    await waitFor('the broker to see dev-2 leave', () => !mqttOf(emu!).broker!.isConnected(INSTANCE, 'GID_sensor@@@dev-2'));
+    await waitFor('the broker to see dev-2 leave', () => !mqttOf(emu).broker!.isConnected(INSTANCE, 'GID_sensor@@@dev-2'));
     await t.app.runAllNow();
     text = await t.scrape();
     expect(ids.map((id) => online(text, id))).toEqual([1, 0, 1, 0]);

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEmulator, type Emulator } from '../../emulator/server';
+import { emulator } from '../helpers/harness';
 import type { EmulatorStats } from '../../emulator/core/stats';
 import { adminGet, adminPost, dasClient, mongoClientByIp, mqttClient, popError, tencentError, testScenario } from './helpers';
 
@@ -66,17 +67,13 @@ describe('fault injection', () => {
 
 describe('latency', () => {
   it('delays answers by the configured range, per API', async () => {
-    const emu = await startEmulator({
-      scenario: testScenario((s) => {
+    const emu = await emulator(
+      testScenario((s) => {
         s.latency = { min_ms: 0, max_ms: 0, per_api: { QuerySessionByClientId: { min_ms: 150, max_ms: 200 } } };
       }),
-    });
-    try {
-      const t0 = Date.now();
-      await mqttClient(emu.url).request('QuerySessionByClientId', { InstanceId: INSTANCE, ClientId: 'x' });
-      expect(Date.now() - t0).toBeGreaterThanOrEqual(150);
-    } finally {
-      await emu.close();
-    }
+    );
+    const t0 = Date.now();
+    await mqttClient(emu.url).request('QuerySessionByClientId', { InstanceId: INSTANCE, ClientId: 'x' });
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(150);
   });
 });

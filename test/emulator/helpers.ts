@@ -15,6 +15,13 @@ export function testScenario(patch: (s: TestScenario) => void = () => {}): TestS
   return s;
 }
 
+/** The test scenario with one MQTT instance (cn-hangzhou, batch API on) holding one generated fleet. */
+export function oneFleetScenario(instanceId: string, fleet: { group_id: string; size: number; online_ratio: number; churn_per_minute: number }): TestScenario {
+  return testScenario((s) => {
+    s.mqtt.instances = [{ instance_id: instanceId, region: 'cn-hangzhou', batch_supported: true, fleets: [{ prefix: 'dev-', ...fleet }], clients: [] }];
+  });
+}
+
 const ALIYUN = { accessKeyId: 'LTAI-test-key', accessKeySecret: 'test-secret' };
 export const TENCENT = { secretId: 'AKID-test-id', secretKey: 'test-tencent-key' };
 
@@ -33,14 +40,17 @@ export interface PopError extends Error {
   entry: { response: { statusCode: number } };
 }
 
-export async function popError(p: Promise<unknown>): Promise<PopError> {
+/** The error `p` rejects with (pop-core's or the Tencent SDK's); fails the test when `p` resolves. */
+async function rejection<E>(p: Promise<unknown>): Promise<E> {
   try {
     await p;
   } catch (err) {
-    return err as PopError;
+    return err as E;
   }
   throw new Error('expected the call to fail');
 }
+
+export const popError = (p: Promise<unknown>): Promise<PopError> => rejection<PopError>(p);
 
 const MongoClient = tencentcloud.mongodb.v20190725.Client;
 export type MongoClientType = InstanceType<typeof MongoClient>;
@@ -76,14 +86,7 @@ export interface TencentSdkError extends Error {
   traceId?: string;
 }
 
-export async function tencentError(p: Promise<unknown>): Promise<TencentSdkError> {
-  try {
-    await p;
-  } catch (err) {
-    return err as TencentSdkError;
-  }
-  throw new Error('expected the call to fail');
-}
+export const tencentError = (p: Promise<unknown>): Promise<TencentSdkError> => rejection<TencentSdkError>(p);
 
 export function rawRequest(
   url: string,

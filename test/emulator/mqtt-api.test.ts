@@ -1,10 +1,10 @@
 import { mqttOf } from '../../emulator/apis/mqtt';
-import { truthOf } from '../helpers/harness';
+import { emulator, truthOf } from '../helpers/harness';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEmulator, type Emulator } from '../../emulator/server';
 import type { EmulatorStats } from '../../emulator/core/stats';
 import type { SentMessageEvent, Truth } from '../helpers/harness';
-import { adminGet, adminPost, mqttClient, popError, testScenario, type PopError } from './helpers';
+import { adminGet, adminPost, mqttClient, oneFleetScenario, popError, testScenario, type PopError } from './helpers';
 
 const INSTANCE = 'post-cn-test0001';
 
@@ -103,17 +103,10 @@ describe('ApsaraMQ for MQTT APIs', () => {
   });
 
   it('answers SendMessageFailed (417) when the hook rejects', async () => {
-    const failing = await startEmulator({
-      scenario: testScenario(),
-      onSendMessage: () => Promise.reject(new Error('broker down')),
-    });
-    try {
-      const err = await popError(mqttClient(failing.url).request('SendMessage', { InstanceId: INSTANCE, MqttTopic: 't', Payload: 'eA==' }));
-      expect(err.code).toBe('SendMessageFailed');
-      expect(err.entry.response.statusCode).toBe(417);
-    } finally {
-      await failing.close();
-    }
+    const failing = await emulator(testScenario(), { onSendMessage: () => Promise.reject(new Error('broker down')) });
+    const err = await popError(mqttClient(failing.url).request('SendMessage', { InstanceId: INSTANCE, MqttTopic: 't', Payload: 'eA==' }));
+    expect(err.code).toBe('SendMessageFailed');
+    expect(err.entry.response.statusCode).toBe(417);
   });
 });
 
@@ -121,117 +114,80 @@ describe('rate window', () => {
   it('lets exactly 100 of 150 simultaneous Batch calls through and answers SystemOverFlow (403) to the rest', async () => {
     // A frozen clock puts every arrival in the same window, whatever the machine's speed.
     const frozen = Date.now();
-    const emu = await startEmulator({ scenario: testScenario(), now: () => frozen });
-    try {
-      const client = mqttClient(emu.url);
-      const results = await Promise.allSettled(
-        Array.from({ length: 150 }, () =>
-          client.request('BatchQuerySessionByClientIds', { InstanceId: INSTANCE, ClientIdList: ids(10) }, { method: 'POST' }),
-        ),
-      );
-      const ok = results.filter((r) => r.status === 'fulfilled').length;
-      const refused = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as PopError);
-      expect(ok).toBe(100);
-      expect(refused).toHaveLength(50);
-      for (const e of refused) {
-        expect(e.code).toBe('SystemOverFlow');
-        expect(e.entry.response.statusCode).toBe(403);
-      }
-      const stats = await adminGet<EmulatorStats>(emu.url, 'stats');
-      const batch = stats.apis.BatchQuerySessionByClientIds;
-      expect(batch).toMatchObject({ calls: 150, ok: 100, throttled: 50, busiest_window: 100, busiest_window_with_throttled: 150, largest_batch: 10 });
-      expect(batch?.accounts['aliyun-test']?.throttled).toBe(50);
-      // Other APIs have their own windows.
-      await client.request('QuerySessionByClientId', { InstanceId: INSTANCE, ClientId: 'x' });
-      await adminPost(emu.url, 'stats/reset', {});
-      expect(emu.stats().apis).toEqual({});
-    } finally {
-      await emu.close();
+    const emu = await emulator(testScenario(), { now: () => frozen });
+    const client = mqttClient(emu.url);
+    const results = await Promise.allSettled(
+      Array.from({ length: 150 }, () =>
+        client.request('BatchQuerySessionByClientIds', { InstanceId: INSTANCE, ClientIdList: ids(10) }, { method: 'POST' }),
+      ),
+    );
+    const ok = results.filter((r) => r.status === 'fulfilled').length;
+    const refused = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as PopError);
+    expect(ok).toBe(100);
+    expect(refused).toHaveLength(50);
+    for (const e of refused) {
+      expect(e.code).toBe('SystemOverFlow');
+      expect(e.entry.response.statusCode).toBe(403);
     }
+    const stats = await adminGet<EmulatorStats>(emu.url, 'stats');
+    const batch = stats.apis.BatchQuerySessionByClientIds;
+    expect(batch).toMatchObject({ calls: 150, ok: 100, throttled: 50, busiest_window: 100, busiest_window_with_throttled: 150, largest_batch: 10 });
+    expect(batch?.accounts['aliyun-test']?.throttled).toBe(50);
+    // Other APIs have their own windows.
+    await client.request('QuerySessionByClientId', { InstanceId: INSTANCE, ClientId: 'x' });
+    await adminPost(emu.url, 'stats/reset', {});
+    expect(emu.stats().apis).toEqual({});
   });
 
   it('admits again once the window has slid, and honours scenario overrides', async () => {
     let t = Date.now();
-    const emu = await startEmulator({ scenario: testScenario((s) => (s.rate_limits = { QuerySessionByClientId: 3 })), now: () => t });
-    try {
-      const client = mqttClient(emu.url);
-      const q = (): Promise<unknown> => client.request('QuerySessionByClientId', { InstanceId: INSTANCE, ClientId: 'x' });
-      for (let i = 0; i < 3; i++) await q();
-      expect((await popError(q())).code).toBe('SystemOverFlow');
-      t += 999;
-      expect((await popError(q())).code).toBe('SystemOverFlow');
-      t += 1;
-      await q();
-      expect(emu.stats().apis.QuerySessionByClientId).toMatchObject({ calls: 6, ok: 4, throttled: 2, busiest_window: 3 });
-    } finally {
-      await emu.close();
-    }
+    const emu = await emulator(testScenario((s) => (s.rate_limits = { QuerySessionByClientId: 3 })), { now: () => t });
+    const client = mqttClient(emu.url);
+    const q = (): Promise<unknown> => client.request('QuerySessionByClientId', { InstanceId: INSTANCE, ClientId: 'x' });
+    for (let i = 0; i < 3; i++) await q();
+    expect((await popError(q())).code).toBe('SystemOverFlow');
+    t += 999;
+    expect((await popError(q())).code).toBe('SystemOverFlow');
+    t += 1;
+    await q();
+    expect(emu.stats().apis.QuerySessionByClientId).toMatchObject({ calls: 6, ok: 4, throttled: 2, busiest_window: 3 });
   });
 });
 
 describe('churn', () => {
   it('flips about churn_per_minute of the fleet per minute, deterministically from the seed', async () => {
     let t = Date.UTC(2024, 0, 1);
-    const scenario = testScenario((s) => {
-      s.mqtt.instances = [
-        {
-          instance_id: 'post-cn-churn',
-          region: 'cn-hangzhou',
-          batch_supported: true,
-          fleets: [{ group_id: 'GID_c', prefix: 'dev-', size: 20_000, online_ratio: 0.8, churn_per_minute: 0.05 }],
-          clients: [],
-        },
-      ];
-    });
-    const a = await startEmulator({ scenario, now: () => t });
-    const b = await startEmulator({ scenario, now: () => t });
-    try {
-      const snap = async (e: Emulator): Promise<Record<string, boolean>> => (await truthOf(e)).mqtt['post-cn-churn'] ?? {};
-      const first = await snap(a);
-      expect(await snap(b)).toEqual(first);
-      const online = Object.values(first).filter(Boolean).length;
-      expect(online / 20_000).toBeGreaterThan(0.78);
-      expect(online / 20_000).toBeLessThan(0.82);
-      t += 60_000;
-      const second = await snap(a);
-      const flipped = Object.keys(first).filter((id) => first[id] !== second[id]).length;
-      expect(flipped / 20_000).toBeGreaterThan(0.04);
-      expect(flipped / 20_000).toBeLessThan(0.06);
-    } finally {
-      await a.close();
-      await b.close();
-    }
+    const scenario = oneFleetScenario('post-cn-churn', { group_id: 'GID_c', size: 20_000, online_ratio: 0.8, churn_per_minute: 0.05 });
+    const a = await emulator(scenario, { now: () => t });
+    const b = await emulator(scenario, { now: () => t });
+    const snap = async (e: Emulator): Promise<Record<string, boolean>> => (await truthOf(e)).mqtt['post-cn-churn'] ?? {};
+    const first = await snap(a);
+    expect(await snap(b)).toEqual(first);
+    const online = Object.values(first).filter(Boolean).length;
+    expect(online / 20_000).toBeGreaterThan(0.78);
+    expect(online / 20_000).toBeLessThan(0.82);
+    t += 60_000;
+    const second = await snap(a);
+    const flipped = Object.keys(first).filter((id) => first[id] !== second[id]).length;
+    expect(flipped / 20_000).toBeGreaterThan(0.04);
+    expect(flipped / 20_000).toBeLessThan(0.06);
   });
 
   it('answers for a fleet of a million devices without materialising it', async () => {
-    const scenario = testScenario((s) => {
-      s.mqtt.instances = [
-        {
-          instance_id: 'post-cn-huge',
-          region: 'cn-hangzhou',
-          batch_supported: true,
-          fleets: [{ group_id: 'GID_huge', prefix: 'dev-', size: 1_000_000, online_ratio: 0.5, churn_per_minute: 0.01 }],
-          clients: [],
-        },
-      ];
+    const scenario = oneFleetScenario('post-cn-huge', { group_id: 'GID_huge', size: 1_000_000, online_ratio: 0.5, churn_per_minute: 0.01 });
+    const emu = await emulator(scenario);
+    const r = await mqttClient(emu.url).request<BatchAnswer>('BatchQuerySessionByClientIds', {
+      InstanceId: 'post-cn-huge',
+      ClientIdList: ['GID_huge@@@dev-1000000', 'GID_huge@@@dev-0000001', 'GID_huge@@@dev-1000001'],
     });
-    const emu = await startEmulator({ scenario });
-    try {
-      const r = await mqttClient(emu.url).request<BatchAnswer>('BatchQuerySessionByClientIds', {
-        InstanceId: 'post-cn-huge',
-        ClientIdList: ['GID_huge@@@dev-1000000', 'GID_huge@@@dev-0000001', 'GID_huge@@@dev-1000001'],
-      });
-      expect(r.OnlineStatusList.map((e) => typeof e.OnlineStatus)).toEqual(['boolean', 'boolean', 'boolean']);
-      expect(r.OnlineStatusList[2]?.OnlineStatus).toBe(false);
-      mqttOf(emu).setOnline('post-cn-huge', 'GID_huge@@@dev-0500000', true);
-      mqttOf(emu).setOnline('post-cn-huge', 'GID_huge@@@dev-0500001', false);
-      const flipped = await mqttClient(emu.url).request<BatchAnswer>('BatchQuerySessionByClientIds', {
-        InstanceId: 'post-cn-huge',
-        ClientIdList: ['GID_huge@@@dev-0500000', 'GID_huge@@@dev-0500001'],
-      });
-      expect(flipped.OnlineStatusList.map((e) => e.OnlineStatus)).toEqual([true, false]);
-    } finally {
-      await emu.close();
-    }
+    expect(r.OnlineStatusList.map((e) => typeof e.OnlineStatus)).toEqual(['boolean', 'boolean', 'boolean']);
+    expect(r.OnlineStatusList[2]?.OnlineStatus).toBe(false);
+    mqttOf(emu).setOnline('post-cn-huge', 'GID_huge@@@dev-0500000', true);
+    mqttOf(emu).setOnline('post-cn-huge', 'GID_huge@@@dev-0500001', false);
+    const flipped = await mqttClient(emu.url).request<BatchAnswer>('BatchQuerySessionByClientIds', {
+      InstanceId: 'post-cn-huge',
+      ClientIdList: ['GID_huge@@@dev-0500000', 'GID_huge@@@dev-0500001'],
+    });
+    expect(flipped.OnlineStatusList.map((e) => e.OnlineStatus)).toEqual([true, false]);
   });
 });

@@ -1,5 +1,5 @@
 import crypto from 'node:crypto';
-import { truthOf } from '../helpers/harness';
+import { emulator, truthOf } from '../helpers/harness';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEmulator, type Emulator } from '../../emulator/server';
 import {
@@ -156,18 +156,14 @@ describe('TencentDB for MongoDB DescribeClientConnections against the real SDK',
 describe('Tencent rate limit', () => {
   it('answers RequestLimitExceeded (HTTP 200 envelope) past 5 calls per second', async () => {
     const frozen = Date.now();
-    const emu = await startEmulator({ scenario: testScenario(), now: () => frozen });
-    try {
-      const client = mongoClientByIp(emu.port);
-      const results = await Promise.allSettled(
-        Array.from({ length: 8 }, () => client.DescribeClientConnections({ InstanceId: 'cmgo-small0001' })),
-      );
-      expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(5);
-      const codes = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => (r.reason as { code: string }).code);
-      expect(codes).toEqual(['RequestLimitExceeded', 'RequestLimitExceeded', 'RequestLimitExceeded']);
-      expect(emu.stats().apis.DescribeClientConnections).toMatchObject({ calls: 8, ok: 5, throttled: 3, busiest_window: 5 });
-    } finally {
-      await emu.close();
-    }
+    const emu = await emulator(testScenario(), { now: () => frozen });
+    const client = mongoClientByIp(emu.port);
+    const results = await Promise.allSettled(
+      Array.from({ length: 8 }, () => client.DescribeClientConnections({ InstanceId: 'cmgo-small0001' })),
+    );
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(5);
+    const codes = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => (r.reason as { code: string }).code);
+    expect(codes).toEqual(['RequestLimitExceeded', 'RequestLimitExceeded', 'RequestLimitExceeded']);
+    expect(emu.stats().apis.DescribeClientConnections).toMatchObject({ calls: 8, ok: 5, throttled: 3, busiest_window: 5 });
   });
 });

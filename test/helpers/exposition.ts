@@ -1,4 +1,5 @@
 // The tests' one reader of the Prometheus text format: a scrape as samples, with the lookups tests need.
+import { expect } from 'vitest';
 export interface Sample {
   name: string;
   /** Label name → value (unescaped). */
@@ -81,4 +82,10 @@ export function parseExposition(text: string): Scrape {
 /** Series of one metric whose labels include all of `match`, as [labels, value]. */
 export function seriesOf(scrape: Scrape, name: string, match: Record<string, string> = {}): Array<[Record<string, string>, number]> {
   return scrape.all(name, match).map((s) => [s.labels, s.value]);
+}
+
+/** No series appears twice (same name, same labels): Prometheus would reject the whole scrape. */
+export function expectNoDuplicateSeries(m: Scrape): void {
+  const keys = m.samples.map((s) => `${s.name}{${s.rawLabels}}`);
+  expect(new Set(keys).size).toBe(keys.length);
 }

@@ -2,6 +2,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { onTestFinished } from 'vitest';
 import { createApp, type App, type AppDeps } from '../../src/core/app';
 import { parseConfig, loadConfigFile } from '../../src/config/load';
 import { JOB_TYPES } from '../../src/apis';
@@ -26,8 +27,22 @@ export const ALIYUN_ACCOUNT_YAML = `  - name: ${ALIYUN.account}
     access_key_secret: \${SK}
 `;
 
+/**
+ * Emulators and apps started inside a test are closed when it ends, pass or fail (the app before the emulator:
+ * vitest runs these hooks last registered first). Started in beforeAll, they are the suite's to close.
+ */
+function closeWhenTestEnds(close: () => Promise<void>): void {
+  try {
+    onTestFinished(close);
+  } catch {
+    // Not inside a test.
+  }
+}
+
 export async function emulator(scenario: EmulatorOptions['scenario'], opts: Omit<EmulatorOptions, 'scenario'> = {}): Promise<Emulator> {
-  return startEmulator({ scenario, port: 0, ...opts });
+  const emu = await startEmulator({ scenario, port: 0, ...opts });
+  closeWhenTestEnds(() => emu.close());
+  return emu;
 }
 
 export function tempDir(): string {
@@ -49,6 +64,7 @@ export function appFromYaml(yaml: string, env: Record<string, string> = {}, deps
   const load = () => loadConfigFile(configFile, { env, jobTypes: JOB_TYPES });
   const logger = createLogger({ level: 'debug', format: 'json', write: (line) => void logs.push(line) });
   const app = createApp(parseConfig(yaml, configFile, { env, jobTypes: JOB_TYPES }), { jobTypes: JOB_TYPES, logger, processMetrics: false, loadConfig: load, ...deps });
+  closeWhenTestEnds(() => app.stop(0));
   return { app, logs, configFile, scrape: () => scrapeApp(app) };
 }
 
@@ -115,15 +131,12 @@ export async function emulatorProcess(scenario: unknown): Promise<EmulatorProces
   });
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   const get = async (p: string): Promise<any> => (await fetch(`${url}${p}`)).json();
-  return {
-    url,
-    truth: () => get('/_emulator/truth'),
-    stats: () => get('/_emulator/stats'),
-    close: () =>
-      new Promise<void>((resolve) => {
-        if (child.exitCode !== null) return resolve();
-        child.once('exit', () => resolve());
-        child.kill('SIGTERM');
-      }),
-  };
+  const close = () =>
+    new Promise<void>((resolve) => {
+      if (child.exitCode !== null) return resolve();
+      child.once('exit', () => resolve());
+      child.kill('SIGTERM');
+    });
+  closeWhenTestEnds(close);
+  return { url, truth: () => get('/_emulator/truth'), stats: () => get('/_emulator/stats'), close };
 }

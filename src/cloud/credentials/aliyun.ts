@@ -39,7 +39,7 @@ export interface AliyunCredentialsOptions extends CredentialsOptions {
 }
 
 /** Usable as pop-core's `credentialsProvider` (missing from its type declarations): pass it in the RPCClient config. */
-export class AliyunCredentials extends ManagedCredentials<AliyunKey> {
+class AliyunCredentials extends ManagedCredentials<AliyunKey> {
   /** Called by pop-core before every request: the cached credential, never a fetch. */
   getCredentials(): Promise<AliyunKey> {
     return this.current();

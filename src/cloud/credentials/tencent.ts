@@ -38,7 +38,7 @@ export interface TencentCredentialsOptions extends CredentialsOptions {
 }
 
 /** Usable as a Tencent SDK client's `credential` (any object with getCredential()). */
-export class TencentCredentials extends ManagedCredentials<TencentKey> {
+class TencentCredentials extends ManagedCredentials<TencentKey> {
   /** Called by the SDK before every request: the cached credential, never a fetch. */
   getCredential(): Promise<TencentKey> {
     return this.current();

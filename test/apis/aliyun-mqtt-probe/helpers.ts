@@ -62,3 +62,15 @@ export async function waitFor(what: string, check: () => boolean | Promise<boole
     await new Promise((r) => setTimeout(r, 25));
   }
 }
+
+/** The canary's verdict and counters in one object, to compare against the expected state at once. */
+export function probeState(text: string): Record<'success' | 'sent' | 'received' | 'lost' | 'delivered' | 'connected', number | undefined> {
+  return {
+    success: metric(text, 'aliyun_mqtt_probe_success'),
+    sent: metric(text, 'aliyun_mqtt_probe_sent_total'),
+    received: metric(text, 'aliyun_mqtt_probe_received_total'),
+    lost: metric(text, 'aliyun_mqtt_probe_lost_total'),
+    delivered: metric(text, 'aliyun_mqtt_probe_delivery_duration_seconds_count'),
+    connected: metric(text, 'aliyun_mqtt_probe_subscriber_connected'),
+  };
+}

@@ -1,7 +1,8 @@
 // Shared scenario and config of the aliyun_mqtt_sessions tests (test/mqtt and test/quota).
 import fs from 'node:fs';
 import path from 'node:path';
-import { ALIYUN, ALIYUN_ACCOUNT_YAML, truthOf } from '../../helpers/harness';
+import { ALIYUN, ALIYUN_ACCOUNT_YAML, appFromYaml, parseExposition, tempDir, truthOf, type TestApp } from '../../helpers/harness';
+import type { Scrape } from '../../helpers/exposition';
 import type { Emulator } from '../../../emulator/server';
 
 export const INSTANCE = 'post-cn-test0001';
@@ -51,3 +52,15 @@ export async function inventoryFile(e: Emulator, dir: string, extraLines: string
   return { file, truth };
 }
 
+
+/**
+ * An app polling every device the emulator knows (its inventory file written from the truth), after one run;
+ * `yaml` may adjust the generated config.
+ */
+export async function pollWholeFleet(e: Emulator, opts: { jobExtra?: string; yaml?: (config: string) => string } = {}): Promise<{ t: TestApp; truth: Record<string, boolean>; m: Scrape }> {
+  const dir = tempDir();
+  const { file, truth } = await inventoryFile(e, dir);
+  const t = appFromYaml((opts.yaml ?? ((c) => c))(config(e.url, { file, jobExtra: opts.jobExtra })), ENV, {}, dir);
+  await t.app.runAllNow();
+  return { t, truth, m: parseExposition(await t.scrape()) };
+}

@@ -1,27 +1,18 @@
 // aliyun_mqtt_sessions against the emulator with the real pop-core: exact values, rate windows, faults.
 import { mqttOf } from '../../../emulator/apis/mqtt';
 import fs from 'node:fs';
-import { afterEach, describe, expect, test } from 'vitest';
-import { ALIYUN, appFromYaml, emulator, parseExposition, seriesOf, tempDir, type TestApp } from '../../helpers/harness';
-import type { Emulator } from '../../../emulator/server';
-import { INSTANCE, ENV, config, inventoryFile, scenario } from './fixtures';
+import { describe, expect, test } from 'vitest';
+import { ALIYUN, appFromYaml, emulator, parseExposition, seriesOf, tempDir } from '../../helpers/harness';
+import { INSTANCE, ENV, config, inventoryFile, pollWholeFleet, scenario } from './fixtures';
 
-let emu: Emulator | undefined;
-let t: TestApp | undefined;
 
-afterEach(async () => {
-  await t?.app.stop(0);
-  await emu?.close();
-  t = undefined;
-  emu = undefined;
-});
 
 describe('aliyun_mqtt_sessions', () => {
   test('status changes between polls are counted as transitions; removed devices disappear', async () => {
-    emu = await emulator(scenario({}, { size: 20 }));
+    const emu = await emulator(scenario({}, { size: 20 }));
     const dir = tempDir();
     const { file, truth } = await inventoryFile(emu, dir);
-    t = appFromYaml(config(emu.url, { file }), ENV, {}, dir);
+    const t = appFromYaml(config(emu.url, { file }), ENV, {}, dir);
     await t.app.runAllNow();
     const ids = Object.keys(truth).filter((id) => id.startsWith('GID_sensor'));
     const flipped = ids.slice(0, 3);
@@ -38,11 +29,11 @@ describe('aliyun_mqtt_sessions', () => {
   });
 
   test('bad inventory lines are skipped, counted and logged once; good ones are polled', async () => {
-    emu = await emulator(scenario({}, { size: 5 }));
+    const emu = await emulator(scenario({}, { size: 5 }));
     const dir = tempDir();
     const bad = ['no-separator', 'XID_bad@@@dev', `GID_sensor@@@${'x'.repeat(80)}`, 'GID_sensor@@@bad/char', 'GID_sensor@@@'];
     const { file } = await inventoryFile(emu, dir, [...bad, 'GID_sensor@@@dev-000001 # duplicate with a comment']);
-    t = appFromYaml(config(emu.url, { file }), ENV, {}, dir);
+    const t = appFromYaml(config(emu.url, { file }), ENV, {}, dir);
     await t.app.runAllNow();
     await t.app.runAllNow();
     const m = parseExposition(await t.scrape());
@@ -55,8 +46,8 @@ describe('aliyun_mqtt_sessions', () => {
   });
 
   test('a wrong secret is rejected by signature check, not retried, and never logged', async () => {
-    emu = await emulator(scenario({}, { size: 5 }));
-    t = appFromYaml(config(emu.url, { ids: ['GID_sensor@@@dev-000001'] }), { AK: ALIYUN.access_key_id, SK: 'wrong-secret-value-xyz' });
+    const emu = await emulator(scenario({}, { size: 5 }));
+    const t = appFromYaml(config(emu.url, { ids: ['GID_sensor@@@dev-000001'] }), { AK: ALIYUN.access_key_id, SK: 'wrong-secret-value-xyz' });
     await t.app.runAllNow();
     const text = await t.scrape();
     const m = parseExposition(text);
@@ -70,9 +61,9 @@ describe('aliyun_mqtt_sessions', () => {
   });
 
   test('an STS security token never appears in logs, metrics or the reload response', async () => {
-    emu = await emulator({ ...scenario({}, { size: 5 }), credentials: [{ ...ALIYUN, security_token: 'STS.expected-token' }] });
+    const emu = await emulator({ ...scenario({}, { size: 5 }), credentials: [{ ...ALIYUN, security_token: 'STS.expected-token' }] });
     const yaml = config(emu.url, { ids: ['GID_sensor@@@dev-000001'] }).replace('access_key_secret: ${SK}', 'access_key_secret: ${SK}\n    security_token: STS.leaky-token-123');
-    t = appFromYaml(yaml, ENV);
+    const t = appFromYaml(yaml, ENV);
     await t.app.runAllNow();
     const reload = await t.app.reload();
     const all = t.logs.join('') + (await t.scrape()) + JSON.stringify(reload);
@@ -82,8 +73,8 @@ describe('aliyun_mqtt_sessions', () => {
   });
 
   test('an unknown instance is a permission error: not retried', async () => {
-    emu = await emulator(scenario({}, { size: 5 }));
-    t = appFromYaml(config(emu.url, { ids: ['GID_sensor@@@dev-000001'] }).replace(`instance_id: ${INSTANCE}`, 'instance_id: post-cn-nope'), ENV);
+    const emu = await emulator(scenario({}, { size: 5 }));
+    const t = appFromYaml(config(emu.url, { ids: ['GID_sensor@@@dev-000001'] }).replace(`instance_id: ${INSTANCE}`, 'instance_id: post-cn-nope'), ENV);
     await t.app.runAllNow();
     const m = parseExposition(await t.scrape());
     expect(m.value('cloud_session_exporter_api_requests_total', { code: 'InstancePermissionCheckFailed' })).toBe(1);
@@ -91,12 +82,8 @@ describe('aliyun_mqtt_sessions', () => {
   });
 
   test('throttling by the cloud is retried with backoff and the result is still exact', async () => {
-    emu = await emulator(scenario({ rate_limits: { BatchQuerySessionByClientIds: 40 } }, { size: 300 }));
-    const dir = tempDir();
-    const { file, truth } = await inventoryFile(emu, dir);
-    t = appFromYaml(config(emu.url, { file }), ENV, {}, dir);
-    await t.app.runAllNow();
-    const m = parseExposition(await t.scrape());
+    const emu = await emulator(scenario({ rate_limits: { BatchQuerySessionByClientIds: 40 } }, { size: 300 }));
+    const { truth, m } = await pollWholeFleet(emu);
     expect(m.value('cloud_session_exporter_api_throttled_total', { api: 'BatchQuerySessionByClientIds' })).toBeGreaterThan(0);
     expect(m.value('cloud_session_exporter_api_retries_total', { api: 'BatchQuerySessionByClientIds' })).toBeGreaterThan(0);
     expect(m.value('cloud_session_exporter_job_success', { job_name: 'fleet' })).toBe(1);
@@ -104,17 +91,12 @@ describe('aliyun_mqtt_sessions', () => {
   });
 
   test('timeouts and malformed bodies are retried; the result is still exact', async () => {
-    emu = await emulator(
+    const emu = await emulator(
       // 4% per fault over 200 calls: each kind appears (P(none) = 0.96^200 ~ 0.03%), and a chunk failing all 5
       // attempts is rare (200 x 0.12^5 ~ 0.005%), so the test checks recovery instead of rolling dice.
       scenario({ faults: { BatchQuerySessionByClientIds: { timeout_rate: 0.04, timeout_ms: 2000, malformed_rate: 0.04, error_rates: { InternalError: 0.04 } } } }, { size: 1000 }),
     );
-    const dir = tempDir();
-    const { file, truth } = await inventoryFile(emu, dir);
-    const yaml = config(emu.url, { file }).replace('access_key_secret: ${SK}', 'access_key_secret: ${SK}\n    request_timeout: 1s');
-    t = appFromYaml(yaml, ENV, {}, dir);
-    await t.app.runAllNow();
-    const m = parseExposition(await t.scrape());
+    const { t, truth, m } = await pollWholeFleet(emu, { yaml: (c) => c.replace('access_key_secret: ${SK}', 'access_key_secret: ${SK}\n    request_timeout: 1s') });
     expect(m.value('cloud_session_exporter_job_success', { job_name: 'fleet' }), (await t.scrape()).split('\n').filter((l) => /api_(requests|retries)_total\{/.test(l)).join('\n')).toBe(1);
     expect(m.value('cloud_session_exporter_api_requests_total', { code: 'Timeout' })).toBeGreaterThan(0);
     expect(m.value('cloud_session_exporter_api_requests_total', { code: 'MalformedResponse' })).toBeGreaterThan(0);
@@ -123,8 +105,8 @@ describe('aliyun_mqtt_sessions', () => {
   });
 
   test('a cloud that only sends malformed bodies fails the run without crashing and keeps the last good values', async () => {
-    emu = await emulator(scenario({}, { size: 5 }));
-    t = appFromYaml(config(emu.url, { ids: ['GID_sensor@@@dev-000001'] }).replace('timeout: 60s', 'timeout: 3s'), ENV);
+    const emu = await emulator(scenario({}, { size: 5 }));
+    const t = appFromYaml(config(emu.url, { ids: ['GID_sensor@@@dev-000001'] }).replace('timeout: 60s', 'timeout: 3s'), ENV);
     await t.app.runAllNow();
     emu.setFaults({ BatchQuerySessionByClientIds: { malformed_rate: 1 } });
     await t.app.runAllNow();
@@ -137,24 +119,16 @@ describe('aliyun_mqtt_sessions', () => {
   test('without the Batch API the job falls back to QuerySessionByClientId', async () => {
     const s = scenario({}, { size: 15 });
     (s.mqtt.instances[0] as Record<string, unknown>).batch_supported = false;
-    emu = await emulator(s);
-    const dir = tempDir();
-    const { file, truth } = await inventoryFile(emu, dir);
-    t = appFromYaml(config(emu.url, { file }), ENV, {}, dir);
-    await t.app.runAllNow();
-    const m = parseExposition(await t.scrape());
+    const emu = await emulator(s);
+    const { truth, m } = await pollWholeFleet(emu);
     expect(m.value('cloud_session_exporter_job_success', { job_name: 'fleet' })).toBe(1);
     expect(emu.stats().apis.QuerySessionByClientId.calls).toBe(30);
     for (const [labels, value] of seriesOf(m, 'aliyun_mqtt_client_online')) expect(value).toBe(truth[labels.client_id] ? 1 : 0);
   });
 
   test('per_client_series: false keeps only per-group counts', async () => {
-    emu = await emulator(scenario({}, { size: 10 }));
-    const dir = tempDir();
-    const { file } = await inventoryFile(emu, dir);
-    t = appFromYaml(config(emu.url, { file, jobExtra: '    per_client_series: false\n' }), ENV, {}, dir);
-    await t.app.runAllNow();
-    const m = parseExposition(await t.scrape());
+    const emu = await emulator(scenario({}, { size: 10 }));
+    const { m } = await pollWholeFleet(emu, { jobExtra: '    per_client_series: false\n' });
     expect(seriesOf(m, 'aliyun_mqtt_client_online')).toHaveLength(0);
     expect(seriesOf(m, 'aliyun_mqtt_clients')).toHaveLength(4);
   });

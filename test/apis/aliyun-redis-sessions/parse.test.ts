@@ -29,6 +29,17 @@ function body(sessions: Record<string, unknown>[], extra: Record<string, unknown
   return { Code: 200, Message: 'Successful', RequestId: 'req', Success: true, Data: { Timestamp: 1, Total: sessions.length, Sessions: sessions, ...extra } };
 }
 
+/** One aliyun_redis_sessions job on account main, `extra` its further keys (indented as job keys). */
+const cfg = (extra: string, schedule = '0 * * * * *') => `
+accounts:
+  - {name: main, provider: aliyun, access_key_id: ak, access_key_secret: sk}
+jobs:
+  - name: redis
+    type: aliyun_redis_sessions
+    account: main
+    schedule: "${schedule}"
+${extra}`;
+
 describe('the documented sample answer', () => {
   test('parses into the right values, string Age and Count included', () => {
     const data = parseGetRedisAllSession(sample());
@@ -106,18 +117,7 @@ describe('the documented sample answer', () => {
         },
       };
       const built = appFromYaml(
-        `
-accounts:
-  - {name: main, provider: aliyun, access_key_id: ak, access_key_secret: sk}
-jobs:
-  - name: redis
-    type: aliyun_redis_sessions
-    account: main
-    schedule: "*/30 * * * * *"
-    instance_ids: [r-2zemyfd1sh1u2i]
-    idle_thresholds: [5s, 1m]
-    labels: {env: prod}
-`,
+        cfg('    instance_ids: [r-2zemyfd1sh1u2i]\n    idle_thresholds: [5s, 1m]\n    labels: {env: prod}\n', '*/30 * * * * *'),
         {},
         { transports: { aliyun: () => transport } },
       );
@@ -284,15 +284,6 @@ describe('aggregation', () => {
 });
 
 describe('configuration', () => {
-  const cfg = (extra: string) => `
-accounts:
-  - {name: main, provider: aliyun, access_key_id: ak, access_key_secret: sk}
-jobs:
-  - name: redis
-    type: aliyun_redis_sessions
-    account: main
-    schedule: "0 * * * * *"
-${extra}`;
 
   test('defaults and the quota plan', () => {
     const parsed = parseConfig(cfg('    instance_ids: [r-1, r-2, r-3]\n'), 't.yml', { env: {}, jobTypes: JOB_TYPES });

@@ -2,6 +2,7 @@
 // the cardinality cap keeps sums exact, and the 5 calls/s limit is never exceeded.
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { ACCOUNT, API, SCENARIO_CREDENTIALS, SECRET_KEY, TOKEN, startHarness, type Harness, type Scrape } from './harness';
+import { expectNoDuplicateSeries } from '../../helpers/exposition';
 
 const BIG = 'cmgo-big00001';
 const SMALL = 'cmgo-small001';
@@ -31,11 +32,6 @@ type TruthClients = Array<{ IP: string; Count: number; InternalService: boolean 
 async function truthOf(h: Harness): Promise<Record<string, { TotalCount: number; Clients: TruthClients }>> {
   const res = await fetch(`${h.emu.url}/_emulator/truth`);
   return ((await res.json()) as { mongodb: Record<string, { TotalCount: number; Clients: TruthClients }> }).mongodb;
-}
-
-function expectNoDuplicateSeries(m: Scrape): void {
-  const keys = m.samples.map((s) => `${s.name}{${s.rawLabels}}`);
-  expect(new Set(keys).size).toBe(keys.length);
 }
 
 // The emulator runs in its own process wherever a test asserts the cloud's 1-second windows (see harness.ts).

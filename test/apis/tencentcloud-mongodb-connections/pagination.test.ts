@@ -10,13 +10,9 @@ import type { ClientRecord, Page } from '../../../src/apis/tencentcloud-mongodb-
 import { createLogger } from '../../../src/util/log';
 import { snapshotExposition } from '../../../src/metrics/exposition';
 import { Scrape, SCENARIO_CREDENTIALS, exporterConfigYaml, parseExposition, startHarness, type Harness } from './harness';
+import { expectNoDuplicateSeries } from '../../helpers/exposition';
 
 const rec = (i: number, count = 1 + (i % 7)): ClientRecord => ({ ip: `10.0.${i >> 8}.${i & 255}`, count, internal: i % 3 === 0 });
-
-function expectNoDuplicateSeries(m: Scrape): void {
-  const keys = m.samples.map((s) => `${s.name}{${s.rawLabels}}`);
-  expect(new Set(keys).size).toBe(keys.length);
-}
 
 describe('pages that change mid-walk (emulator mutate_between_pages)', () => {
   let h: Harness;
