@@ -1,7 +1,7 @@
 // aliyun_mqtt_probe's configuration keys, its API, and what a probe message may hold.
 import { z } from 'zod';
 import type { CommonJobConfig } from '../../config/schema';
-import { DEVICE_ID_PATTERN, GROUP_ID_PATTERN, MAX_CLIENT_ID_LENGTH, MAX_TOPIC_LENGTH, MAX_MESSAGE_BYTES } from '../aliyun-mqtt/product';
+import { DEVICE_ID_PATTERN, deviceIdRoom, GROUP_ID_PATTERN, MAX_CLIENT_ID_LENGTH, MAX_TOPIC_LENGTH, MAX_MESSAGE_BYTES } from '../aliyun-mqtt/product';
 import { endpointUrl, regionId } from '../shared/endpoint';
 
 export const SEND_API = 'SendMessage';
@@ -72,7 +72,7 @@ export function validateProbeConfig(cfg: MqttProbeConfig): Array<[Array<string |
   const base64 = 4 * Math.ceil((Buffer.byteLength(cfg.payload, 'utf8') + (longest - cfg.payload.length) * 4) / 3);
   if (base64 > MAX_MESSAGE_BYTES) problems.push([['payload'], `the payload can reach ${base64} bytes once Base64-encoded, above ApsaraMQ's ${MAX_MESSAGE_BYTES}-byte message limit`]);
   const s = cfg.subscribe;
-  if (s?.device_id !== undefined && `${s.group_id}@@@${s.device_id}`.length > MAX_CLIENT_ID_LENGTH) {
+  if (s?.device_id !== undefined && s.device_id.length > deviceIdRoom(s.group_id)) {
     problems.push([['subscribe', 'device_id'], `the client ID <group_id>@@@<device_id> must not exceed ${MAX_CLIENT_ID_LENGTH} characters`]);
   }
   if (s && (s.access_key_id === undefined) !== (s.access_key_secret === undefined)) {

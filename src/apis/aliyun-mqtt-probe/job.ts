@@ -9,7 +9,7 @@ import { HistogramState, type MetricFamily } from '../../metrics/family';
 import { registerSecret } from '../../util/redact';
 import { runDeadlineMs } from '../../util/schedule';
 import type { Job, JobContext, JobRunResult, RunContext } from '../../core/job-type';
-import { defaultMqttEndpoint, MAX_CLIENT_ID_LENGTH, MQTT_API_VERSION } from '../aliyun-mqtt/product';
+import { clientIdOf, defaultMqttEndpoint, deviceIdRoom, MQTT_API_VERSION } from '../aliyun-mqtt/product';
 import { API_BUCKETS, DEFAULT_PROBE_TIMEOUT_MS, DELIVERY_BUCKETS, PLACEHOLDER_RE, PLACEHOLDERS, SEND_API, type MqttProbeConfig } from './config';
 import { API_DURATION, API_REQUEST_DURATION, DELIVERY_DURATION, ERRORS, LOST, PROBE_SUCCESS, RECEIVED, SENT, SUBSCRIBER_CONNECTED } from './families';
 import { ProbeSubscriber, signaturePassword, signatureUsername } from './subscriber';
@@ -58,7 +58,7 @@ export class MqttProbeJob implements Job {
       const secret = s.access_key_secret ?? (account.provider === 'aliyun' ? account.access_key_secret : '');
       registerSecret(s.access_key_id);
       registerSecret(s.access_key_secret);
-      const clientId = `${s.group_id}@@@${s.device_id ?? defaultDeviceId(s.group_id)}`;
+      const clientId = clientIdOf(s.group_id, s.device_id ?? defaultDeviceId(s.group_id));
       const password = signaturePassword(secret, clientId);
       registerSecret(password);
       this.subscriber = new ProbeSubscriber({
@@ -252,7 +252,7 @@ function parseSendMessageResponse(body: unknown): string {
 
 /** `cse-probe-<hostname>`, shortened so that the client ID stays within ApsaraMQ's 64 characters. */
 function defaultDeviceId(groupId: string): string {
-  const room = Math.max(1, MAX_CLIENT_ID_LENGTH - groupId.length - '@@@cse-probe-'.length);
+  const room = Math.max(1, deviceIdRoom(groupId) - 'cse-probe-'.length);
   const host = os.hostname().replace(/[^A-Za-z0-9_.:-]/g, '-').slice(0, room) || 'host';
   return `cse-probe-${host}`;
 }

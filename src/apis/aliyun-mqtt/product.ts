@@ -13,14 +13,25 @@ export const GROUP_ID_PATTERN = /^GID[_-][A-Za-z0-9_-]{3,60}$/;
 export const DEVICE_ID_PATTERN = /^[A-Za-z0-9_.:-]+$/;
 export const MAX_CLIENT_ID_LENGTH = 64;
 
+const SEPARATOR = '@@@';
+
+export function clientIdOf(groupId: string, deviceId: string): string {
+  return `${groupId}${SEPARATOR}${deviceId}`;
+}
+
+/** Characters left for a Device ID under `groupId` within the client ID's limit. */
+export function deviceIdRoom(groupId: string): number {
+  return MAX_CLIENT_ID_LENGTH - clientIdOf(groupId, '').length;
+}
+
 export type ClientIdCheck = { ok: true; groupId: string } | { ok: false; reason: string };
 
 export function checkClientId(id: string): ClientIdCheck {
   if (id.length > MAX_CLIENT_ID_LENGTH) return { ok: false, reason: `longer than ${MAX_CLIENT_ID_LENGTH} characters` };
-  const sep = id.indexOf('@@@');
-  if (sep < 0) return { ok: false, reason: 'missing the @@@ between Group ID and Device ID' };
+  const sep = id.indexOf(SEPARATOR);
+  if (sep < 0) return { ok: false, reason: `missing the ${SEPARATOR} between Group ID and Device ID` };
   const groupId = id.slice(0, sep);
-  const deviceId = id.slice(sep + 3);
+  const deviceId = id.slice(sep + SEPARATOR.length);
   if (!GROUP_ID_PATTERN.test(groupId)) return { ok: false, reason: `Group ID "${groupId}" must start with GID_ or GID- and be 7-64 letters, digits, - or _` };
   if (!deviceId) return { ok: false, reason: 'empty Device ID' };
   if (!DEVICE_ID_PATTERN.test(deviceId)) return { ok: false, reason: 'Device ID may contain only letters, digits and _ . : -' };
