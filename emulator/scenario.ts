@@ -1,8 +1,10 @@
 // The scenario as this emulator reads it: the core keys plus every registered product's keys (products.ts).
 import { PRODUCTS } from './products';
+import { checkIdentityScenario, identityScenarioSchema } from './identity/scenario';
 import { faultsSchema, parseScenarioText, readScenarioFile, scenarioSchema, ScenarioError, describeZodIssues, validateScenario, type Faults, type Scenario } from './core/scenario';
 
-const SCHEMA = scenarioSchema(PRODUCTS);
+// The identity endpoints (STS, instance metadata, credentials URI) own the `identity:` key.
+const SCHEMA = scenarioSchema(PRODUCTS, [{ scenario: { identity: identityScenarioSchema.optional() }, check: checkIdentityScenario }]);
 const FAULTS = faultsSchema(PRODUCTS.flatMap((p) => p.apis.map((a) => a.name)));
 
 /** Validates an already-parsed object (e.g. built by a test) and fills in defaults. */

@@ -18,7 +18,10 @@ import { NonceStore } from './gateways/aliyun/nonce-store';
 import { AliyunVerifier, parsePopParams } from './gateways/aliyun/signature';
 import { TencentGateway, type ServiceApi } from './gateways/tencent/gateway';
 import { TencentVerifier } from './gateways/tencent/signature';
+import type { CallAuth } from './identity/verify';
 import { PRODUCTS } from './products';
+import { createIdentityService, type IdentityService } from './identity';
+import { identityOptions, type IdentityScenario } from './identity/scenario';
 import { DEFAULT_QPS, normalizeScenario, parseFaults } from './scenario';
 
 export interface EmulatorOptions {
@@ -39,6 +42,8 @@ export interface Emulator extends AdminOps {
   readonly url: string;
   readonly port: number;
   readonly scenario: Scenario;
+  /** The STS, instance-metadata and credentials-URI endpoints, when the scenario has an `identity:` section. */
+  readonly identity: IdentityService | undefined;
   /** A product's runtime by its truth key (`mqtt`, `mongodb`, `redis`): its typed extras are the product's to export. */
   runtime(truthKey: string): ProductRuntime | undefined;
   close(): Promise<void>;
@@ -70,8 +75,16 @@ export async function startEmulator(opts: EmulatorOptions): Promise<Emulator> {
   }
   const services = new Set(PRODUCTS.flatMap((p) => (p.service ? [p.service] : [])));
   const catalog = Object.assign({}, ALIYUN_ERRORS, ...PRODUCTS.map((p) => p.errors ?? {}));
-  const aliyun = new AliyunGateway(aliyunApis, new AliyunVerifier(credentials.aliyun, new NonceStore()), env, catalog);
-  const tencent = new TencentGateway(tencentApis, new TencentVerifier(credentials.tencentcloud, services), env);
+  // With identity endpoints, the gateways also accept what they issued, until it expires (identity/verify.ts).
+  const identity = scenario.identity ? createIdentityService(identityOptions(scenario.identity as IdentityScenario, credentials, now)) : undefined;
+  const aliyunVerifier: Pick<AliyunVerifier, 'verify'> = identity
+    ? { verify: (method, params, nowMs) => asAuthResult(identity.verifyAliyun(method, params, nowMs), (account, keyId) => ({ account, provider: 'aliyun', access_key_id: keyId, access_key_secret: '' })) }
+    : new AliyunVerifier(credentials.aliyun, new NonceStore());
+  const tencentVerifier: Pick<TencentVerifier, 'verify'> = identity
+    ? { verify: (req, nowMs) => asAuthResult(identity.verifyTencent(req, nowMs, services), (account, keyId) => ({ account, provider: 'tencentcloud', secret_id: keyId, secret_key: '' })) }
+    : new TencentVerifier(credentials.tencentcloud, services);
+  const aliyun = new AliyunGateway(aliyunApis, aliyunVerifier, env, catalog);
+  const tencent = new TencentGateway(tencentApis, tencentVerifier, env);
 
   const ops: AdminOps = {
     truth: async () => {
@@ -90,8 +103,10 @@ export async function startEmulator(opts: EmulatorOptions): Promise<Emulator> {
     const body = await readBody(req);
     if (path.startsWith(ADMIN_PREFIX.slice(0, -1))) {
       for (const rt of runtimes.values()) if (await rt.admin?.(req, res, path, body)) return;
+      if (identity && (await identityAdmin(identity, req, res, path, body))) return;
       return handleAdmin(ops, req, res, path, body);
     }
+    if (identity && (await identity.handle(req, res, path, rawQuery, body))) return;
     const authorization = req.headers.authorization;
     if (req.headers['x-tc-action'] !== undefined || (typeof authorization === 'string' && authorization.startsWith('TC3-'))) {
       return tencent.handle(req, res, path, rawQuery, body);
@@ -126,10 +141,12 @@ export async function startEmulator(opts: EmulatorOptions): Promise<Emulator> {
     url: `http://${hostForUrl}:${address.port}`,
     port: address.port,
     scenario,
+    identity,
     runtime: (key) => runtimes.get(key),
     close: () => {
       closed ??= new Promise<void>((resolve) => {
         env.timers.clear();
+        identity?.close();
         server.close(() => resolve());
         server.closeAllConnections();
       }).then(async () => {
@@ -139,4 +156,34 @@ export async function startEmulator(opts: EmulatorOptions): Promise<Emulator> {
     },
     ...ops,
   };
+}
+
+/** A verification by the identity service in the shape the gateways take. */
+function asAuthResult<C>(auth: CallAuth, credential: (account: string, keyId: string) => C): { ok: true; credential: C } | { ok: false; code: string; message: string } {
+  return auth.ok ? { ok: true, credential: credential(auth.account, auth.keyId) } : { ok: false, code: auth.code, message: auth.message };
+}
+
+/**
+ * GET  /_emulator/identity          {modes, stats} of the identity endpoints
+ * POST /_emulator/identity/modes    {"aliyun-sts": "unavailable", ...}: take endpoints down (unavailable, blackhole) or up
+ */
+async function identityAdmin(identity: IdentityService, req: IncomingMessage, res: ServerResponse, path: string, body: Buffer): Promise<boolean> {
+  if (path === `${ADMIN_PREFIX}identity` && req.method === 'GET') {
+    sendJson(res, 200, { modes: identity.modes(), stats: identity.stats() });
+    return true;
+  }
+  if (path === `${ADMIN_PREFIX}identity/modes` && req.method === 'POST') {
+    let changes: unknown;
+    try {
+      changes = JSON.parse(body.toString('utf8') || '{}');
+    } catch {
+      sendJson(res, 400, { error: 'the body must be JSON' });
+      return true;
+    }
+    const problem = identity.setModes(changes);
+    if (problem) sendJson(res, 400, { error: problem });
+    else sendJson(res, 200, { modes: identity.modes() });
+    return true;
+  }
+  return false;
 }

@@ -83,11 +83,14 @@ export function credentialsOf(sc: Scenario): Credentials {
   };
 }
 
-/** The scenario schema for these products: core keys and every product's keys, strictly. */
-export function scenarioSchema(products: readonly EmulatedProduct[]) {
+/** Scenario keys of a part of the emulator that is not a product (the identity endpoints), with their cross-checks. */
+export type ScenarioSection = Pick<EmulatedProduct, 'scenario' | 'check'>;
+
+/** The scenario schema for these products and sections: core keys and every product's and section's keys, strictly. */
+export function scenarioSchema(products: readonly EmulatedProduct[], sections: readonly ScenarioSection[] = []) {
   const apiNames = products.flatMap((p) => p.apis.map((a) => a.name));
   const apiName = z.string().refine((n) => apiNames.includes(n), { message: `not an emulated API (one of: ${apiNames.join(', ')})` });
-  const productKeys: z.ZodRawShape = Object.assign({}, ...products.map((p) => p.scenario));
+  const productKeys: z.ZodRawShape = Object.assign({}, ...[...products, ...sections].map((p) => p.scenario));
   const object = z
     .object({
       seed: z.number().int().default(1),
@@ -104,7 +107,7 @@ export function scenarioSchema(products: readonly EmulatedProduct[]) {
     .strict();
   return object.superRefine((sc, ctx) => {
     checkCredentials(sc as Scenario, ctx);
-    for (const p of products) p.check?.(sc as Scenario, ctx);
+    for (const p of [...products, ...sections]) p.check?.(sc as Scenario, ctx);
   });
 }
 

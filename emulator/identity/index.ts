@@ -16,9 +16,11 @@ import { IssuedCredentialStore, type IssuedLookup } from './store';
 import { handleTencentSts, TENCENT_STS_ACTIONS, type TencentOidcProvider, type TencentRole } from './tencent-sts';
 import { verifyAliyunCall, verifyTencentCall, type CallAuth } from './verify';
 
-export type IdentityEndpoint = 'aliyun-sts' | 'tencent-sts' | 'ecs-metadata' | 'cvm-metadata' | 'credentials-uri';
+export const IDENTITY_ENDPOINTS = ['aliyun-sts', 'tencent-sts', 'ecs-metadata', 'cvm-metadata', 'credentials-uri'] as const;
+export const ENDPOINT_MODES = ['up', 'unavailable', 'blackhole'] as const;
+export type IdentityEndpoint = (typeof IDENTITY_ENDPOINTS)[number];
 /** `unavailable`: HTTP 503 at once; `blackhole`: the request is read and never answered (until close()). */
-export type EndpointMode = 'up' | 'unavailable' | 'blackhole';
+export type EndpointMode = (typeof ENDPOINT_MODES)[number];
 
 export interface IdentityOptions {
   now?: () => number;
@@ -52,6 +54,10 @@ export interface IdentityService {
   /** Answers `req` if it is an identity call (true), or leaves it to the caller (false). `body` is already read. */
   handle(req: IncomingMessage, res: ServerResponse, path: string, rawQuery: string, body: Buffer): Promise<boolean>;
   setMode(endpoint: IdentityEndpoint, mode: EndpointMode): void;
+  /** Several modes at once from an untrusted object (the admin API); returns the problem, if any, and changes nothing then. */
+  setModes(changes: unknown): string | undefined;
+  /** Every endpoint's mode now. */
+  modes(): Record<IdentityEndpoint, EndpointMode>;
   /** A POP-signed call by a scenario key or an issued one (see verify.ts for the codes). */
   verifyAliyun(method: string, params: PopParams, nowMs: number): CallAuth;
   /** A TC3-signed call by a scenario key or an issued one, to one of `services` (the TC3 scope's service names). */
@@ -127,6 +133,17 @@ export function createIdentityService(opts: IdentityOptions): IdentityService {
     verifyAliyun: (method, params, nowMs) => verifyAliyunCall(method, params, nowMs, aliyunBase, store, nonces),
     verifyTencent: (req, nowMs, services) => verifyTencentCall(req, nowMs, tencentBase, store, services),
     setMode: (endpoint, mode) => void modes.set(endpoint, mode),
+    setModes: (changes) => {
+      if (typeof changes !== 'object' || changes === null || Array.isArray(changes)) return 'expected {"<endpoint>": "<mode>", ...}';
+      const entries = Object.entries(changes);
+      for (const [endpoint, mode] of entries) {
+        if (!(IDENTITY_ENDPOINTS as readonly string[]).includes(endpoint)) return `unknown endpoint "${endpoint}" (one of: ${IDENTITY_ENDPOINTS.join(', ')})`;
+        if (!(ENDPOINT_MODES as readonly unknown[]).includes(mode)) return `${endpoint}: unknown mode ${JSON.stringify(mode)} (one of: ${ENDPOINT_MODES.join(', ')})`;
+      }
+      for (const [endpoint, mode] of entries) modes.set(endpoint as IdentityEndpoint, mode as EndpointMode);
+      return undefined;
+    },
+    modes: () => Object.fromEntries(IDENTITY_ENDPOINTS.map((e) => [e, modes.get(e) ?? 'up'])) as Record<IdentityEndpoint, EndpointMode>,
     stats: () => Object.fromEntries(counts),
     close: () => {
       for (const res of held) res.destroy();

@@ -1,10 +1,11 @@
-// Cloud accounts from the config. Three lifetimes:
+// Cloud accounts from the config. Four lifetimes:
 // - LimiterPool (per app): one rate limiter per (account, API), shared by every job of the account; limiters outlive
 //   reloads so a reload never resets a window.
 // - TransportPool (per app): one SDK transport (and its sockets) per (account settings, endpoint, API version),
 //   shared by the jobs that use it and closed when the last of them is gone and its calls have ended, so reloads
 //   neither leak sockets nor reconnect for unchanged accounts.
-// - CloudAccounts (per job): what one job holds from both pools; released when the job is stopped.
+// - CredentialsPool (per app, credentials/pool.ts): one credentials provider per account, held by its transports.
+// - CloudAccounts (per job): what one job holds from the pools; released when the job is stopped.
 import type { AccountConfig } from '../config/schema';
 import { createApiClient, type ApiCaller } from './client';
 import type { ApiMetrics } from './api-metrics';
@@ -13,25 +14,18 @@ import { TencentTransport } from './providers/tencent';
 import { defaultGuardMs, WindowRateLimiter } from './rate-limiter';
 import { rateRule, ruleQps, sameRule } from './rate';
 import type { CallRequest, CloudTransport } from './transport';
+import type { AccountCredentials, CredentialsPool } from './credentials/pool';
 
-export type TransportFactory = (account: AccountConfig, endpoint: string, apiVersion: string) => CloudTransport;
+export type TransportFactory = (account: AccountConfig, endpoint: string, apiVersion: string, credentials: AccountCredentials) => CloudTransport;
 
 const DEFAULT_TRANSPORTS: Record<string, TransportFactory> = {
-  aliyun: (account, endpoint, apiVersion) => {
-    if (account.provider !== 'aliyun') throw new Error(`account ${account.name} is not an aliyun account`);
-    return new AliyunRpcTransport(
-      { accessKeyId: account.access_key_id, accessKeySecret: account.access_key_secret, securityToken: account.security_token },
-      endpoint,
-      apiVersion,
-      account.max_response_size,
-    );
+  aliyun: (account, endpoint, apiVersion, credentials) => {
+    if (account.provider !== 'aliyun' || !('getCredentials' in credentials)) throw new Error(`account ${account.name} is not an aliyun account`);
+    return new AliyunRpcTransport(credentials, endpoint, apiVersion, account.max_response_size);
   },
-  tencentcloud: (account, endpoint, apiVersion) => {
-    if (account.provider !== 'tencentcloud') throw new Error(`account ${account.name} is not a tencentcloud account`);
-    return new TencentTransport({ secretId: account.secret_id, secretKey: account.secret_key, token: account.token }, endpoint, apiVersion, {
-      maxTimeoutMs: account.request_timeout,
-      maxResponseBytes: account.max_response_size,
-    });
+  tencentcloud: (account, endpoint, apiVersion, credentials) => {
+    if (account.provider !== 'tencentcloud' || !('getCredential' in credentials)) throw new Error(`account ${account.name} is not a tencentcloud account`);
+    return new TencentTransport(credentials, endpoint, apiVersion, { maxTimeoutMs: account.request_timeout, maxResponseBytes: account.max_response_size });
   },
 };
 
@@ -95,6 +89,10 @@ class PooledTransport implements CloudTransport {
     this.provider = inner.provider;
   }
 
+  get credentials(): CloudTransport['credentials'] {
+    return this.inner.credentials;
+  }
+
   async call(req: CallRequest): Promise<unknown> {
     this.inFlight++;
     try {
@@ -121,14 +119,24 @@ export class TransportPool {
 
   constructor(private readonly factories: Readonly<Record<string, TransportFactory>> = DEFAULT_TRANSPORTS) {}
 
-  acquire(account: AccountConfig, endpoint: string, apiVersion: string): PooledTransport {
+  /** The transport for these account settings, endpoint and version; a new one takes the account's credentials from `credentials`. */
+  acquire(account: AccountConfig, endpoint: string, apiVersion: string, credentials: CredentialsPool, configDir: string): PooledTransport {
     // Keyed by every setting of the account: a reload that changes a key or a timeout gets a new transport.
-    const key = JSON.stringify([account, endpoint, apiVersion]);
+    const key = JSON.stringify([account, endpoint, apiVersion, configDir]);
     let entry = this.pooled.get(key);
     if (!entry) {
       const factory = this.factories[account.provider] ?? DEFAULT_TRANSPORTS[account.provider];
       if (!factory) throw new Error(`no SDK transport for provider ${account.provider}`);
-      const created = new PooledTransport(factory(account, endpoint, apiVersion), () => {
+      const creds = credentials.acquire(account, configDir);
+      let inner: CloudTransport;
+      try {
+        inner = factory(account, endpoint, apiVersion, creds);
+      } catch (err) {
+        credentials.release(creds);
+        throw err;
+      }
+      const created = new PooledTransport(inner, () => {
+        credentials.release(creds);
         if (this.pooled.get(key) === created) this.pooled.delete(key);
       });
       entry = created;
@@ -154,6 +162,9 @@ export interface CloudAccountsOptions {
   metrics: ApiMetrics;
   limiters: LimiterPool;
   transports: TransportPool;
+  credentials: CredentialsPool;
+  /** The config file's folder: base of relative paths in `credentials:` blocks. */
+  configDir: string;
   /** Documented QPS of every API a job type calls, by API name. */
   defaultQps: Readonly<Record<string, number>>;
 }
@@ -184,7 +195,7 @@ export class CloudAccounts {
     let client = this.callers.get(key);
     if (!client) {
       const account = this.account(accountName);
-      const transport = this.opts.transports.acquire(account, endpoint, apiVersion);
+      const transport = this.opts.transports.acquire(account, endpoint, apiVersion, this.opts.credentials, this.opts.configDir);
       this.held.push(transport);
       client = createApiClient({
         account: accountName,

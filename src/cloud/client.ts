@@ -1,13 +1,14 @@
 // What job code calls: one cloud API of one account, as a chain of small decorators around the narrow transport,
-// outermost first: retries → the run's final answers → the rate limiter → the run's final answers again (for calls
-// that queued before the answer came) → metrics → the transport call with its timeout and body parsing. Each
+// outermost first: retries → the run's final answers → one credentials refresh when the cloud calls them expired →
+// the rate limiter → the run's final answers again (for calls that queued before the answer came) → metrics → the
+// transport call with its timeout and body parsing. Each
 // decorator is one concern and is tested alone (test/cloud/client.test.ts).
 import type { ApiMetrics } from './api-metrics';
 import { abortedCallError, CloudError } from './errors';
 import { RateLimitAbortedError } from './rate-limiter';
 import type { RateRule } from './rate';
 import { DEFAULT_RETRY_POLICY, withRetries, type RetryPolicy } from './retry';
-import type { CloudTransport } from './transport';
+import type { CloudTransport, RefreshableCredentials } from './transport';
 
 export interface CallSpec<T> {
   api: string;
@@ -126,6 +127,44 @@ export class FinalAnswers {
   }
 }
 
+/**
+ * A call refused because the held credential expired (a refresh that came too late, or a cloud clock ahead of ours):
+ * the credentials are refreshed once — calls refused together share one fetch — and the call is sent again, through
+ * the limiter like any attempt, if the deadline allows. Refused again, the answer is final for the account's run.
+ */
+export function refreshingCredentials(credentials: RefreshableCredentials | undefined): CallDecorator {
+  return (next) => async (spec) => {
+    if (!credentials) return next(spec);
+    const generation = credentials.generation;
+    try {
+      return await next(spec);
+    } catch (err) {
+      if (!(err instanceof CloudError) || !err.credentialExpired) throw err;
+      await withinDeadline(credentials.refreshNow(generation), spec);
+      if (Date.now() >= spec.deadline || spec.signal?.aborted) throw err.finalFor('account');
+      try {
+        return await next(spec);
+      } catch (again) {
+        throw again instanceof CloudError && again.credentialExpired ? again.finalFor('account') : again;
+      }
+    }
+  };
+}
+
+/** Waits for `p`, but never past the call's deadline or its signal's abort. */
+function withinDeadline(p: Promise<void>, spec: CallSpec<unknown>): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      spec.signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, Math.max(0, spec.deadline - Date.now()));
+    spec.signal?.addEventListener('abort', done, { once: true });
+    p.then(done, done);
+  });
+}
+
 /** Repeats retryable failures with backoff and jitter, within the deadline (retry.ts); counts the repeats. */
 export function retrying(onRetry: (api: string) => void, random?: () => number): CallDecorator {
   return (next) => (spec) =>
@@ -148,6 +187,7 @@ export function createApiClient(opts: ApiClientOptions): ApiCaller {
   const chain: CallDecorator[] = [
     retrying((api) => metrics.retries.inc({ account, api }), opts.random),
     finals.guard,
+    refreshingCredentials(transport.credentials),
     rateLimited(opts.limiterFor, transport.provider),
     finals.guard,
     measured(metrics, account, transport.provider),

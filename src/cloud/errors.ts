@@ -20,6 +20,8 @@ export interface CloudErrorInit {
    * which a resource-scoped policy may grant per instance (the calls for the same target).
    */
   finalForRun?: FinalScope;
+  /** The cloud refused the credential's token as expired (or unknown): refreshing the credentials may help. */
+  credentialExpired?: boolean;
 }
 
 export class CloudError extends Error {
@@ -32,6 +34,7 @@ export class CloudError extends Error {
   readonly retryable: boolean;
   readonly throttled: boolean;
   readonly finalForRun: FinalScope | undefined;
+  readonly credentialExpired: boolean;
 
   constructor(init: CloudErrorInit) {
     super(redact(init.message));
@@ -44,6 +47,13 @@ export class CloudError extends Error {
     this.retryable = init.retryable;
     this.throttled = init.throttled;
     this.finalForRun = init.finalForRun;
+    this.credentialExpired = init.credentialExpired ?? false;
+  }
+
+  /** The same answer, final for the run at `scope` (and no longer retryable). */
+  finalFor(scope: FinalScope): CloudError {
+    const { provider, api, code, message, httpStatus, requestId, throttled, credentialExpired } = this;
+    return new CloudError({ provider, api, code, message, httpStatus, requestId, retryable: false, throttled, credentialExpired, finalForRun: scope });
   }
 
   /** What a log line or an HTTP response may show: never the SDK's raw message with its signed URL. */
@@ -120,4 +130,10 @@ export function nodeNetworkError(provider: Provider, api: string, err: unknown):
     return new CloudError({ provider, api, code: 'NetworkError', message: `${api} connection failed: ${reason}`, retryable: true, throttled: false });
   }
   return undefined;
+}
+
+/** The account's credentials could not be obtained or refreshed (credentials/refresh.ts): no call of the account can be signed. */
+export function credentialsUnavailableError(provider: Provider, api: string, err: unknown): CloudError | undefined {
+  if ((err as { name?: string })?.name !== 'CredentialsUnavailableError') return undefined;
+  return new CloudError({ provider, api, code: 'CredentialsUnavailable', message: `${api} not sent: ${(err as Error).message}`, retryable: false, throttled: false, finalForRun: 'account' });
 }

@@ -10,8 +10,18 @@ export interface CallRequest {
   signal?: AbortSignal;
 }
 
+/** What a transport's refreshing credentials offer the client: a refresh when the cloud refuses the held token as expired. */
+export interface RefreshableCredentials {
+  /** Changes whenever a new credential is held; read before a call, passed to refreshNow() if the call is refused. */
+  readonly generation: number;
+  /** Refreshes unless a newer credential than `usedGeneration` is already held; concurrent calls share one fetch. */
+  refreshNow(usedGeneration?: number): Promise<void>;
+}
+
 export interface CloudTransport {
   readonly provider: 'aliyun' | 'tencentcloud';
+  /** Present when the credentials refresh: the client refreshes them once when the cloud says they expired. */
+  readonly credentials?: RefreshableCredentials;
   /** Resolves with the parsed JSON body of a successful call; rejects with a CloudError. */
   call(req: CallRequest): Promise<unknown>;
   close?(): void;

@@ -1,4 +1,6 @@
 // Prometheus-style durations ("500ms", "30s", "5m", "1h30m") in configuration.
+import { z } from 'zod';
+
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
 export function parseDuration(text: string): number {
@@ -17,3 +19,19 @@ export function formatDuration(ms: number): string {
   if (ms % 1000 === 0) return `${ms / 1000}s`;
   return `${ms}ms`;
 }
+
+/** A duration key: a string with units, or a number of seconds; in milliseconds. */
+export const durationMs = z.union([z.string(), z.number()]).transform((v, ctx) => {
+  if (typeof v === 'number') {
+    if (v >= 0) return v * 1000;
+    ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'a duration must not be negative', fatal: true });
+    return z.NEVER;
+  }
+  try {
+    return parseDuration(v);
+  } catch (err) {
+    // Fatal: refinements of an invalid duration (e.g. "must be longer than 0") would only add noise.
+    ctx.addIssue({ code: z.ZodIssueCode.custom, message: (err as Error).message, fatal: true });
+    return z.NEVER;
+  }
+});

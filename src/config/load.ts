@@ -8,7 +8,8 @@ import { z } from 'zod';
 import { redact, registerSecret } from '../util/redact';
 import type { AnyJobConfigSpec } from './spec';
 import { scheduleIntervalMs } from '../util/schedule';
-import { aliyunAccountSchema, commonJobShape, SECRET_KEYS, tencentAccountSchema, type AccountConfig, type CommonJobConfig } from './schema';
+import { aliyunAccountSchema, commonJobShape, credentialFormProblems, foldCredentials, SECRET_KEYS, tencentAccountSchema, type AccountConfig, type CommonJobConfig } from './schema';
+import { checkCredentialsConfig, describeCredentials } from './credentials';
 
 export interface ExporterConfig {
   source: string;
@@ -109,7 +110,9 @@ export function parseConfig(text: string, source: string, opts: LoadOptions): Ex
     problem(['jobs'], 'no jobs are configured: the exporter would poll nothing (pass --config.allow-no-jobs if that is intended)');
   }
   if (problems.length) throw new ConfigError(source, problems);
-  return { source, dir, accounts: [...accounts.values()], jobs: jobs.parsed, checkNotes: jobs.notes };
+  // --config.check names each account's kind of credentials (never a secret: key IDs are registered as secrets).
+  const accountNotes = opts.checkFiles ? [...accounts.values()].map((a) => `account ${a.name}: ${describeCredentials(a.credentials)}`) : [];
+  return { source, dir, accounts: [...accounts.values()], jobs: jobs.parsed, checkNotes: [...accountNotes, ...jobs.notes] };
 }
 
 type Problem = (p: PathPart[], msg: string) => void;
@@ -129,8 +132,18 @@ function parseAccounts(rawAccounts: unknown, dir: string, knownApis: ReadonlySet
     const provider = resolved.provider;
     const schema = provider === 'aliyun' ? aliyunAccountSchema : provider === 'tencentcloud' ? tencentAccountSchema : undefined;
     if (!schema) return problem([...base, 'provider'], provider === undefined ? 'required key is missing (aliyun or tencentcloud)' : 'must be aliyun or tencentcloud');
-    const parsed = parseFields(schema.shape, resolved, base, problem) as AccountConfig | undefined;
+    const fields = parseFields(schema.shape, resolved, base, problem) as Parameters<typeof foldCredentials>[0] | undefined;
     for (const key of SECRET_KEYS) if (typeof resolved[key] === 'string') registerSecret(resolved[key] as string);
+    const block = resolved.credentials;
+    if (isObject(block)) for (const key of SECRET_KEYS) if (typeof block[key] === 'string') registerSecret(block[key] as string);
+    // Which form the credentials take is judged on the keys present, whatever their values.
+    const formProblems = credentialFormProblems(resolved as Parameters<typeof credentialFormProblems>[0]);
+    for (const [key, msg] of formProblems) problem([...base, key], msg);
+    let parsed: AccountConfig | undefined;
+    if (fields && formProblems.length === 0) {
+      parsed = foldCredentials(fields);
+      if (fields.credentials) for (const [p, msg] of checkCredentialsConfig(fields.credentials, dir)) problem([...base, 'credentials', ...p], msg);
+    }
     const qps = isObject(resolved.qps) ? resolved.qps : {};
     for (const api of Object.keys(qps)) {
       if (!knownApis.has(api)) problem([...base, 'qps', api], `unknown API "${api}" (known: ${[...knownApis].sort().join(', ')})`);

@@ -1,23 +1,9 @@
 // The configuration's shape: accounts, and the keys every job shares. Job types add their own keys.
 import cron from 'node-cron';
 import { z } from 'zod';
-import { parseDuration } from './duration';
+import { durationMs } from './duration';
 import { parseByteSize } from './byte-size';
-
-export const durationMs = z.union([z.string(), z.number()]).transform((v, ctx) => {
-  if (typeof v === 'number') {
-    if (v >= 0) return v * 1000;
-    ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'a duration must not be negative', fatal: true });
-    return z.NEVER;
-  }
-  try {
-    return parseDuration(v);
-  } catch (err) {
-    // Fatal: refinements of an invalid duration (e.g. "must be longer than 0") would only add noise.
-    ctx.addIssue({ code: z.ZodIssueCode.custom, message: (err as Error).message, fatal: true });
-    return z.NEVER;
-  }
-});
+import { aliyunCredentialsSchema, tencentCredentialsSchema, type AliyunCredentialsConfig, type TencentCredentialsConfig } from './credentials';
 
 /** A duration that must be more than zero (deadlines, timeouts). */
 const positiveDurationMs = durationMs.refine((ms) => ms > 0, { message: 'must be longer than 0' });
@@ -41,9 +27,11 @@ export const aliyunAccountSchema = z
   .object({
     name: nonEmpty,
     provider: z.literal('aliyun'),
-    access_key_id: nonEmpty,
-    access_key_secret: nonEmpty,
+    // The static form: a long-term AccessKey, or a temporary one with its STS token. Or a `credentials:` block.
+    access_key_id: nonEmpty.optional(),
+    access_key_secret: nonEmpty.optional(),
     security_token: nonEmpty.optional(),
+    credentials: aliyunCredentialsSchema.optional(),
     qps: qpsOverrides.optional(),
     request_timeout: positiveDurationMs.default('5s'),
     /** Cloud answers larger than this fail with ResponseTooLarge. */
@@ -57,9 +45,11 @@ export const tencentAccountSchema = z
   .object({
     name: nonEmpty,
     provider: z.literal('tencentcloud'),
-    secret_id: nonEmpty,
-    secret_key: nonEmpty,
+    // The static form: a SecretId/SecretKey pair, or a temporary one with its token. Or a `credentials:` block.
+    secret_id: nonEmpty.optional(),
+    secret_key: nonEmpty.optional(),
     token: nonEmpty.optional(),
+    credentials: tencentCredentialsSchema.optional(),
     qps: qpsOverrides.optional(),
     request_timeout: positiveDurationMs.default('10s'),
     /** Cloud answers larger than this fail with ResponseTooLarge. */
@@ -69,11 +59,44 @@ export const tencentAccountSchema = z
   })
   .strict();
 
-const accountSchema = z.discriminatedUnion('provider', [aliyunAccountSchema, tencentAccountSchema]);
-export type AccountConfig = z.infer<typeof accountSchema>;
+/** The keys of the static form, per provider: each may instead be given as `<key>_file`, and all are secrets. */
+const STATIC_CREDENTIAL_KEYS = {
+  aliyun: { id: 'access_key_id', secret: 'access_key_secret', token: 'security_token' },
+  tencentcloud: { id: 'secret_id', secret: 'secret_key', token: 'token' },
+} as const;
+export const SECRET_KEYS = Object.values(STATIC_CREDENTIAL_KEYS).flatMap((k) => [k.id, k.secret, k.token]);
 
-/** Keys holding credentials: each may instead be given as `<key>_file`, and all are registered for redaction. */
-export const SECRET_KEYS = ['access_key_id', 'access_key_secret', 'security_token', 'secret_id', 'secret_key', 'token'] as const;
+type StaticKey = (typeof SECRET_KEYS)[number];
+/** An account as the exporter uses it: the static form is folded into `credentials` (type access_key/secret or sts). */
+export type AliyunAccountConfig = Omit<z.output<typeof aliyunAccountSchema>, StaticKey | 'credentials'> & { credentials: AliyunCredentialsConfig };
+export type TencentAccountConfig = Omit<z.output<typeof tencentAccountSchema>, StaticKey | 'credentials'> & { credentials: TencentCredentialsConfig };
+export type AccountConfig = AliyunAccountConfig | TencentAccountConfig;
+
+type ParsedAccount = z.output<typeof aliyunAccountSchema> | z.output<typeof tencentAccountSchema>;
+
+/** Problems of the credentials' form, judged on which keys are present: both forms given, or the static form incomplete. */
+export function credentialFormProblems(raw: Record<string, unknown> & { provider: ParsedAccount['provider'] }): Array<[string, string]> {
+  const keys = STATIC_CREDENTIAL_KEYS[raw.provider];
+  const given = [keys.id, keys.secret, keys.token].filter((k) => raw[k] !== undefined);
+  if (raw.credentials !== undefined) {
+    return given.map((k) => [k, `give either the static keys (${keys.id}, ${keys.secret}) or a credentials: block, not both`]);
+  }
+  return [keys.id, keys.secret].filter((k) => raw[k] === undefined).map((k) => [k, `required key is missing (or give ${k}_file, or a credentials: block)`]);
+}
+
+/** The account with its credentials in one place: a `credentials:` block as given, or the block the static keys stand for. */
+export function foldCredentials(parsed: ParsedAccount): AccountConfig {
+  const keys = STATIC_CREDENTIAL_KEYS[parsed.provider];
+  const raw = parsed as Record<string, unknown>;
+  const rest = Object.fromEntries(Object.entries(parsed).filter(([k]) => !(SECRET_KEYS as readonly string[]).includes(k) && k !== 'credentials'));
+  if (parsed.credentials) return { ...rest, credentials: parsed.credentials } as AccountConfig;
+  const token = raw[keys.token];
+  const credentials =
+    parsed.provider === 'aliyun'
+      ? { type: token === undefined ? 'access_key' : 'sts', access_key_id: raw[keys.id], access_key_secret: raw[keys.secret], ...(token === undefined ? {} : { security_token: token }) }
+      : { type: token === undefined ? 'secret' : 'sts', secret_id: raw[keys.id], secret_key: raw[keys.secret], ...(token === undefined ? {} : { token }) };
+  return { ...rest, credentials } as AccountConfig;
+}
 
 const RESERVED_LABELS = new Set(['instance', 'job', 'job_name', '__name__']);
 const staticLabels = z.record(

@@ -3,6 +3,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { ExporterConfig } from '../config/load';
 import { LimiterPool, TransportPool, type TransportFactory } from '../cloud/accounts';
+import { CredentialsPool } from '../cloud/credentials/pool';
 import type { AnyJobType } from './job-type';
 import type { JobRunner } from './job-runner';
 import { JobSet } from './reconcile';
@@ -21,6 +22,8 @@ export interface AppDeps {
   transports?: Readonly<Record<string, TransportFactory>>;
   /** The SDK transports shared across reloads (tests inspect it). */
   transportPool?: TransportPool;
+  /** The accounts' credentials providers, shared across reloads (tests inspect it and tune its pacing). */
+  credentialsPool?: CredentialsPool;
   /** Reads the config again for POST /-/reload and SIGHUP; throws ConfigError on a bad file. */
   loadConfig?: () => ExporterConfig;
   telemetryPath?: string;
@@ -54,7 +57,8 @@ export function createApp(initial: ExporterConfig, deps: AppDeps): App {
   const store = new SnapshotStore();
   const limiters = new LimiterPool(metrics.api);
   const transports = deps.transportPool ?? new TransportPool(deps.transports);
-  const jobs = new JobSet({ jobTypes, store, metrics, limiters, transports, logger, now: deps.now, onRunEnd: notifyIfReady });
+  const credentials = deps.credentialsPool ?? new CredentialsPool({ logger, metrics: metrics.credentials });
+  const jobs = new JobSet({ jobTypes, store, metrics, limiters, transports, credentials, logger, now: deps.now, onRunEnd: notifyIfReady });
   let config = initial;
   let server: http.Server | undefined;
   const readyWaiters: Array<() => void> = [];

@@ -3,6 +3,7 @@
 // their data go; limiters of (account, API) pairs no longer used go too. Limiters and transports live in pools that
 // outlive every configuration, so a reload never resets a rate window or reconnects an unchanged account.
 import { CloudAccounts, type LimiterPool, type TransportPool } from '../cloud/accounts';
+import type { CredentialsPool } from '../cloud/credentials/pool';
 import type { ExporterConfig } from '../config/load';
 import { renderLabels } from '../metrics/family';
 import type { SelfMetrics } from '../metrics/self-metrics';
@@ -17,6 +18,7 @@ export interface JobSetDeps {
   metrics: SelfMetrics;
   limiters: LimiterPool;
   transports: TransportPool;
+  credentials: CredentialsPool;
   logger: Logger;
   now?: () => number;
   /** After every run of any job (readiness). */
@@ -85,7 +87,15 @@ export class JobSet {
     const { deps } = this;
     const jobType = this.typeByName.get(jobCfg.type)!;
     const logger = deps.logger.child({ job_name: jobCfg.name });
-    const accounts = new CloudAccounts({ accounts: cfg.accounts, metrics: deps.metrics.api, limiters: deps.limiters, transports: deps.transports, defaultQps: this.defaultQps });
+    const accounts = new CloudAccounts({
+      accounts: cfg.accounts,
+      metrics: deps.metrics.api,
+      limiters: deps.limiters,
+      transports: deps.transports,
+      credentials: deps.credentials,
+      configDir: cfg.dir,
+      defaultQps: this.defaultQps,
+    });
     const job = jobType.create(jobCfg, { jobName: jobCfg.name, staticLabels: renderLabels(jobCfg.labels), accounts, logger, configDir: cfg.dir });
     const runner = new JobRunner({ config: jobCfg, job, instanceIds: job.instanceIds, store: deps.store, metrics: deps.metrics, logger, now: deps.now, onRunEnd: deps.onRunEnd });
     this.entries.set(jobCfg.name, { runner, fingerprint: fingerprintOf(jobCfg, cfg), accounts });

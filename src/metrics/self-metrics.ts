@@ -2,6 +2,7 @@
 // declared once (the docs generator reads the same declarations).
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { API_FAMILIES, createApiMetrics, type ApiMetrics } from '../cloud/api-metrics';
+import { CREDENTIAL_FAMILIES, createCredentialMetrics, type CredentialMetrics } from '../cloud/credentials/metrics';
 import { declareFamily, type FamilyDecl } from './declare';
 
 export const RUN_RESULTS = ['success', 'failure', 'skipped_overlap'] as const;
@@ -50,7 +51,7 @@ const SELF = {
 } as const;
 
 /** Every self-metric family the exporter declares itself (job types add their own jobMetrics). */
-export const SELF_FAMILIES: readonly FamilyDecl[] = [...Object.values(SELF), ...API_FAMILIES];
+export const SELF_FAMILIES: readonly FamilyDecl[] = [...Object.values(SELF), ...API_FAMILIES, ...CREDENTIAL_FAMILIES];
 
 type Labels<D> = D extends FamilyDecl<infer L> ? L : never;
 type GaugeOf<K extends keyof typeof SELF> = Gauge<Labels<(typeof SELF)[K]>>;
@@ -58,6 +59,7 @@ type GaugeOf<K extends keyof typeof SELF> = Gauge<Labels<(typeof SELF)[K]>>;
 export interface SelfMetrics {
   registry: Registry;
   api: ApiMetrics;
+  credentials: CredentialMetrics;
   reloadSuccessful: GaugeOf<'reloadSuccessful'>;
   reloadTimestamp: GaugeOf<'reloadTimestamp'>;
   jobSuccess: GaugeOf<'jobSuccess'>;
@@ -94,10 +96,11 @@ export function createSelfMetrics(
     for (const d of opts.jobMetrics ?? []) if (!byName.has(d.name)) byName.set(d.name, gauge(d));
     return byName;
   };
-  // Registered in this order (the exposition's order): build, API calls, reloads, jobs, instances, job types' own.
+  // Registered in this order (the exposition's order): build, API calls, credentials, reloads, jobs, instances, job types' own.
   return {
     registry,
     api: createApiMetrics(registry),
+    credentials: createCredentialMetrics(registry),
     reloadSuccessful: gauge(SELF.reloadSuccessful),
     reloadTimestamp: gauge(SELF.reloadTimestamp),
     jobSuccess: gauge(SELF.jobSuccess),

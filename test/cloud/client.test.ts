@@ -2,7 +2,7 @@
 import { Registry } from 'prom-client';
 import { describe, expect, test } from 'vitest';
 import { createApiMetrics } from '../../src/cloud/api-metrics';
-import { createApiClient, FinalAnswers, measured, rateLimited, retrying, transportCall, type Call, type CallLimiter, type CallSpec } from '../../src/cloud/client';
+import { createApiClient, FinalAnswers, measured, rateLimited, refreshingCredentials, retrying, transportCall, type Call, type CallLimiter, type CallSpec } from '../../src/cloud/client';
 import { CloudError, RunAborted } from '../../src/cloud/errors';
 import { RateLimitAbortedError, WindowRateLimiter } from '../../src/cloud/rate-limiter';
 import { rateRule } from '../../src/cloud/rate';
@@ -49,6 +49,70 @@ describe('measured', () => {
     expect(text).toContain('cloud_session_exporter_api_requests_total{account="acc",api="X",code="Throttling.User"} 1');
     expect(text).toContain('cloud_session_exporter_api_throttled_total{account="acc",api="X"} 1');
     expect(text).toContain('cloud_session_exporter_api_request_duration_seconds_count{account="acc",api="X"} 2');
+  });
+});
+
+describe('refreshingCredentials', () => {
+  /** Credentials as the refresher behaves: a refresh takes `ms`, joins one running, and bumps the generation. */
+  const creds = (ms = 5) => {
+    let running: Promise<void> | undefined;
+    const c = {
+      generation: 0,
+      fetches: 0,
+      refreshNow: (used?: number): Promise<void> => {
+        if (used !== undefined && used !== c.generation) return Promise.resolve();
+        running ??= (async () => {
+          c.fetches++;
+          await new Promise((r) => setTimeout(r, ms));
+          c.generation++;
+          running = undefined;
+        })();
+        return running;
+      },
+    };
+    return c;
+  };
+  const expired = () => err('InvalidSecurityToken.Expired', { credentialExpired: true });
+
+  test('an expired token: one refresh, the call sent again and answered', async () => {
+    const c = creds();
+    const inner = scripted([expired(), { ok: 1 }]);
+    expect(await refreshingCredentials(c)(inner)(spec())).toEqual({ ok: 1 });
+    expect(inner.calls).toBe(2);
+    expect(c.fetches).toBe(1);
+  });
+
+  test('refused again after the refresh: final for the account, not retried; other errors pass untouched', async () => {
+    const c = creds();
+    const inner = scripted([expired(), expired()]);
+    await expect(refreshingCredentials(c)(inner)(spec())).rejects.toMatchObject({ code: 'InvalidSecurityToken.Expired', finalForRun: 'account', retryable: false });
+    expect(inner.calls).toBe(2);
+    const other = scripted([err('InternalError', { retryable: true })]);
+    await expect(refreshingCredentials(c)(other)(spec())).rejects.toMatchObject({ code: 'InternalError', finalForRun: undefined });
+    expect(other.calls).toBe(1);
+  });
+
+  test('ten calls refused together share one fetch', async () => {
+    const c = creds(30);
+    const inners = Array.from({ length: 10 }, () => scripted([expired(), { ok: 1 }]));
+    const call = refreshingCredentials(c);
+    const results = await Promise.all(inners.map((inner) => call(inner)(spec())));
+    expect(results).toEqual(Array(10).fill({ ok: 1 }));
+    expect(c.fetches).toBe(1);
+  });
+
+  test('a refresh slower than the deadline: no second attempt past it', async () => {
+    const c = creds(2000);
+    const inner = scripted([expired(), { ok: 1 }]);
+    const started = Date.now();
+    await expect(refreshingCredentials(c)(inner)(spec({ deadline: Date.now() + 150 }))).rejects.toMatchObject({ finalForRun: 'account' });
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect(inner.calls).toBe(1);
+  });
+
+  test('fixed keys (no refreshable credentials): the answer as it is', async () => {
+    const inner = scripted([expired()]);
+    await expect(refreshingCredentials(undefined)(inner)(spec())).rejects.toMatchObject({ finalForRun: undefined });
   });
 });
 

@@ -207,7 +207,7 @@ describe('job config', () => {
     const text = exporterConfigYaml('https://mongodb.internal.tencentcloudapi.com', { instanceIds: ['cmgo-a'] }).replace(/    max_client_ips: .*\n/, '');
     const cfg = parseConfig(text, 'c.yml', { env: { TC_ID: 'id', TC_KEY: 'key', TC_TOKEN: 'tok' }, jobTypes: JOB_TYPES });
     expect(cfg.jobs[0]).toMatchObject({ max_client_ips: 300, page_size: 1000, endpoint: 'https://mongodb.internal.tencentcloudapi.com', instance_ids: ['cmgo-a'] });
-    expect(cfg.accounts[0]).toMatchObject({ provider: 'tencentcloud', secret_id: 'id', secret_key: 'key', token: 'tok' });
+    expect(cfg.accounts[0]).toMatchObject({ provider: 'tencentcloud', credentials: { type: 'sts', secret_id: 'id', secret_key: 'key', token: 'tok' } });
   });
 
   test('duplicate or missing instance IDs, page_size out of 1..1000, an endpoint with a path, a static label named client_ip', () => {

@@ -37,7 +37,7 @@ function problems(text: string, env: Record<string, string> = { AK: 'ak', SK: 's
 describe('configuration', () => {
   test('a valid file parses with interpolated secrets and defaults', () => {
     const cfg = parseConfig(GOOD, 'test.yml', { env: { AK: 'my-ak', SK: 'my-sk' }, jobTypes: JOB_TYPES });
-    expect(cfg.accounts[0]).toMatchObject({ access_key_id: 'my-ak', access_key_secret: 'my-sk', request_timeout: 5000 });
+    expect(cfg.accounts[0]).toMatchObject({ credentials: { type: 'access_key', access_key_id: 'my-ak', access_key_secret: 'my-sk' }, request_timeout: 5000 });
     expect(cfg.jobs[0]).toMatchObject({ name: 'fleet', labels: { env: 'prod' }, per_client_series: true, jitter: 0 });
   });
 
@@ -60,7 +60,7 @@ describe('configuration', () => {
   test('${VAR:-default} supplies a default and $$ is a literal dollar', () => {
     const text = GOOD.replace('${SK}', '${NOPE:-fallback$$}');
     const cfg = parseConfig(text, 't.yml', { env: { AK: 'a' }, jobTypes: JOB_TYPES });
-    expect(cfg.accounts[0]).toMatchObject({ access_key_secret: 'fallback$' });
+    expect(cfg.accounts[0]).toMatchObject({ credentials: { access_key_secret: 'fallback$' } });
   });
 
   test('secrets can come from *_file keys, relative to the config file', () => {
@@ -68,7 +68,7 @@ describe('configuration', () => {
     fs.writeFileSync(path.join(dir, 'sk.txt'), 'from-file\n');
     const text = GOOD.replace('access_key_secret: ${SK}', 'access_key_secret_file: sk.txt');
     const cfg = parseConfig(text, path.join(dir, 'c.yml'), { env: { AK: 'a' }, jobTypes: JOB_TYPES });
-    expect(cfg.accounts[0]).toMatchObject({ access_key_secret: 'from-file' });
+    expect(cfg.accounts[0]).toMatchObject({ credentials: { access_key_secret: 'from-file' } });
     expect(problems(text.replace('sk.txt', 'missing.txt'), { AK: 'a' })[0]).toMatch(/access_key_secret_file.*cannot read secret file missing.txt: ENOENT/);
   });
 

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { DefaultCredentialsProvider } from '@alicloud/credentials';
-import { aliyunCredentialsSchema } from '../../src/cloud/credentials/config';
+import { aliyunCredentialsSchema } from '../../src/config/credentials';
 import { createAliyunCredentials, type AliyunCredentialsOptions } from '../../src/cloud/credentials/aliyun';
 import type { RefreshEvent } from '../../src/cloud/credentials/refresh';
 import { captureLogger, credentialSuite, providerFactory, drive, expectFetchesFollowRefreshes, expectRotations, popClient, startRotationRuns, until, type IdentityServer } from './helpers';

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { aliyunCredentialsSchema, checkCredentialsConfig, describeCredentials, tencentCredentialsSchema } from '../../src/cloud/credentials/config';
+import { aliyunCredentialsSchema, checkCredentialsConfig, describeCredentials, tencentCredentialsSchema } from '../../src/config/credentials';
 
 const issues = (r: { success: boolean; error?: { issues: Array<{ path: Array<string | number>; message: string }> } }): string[] =>
   r.success ? [] : r.error!.issues.map((i) => `${i.path.join('.')}: ${i.message}`);

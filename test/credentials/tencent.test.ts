@@ -5,7 +5,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, test, vi } from 'vitest';
 import { CvmRoleCredential, DefaultCredentialProvider, OIDCRoleArnCredential, STSCredential } from 'tencentcloud-sdk-nodejs-common';
-import { tencentCredentialsSchema } from '../../src/cloud/credentials/config';
+import { tencentCredentialsSchema } from '../../src/config/credentials';
 import { createTencentCredentials, type TencentCredentialsOptions } from '../../src/cloud/credentials/tencent';
 import type { RefreshEvent } from '../../src/cloud/credentials/refresh';
 import { credentialSuite, providerFactory, drive, expectFetchesFollowRefreshes, expectRotations, makeOidcToken, startRotationRuns, sleep, startSilentServer, tencentClient, until, type IdentityServer } from './helpers';

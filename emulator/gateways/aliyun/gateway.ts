@@ -36,7 +36,7 @@ export class AliyunGateway {
 
   constructor(
     apis: AliyunApi[],
-    private readonly verifier: AliyunVerifier,
+    private readonly verifier: Pick<AliyunVerifier, 'verify'>,
     private readonly env: GatewayEnv,
     /** The gateway's codes and every product's documented ones. */
     private readonly catalog: ErrorCatalog,

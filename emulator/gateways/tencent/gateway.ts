@@ -40,7 +40,7 @@ export class TencentGateway {
 
   constructor(
     apis: ServiceApi[],
-    private readonly verifier: TencentVerifier,
+    private readonly verifier: Pick<TencentVerifier, 'verify'>,
     private readonly env: GatewayEnv,
   ) {
     for (const a of apis) this.byAction.set(a.name, a);

@@ -6,6 +6,7 @@ import { CloudError, labelSafeCode } from '../../cloud/errors';
 import type { ApiCaller } from '../../cloud/client';
 import { DeclaredFamilyBuilder, singleSample } from '../../metrics/declare';
 import { HistogramState, type MetricFamily } from '../../metrics/family';
+import { longTermAccessKey } from '../../cloud/credentials/aliyun';
 import { registerSecret } from '../../util/redact';
 import { runDeadlineMs } from '../../util/schedule';
 import type { Job, JobContext, JobRunResult, RunContext } from '../../core/job-type';
@@ -54,8 +55,11 @@ export class MqttProbeJob implements Job {
     if (cfg.subscribe) {
       const s = cfg.subscribe;
       const account = ctx.accounts.account(cfg.account);
-      const keyId = s.access_key_id ?? (account.provider === 'aliyun' ? account.access_key_id : '');
-      const secret = s.access_key_secret ?? (account.provider === 'aliyun' ? account.access_key_secret : '');
+      // Signature mode signs with a long-term AccessKey: the subscriber's own, or the account's static one.
+      const own = s.access_key_id !== undefined && s.access_key_secret !== undefined ? { id: s.access_key_id, secret: s.access_key_secret } : undefined;
+      const key = own ?? (account.provider === 'aliyun' ? longTermAccessKey(account.credentials, ctx.configDir) : undefined);
+      if (!key) throw new Error(`job ${cfg.name}: the subscriber signs in with an AccessKey, and account ${cfg.account} has none (credentials type ${account.credentials.type}): give subscribe.access_key_id and subscribe.access_key_secret`);
+      const { id: keyId, secret } = key;
       registerSecret(s.access_key_id);
       registerSecret(s.access_key_secret);
       const clientId = clientIdOf(s.group_id, s.device_id ?? defaultDeviceId(s.group_id));

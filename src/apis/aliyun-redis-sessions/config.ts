@@ -1,7 +1,7 @@
 // aliyun_redis_sessions' configuration keys and its one API.
 import { z } from 'zod';
 import type { CommonJobConfig } from '../../config/schema';
-import { durationMs } from '../../config/schema';
+import { durationMs } from '../../config/duration';
 import { endpointUrl, instanceIdList } from '../shared/endpoint';
 
 export const REDIS_SESSIONS_API = 'GetRedisAllSession';

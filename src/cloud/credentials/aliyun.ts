@@ -21,7 +21,7 @@ import {
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { registerSecret } from '../../util/redact';
-import type { AliyunCredentialsConfig } from './config';
+import type { AliyunCredentialsConfig } from '../../config/credentials';
 import { SecretValues, WatchedSecrets } from './files';
 import { httpExchange } from './http';
 import { describeError, ManagedCredentials, type CredentialsOptions, type Obtained } from './refresh';
@@ -39,7 +39,7 @@ export interface AliyunCredentialsOptions extends CredentialsOptions {
 }
 
 /** Usable as pop-core's `credentialsProvider` (missing from its type declarations): pass it in the RPCClient config. */
-class AliyunCredentials extends ManagedCredentials<AliyunKey> {
+export class AliyunCredentials extends ManagedCredentials<AliyunKey> {
   /** Called by pop-core before every request: the cached credential, never a fetch. */
   getCredentials(): Promise<AliyunKey> {
     return this.current();
@@ -125,6 +125,13 @@ export function createAliyunCredentials(cfg: AliyunCredentialsConfig, opts: Aliy
       if (opts.endpoints?.ecsMetadata) http.rewrite(ECS_METADATA_HOST, opts.endpoints.ecsMetadata);
       return make(() => walkDefaultChain(http, opts.endpoints?.sts), opts.recheckMs ?? DEFAULT_CHAIN_RECHECK_MS);
   }
+}
+
+/** The AccessKey of an `access_key` block (files read now), for what only a long-term key can do (MQTT Signature sign-in). */
+export function longTermAccessKey(cfg: AliyunCredentialsConfig, configDir: string): { id: string; secret: string } | undefined {
+  if (cfg.type !== 'access_key') return undefined;
+  const v = new SecretValues(cfg, ['access_key_id', 'access_key_secret'] as const, configDir).read();
+  return { id: v.access_key_id, secret: v.access_key_secret };
 }
 
 interface SdkSession {

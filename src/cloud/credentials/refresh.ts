@@ -277,9 +277,17 @@ export interface CredentialsOptions {
   settleMs?: number;
 }
 
+/** Types whose credential is fixed once read (keys given inline, or read once from files). */
+const FIXED_TYPES = new Set(['access_key', 'secret', 'sts']);
+
 /** The part of a provider the transports and metrics see, whatever the cloud. */
 export abstract class ManagedCredentials<C> {
   protected readonly refresher: Refresher<C>;
+  /**
+   * Whether asking again can bring a different credential: roles, instance roles, URIs, chains, and `sts` keys
+   * re-read from files. Fixed keys cannot, so a call they sign that the cloud refuses is not sent again.
+   */
+  readonly refreshable: boolean;
 
   constructor(
     readonly type: string,
@@ -288,6 +296,7 @@ export abstract class ManagedCredentials<C> {
     recheckMs?: number,
     private readonly cleanup?: () => void,
   ) {
+    this.refreshable = recheckMs !== undefined || !FIXED_TYPES.has(type);
     this.refresher = new Refresher(fetch, { logger: opts.logger, account: opts.account, type, now: opts.now, onRefresh: opts.onRefresh, minRetryMs: opts.minRetryMs, recheckMs });
   }
 

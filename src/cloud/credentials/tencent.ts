@@ -20,7 +20,7 @@ import { EnvironmentVariableCredential, OIDCRoleArnCredential, ProfileCredential
 import { registerSecret } from '../../util/redact';
 import { boundedExchange, guardedAgent } from '../http-guard';
 import { splitTencentEndpoint } from '../providers/tencent';
-import type { TencentCredentialsConfig } from './config';
+import type { TencentCredentialsConfig } from '../../config/credentials';
 import { SecretValues, WatchedSecrets } from './files';
 import { httpExchange } from './http';
 import { describeError, ManagedCredentials, type CredentialsOptions, type Obtained } from './refresh';
@@ -38,7 +38,7 @@ export interface TencentCredentialsOptions extends CredentialsOptions {
 }
 
 /** Usable as a Tencent SDK client's `credential` (any object with getCredential()). */
-class TencentCredentials extends ManagedCredentials<TencentKey> {
+export class TencentCredentials extends ManagedCredentials<TencentKey> {
   /** Called by the SDK before every request: the cached credential, never a fetch. */
   getCredential(): Promise<TencentKey> {
     return this.current();

@@ -3,18 +3,23 @@ import type http from 'node:http';
 // pop-core ships no types; its surface used here is small.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const RPCClient = require('@alicloud/pop-core').RPCClient as new (cfg: Record<string, unknown>) => PopClient;
-import { CloudError, exchangeError, isThrottlingCode, nodeNetworkError } from '../errors';
+import { CloudError, credentialsUnavailableError, exchangeError, isThrottlingCode, nodeNetworkError } from '../errors';
 import { boundedExchange, ExchangeFailure, guardedAgent } from '../http-guard';
-import type { CallRequest, CloudTransport } from '../transport';
+import type { CallRequest, CloudTransport, RefreshableCredentials } from '../transport';
 
 interface PopClient {
   request(action: string, params: Record<string, unknown>, opts: Record<string, unknown>): Promise<unknown>;
 }
 
-export interface AliyunCredentials {
+export interface AliyunKey {
   accessKeyId: string;
   accessKeySecret: string;
   securityToken?: string;
+}
+
+/** pop-core's `credentialsProvider`: asked before every request (the account's refreshing credentials). */
+export interface AliyunKeySource {
+  getCredentials(): Promise<AliyunKey>;
 }
 
 /** Codes that mean "try again"; everything else (permissions, parameters, unknown instance) is final. */
@@ -26,24 +31,30 @@ const RETRYABLE_CODES = new Set(['InternalError', 'ServiceUnavailable', 'Service
  */
 const FINAL_FOR_ACCOUNT = /^(InvalidAccessKeyId|SignatureDoesNotMatch|IncompleteSignature|InvalidTimeStamp|InvalidSecurityToken|CheckAccountInfoFailed)(\.|$)/;
 const FINAL_FOR_TARGET = /^(Forbidden|NoPermission|PermissionCheckFailed|InstancePermissionCheckFailed)(\.|$)/;
+/** The STS token expired: a refreshed credential may pass (the client refreshes once, then the answer is final). */
+const TOKEN_EXPIRED = 'InvalidSecurityToken.Expired';
 
 export class AliyunRpcTransport implements CloudTransport {
   readonly provider = 'aliyun' as const;
+  readonly credentials?: RefreshableCredentials;
   private readonly client: PopClient;
   private readonly agent: http.Agent;
 
   constructor(
-    creds: AliyunCredentials,
+    /** A fixed key, or the account's credentials provider (refreshing ones also offer a refresh on expiry). */
+    creds: AliyunKey | (AliyunKeySource & Partial<RefreshableCredentials> & { refreshable?: boolean }),
     endpoint: string,
     apiVersion: string,
     private readonly maxResponseBytes: number,
   ) {
     // One keep-alive agent per client, sized for 1,000 QPS at cloud latencies without unbounded sockets.
     this.agent = guardedAgent(endpoint.startsWith('https://') ? 'https:' : 'http:', { maxSockets: 256 });
+    const source: AliyunKeySource = 'getCredentials' in creds ? creds : { getCredentials: async () => creds };
+    // Fixed keys are not offered: refreshing them would only send a refused call again.
+    if ('getCredentials' in creds && creds.refreshNow && creds.refreshable !== false) this.credentials = creds as RefreshableCredentials;
     this.client = new RPCClient({
-      accessKeyId: creds.accessKeyId,
-      accessKeySecret: creds.accessKeySecret,
-      ...(creds.securityToken ? { securityToken: creds.securityToken } : {}),
+      // Read by pop-core at the start of every request, inside the bounded exchange.
+      credentialsProvider: source,
       endpoint,
       apiVersion,
       opts: { agent: this.agent },
@@ -97,6 +108,7 @@ export function businessFailure(api: string, body: unknown): CloudError | undefi
 /** The CloudError of an answer that carries an error code: retryable, throttling and final per this provider. */
 function apiError(api: string, code: string, message: string, requestId: string | undefined, httpStatus: number | undefined): CloudError {
   const throttled = isThrottlingCode(code);
+  const credentialExpired = code === TOKEN_EXPIRED;
   return new CloudError({
     provider: 'aliyun',
     api,
@@ -106,12 +118,15 @@ function apiError(api: string, code: string, message: string, requestId: string 
     requestId,
     retryable: throttled || RETRYABLE_CODES.has(code),
     throttled,
-    finalForRun: FINAL_FOR_ACCOUNT.test(code) ? 'account' : FINAL_FOR_TARGET.test(code) ? 'target' : undefined,
+    credentialExpired,
+    finalForRun: credentialExpired ? undefined : FINAL_FOR_ACCOUNT.test(code) ? 'account' : FINAL_FOR_TARGET.test(code) ? 'target' : undefined,
   });
 }
 
 export function normaliseAliyunError(api: string, err: unknown): CloudError {
   if (err instanceof ExchangeFailure) return exchangeError('aliyun', api, err);
+  const unavailable = credentialsUnavailableError('aliyun', api, err);
+  if (unavailable) return unavailable;
   const e = err as {
     code?: unknown;
     name?: string;

@@ -7,14 +7,19 @@
 // passed explicitly so the SDK never picks up `http_proxy` from the environment.
 import type http from 'node:http';
 import { AbstractClient } from 'tencentcloud-sdk-nodejs-common';
-import { CloudError, exchangeError, isThrottlingCode, nodeNetworkError, type FinalScope } from '../errors';
+import { CloudError, credentialsUnavailableError, exchangeError, isThrottlingCode, nodeNetworkError, type FinalScope } from '../errors';
 import { boundedExchange, ExchangeFailure, guardedAgent } from '../http-guard';
-import type { CallRequest, CloudTransport } from '../transport';
+import type { CallRequest, CloudTransport, RefreshableCredentials } from '../transport';
 
-export interface TencentCredentials {
+export interface TencentKey {
   secretId: string;
   secretKey: string;
   token?: string;
+}
+
+/** A Tencent SDK client's `credential`: asked before every request (the account's refreshing credentials). */
+export interface TencentKeySource {
+  getCredential(): Promise<TencentKey>;
 }
 
 export interface TencentTransportOptions {
@@ -49,14 +54,20 @@ function isRetryableCode(code: string): boolean {
   return isThrottlingCode(code) || code === 'InternalError' || code.startsWith('InternalError.');
 }
 
+/** A temporary key's token expired or is unknown: a refreshed credential may pass (the client refreshes once, then it is final). */
+const TOKEN_FAILURE = 'AuthFailure.TokenFailure';
+
 /** Answers that do not depend on the call (API 3.0 common codes): credentials, signature and clock for the account; CAM permission, which may be granted per resource, for the target. */
 function finalScope(code: string): FinalScope | undefined {
+  if (code === TOKEN_FAILURE) return undefined;
   if (code === 'AuthFailure.UnauthorizedOperation' || code.startsWith('UnauthorizedOperation')) return 'target';
   return code.startsWith('AuthFailure') ? 'account' : undefined;
 }
 
 export class TencentTransport implements CloudTransport {
   readonly provider = 'tencentcloud' as const;
+  readonly credentials?: RefreshableCredentials;
+  private readonly source: TencentKey | TencentKeySource;
   private readonly agent: http.Agent;
   private readonly clients = new Map<string, SdkClient>();
   private readonly protocol: 'http://' | 'https://';
@@ -65,11 +76,15 @@ export class TencentTransport implements CloudTransport {
   private readonly maxResponseBytes: number;
 
   constructor(
-    private readonly creds: TencentCredentials,
+    /** A fixed key, or the account's credentials provider (refreshing ones also offer a refresh on expiry). */
+    creds: TencentKey | (TencentKeySource & Partial<RefreshableCredentials> & { refreshable?: boolean }),
     endpoint: string,
     private readonly apiVersion: string,
     opts: TencentTransportOptions,
   ) {
+    this.source = creds;
+    // Fixed keys are not offered: refreshing them would only send a refused call again.
+    if ('getCredential' in creds && creds.refreshNow && creds.refreshable !== false) this.credentials = creds as RefreshableCredentials;
     const { protocol, endpoint: host } = splitTencentEndpoint(endpoint);
     this.protocol = protocol;
     this.host = host;
@@ -83,7 +98,8 @@ export class TencentTransport implements CloudTransport {
     let client = this.clients.get(key);
     if (!client) {
       const cfg = {
-        credential: { secretId: this.creds.secretId, secretKey: this.creds.secretKey, ...(this.creds.token ? { token: this.creds.token } : {}) },
+        // The SDK asks an object with getCredential() before every request; a fixed key it uses as it is.
+        credential: 'getCredential' in this.source ? this.source : { secretId: this.source.secretId, secretKey: this.source.secretKey, ...(this.source.token ? { token: this.source.token } : {}) },
         ...(region ? { region } : {}),
         profile: {
           signMethod: 'TC3-HMAC-SHA256' as const,
@@ -127,6 +143,8 @@ export class TencentTransport implements CloudTransport {
  */
 function normaliseTencentError(api: string, err: unknown): CloudError {
   if (err instanceof ExchangeFailure) return exchangeError('tencentcloud', api, err);
+  const unavailable = credentialsUnavailableError('tencentcloud', api, err);
+  if (unavailable) return unavailable;
   const e = (err ?? {}) as { name?: string; message?: string; code?: unknown; httpCode?: unknown; requestId?: unknown; type?: unknown; constructor?: { name?: string } };
   const message = typeof e.message === 'string' ? e.message : String(err);
   const isSdkException = e.constructor?.name === 'TencentCloudSDKHttpException' || ('requestId' in e && 'traceId' in e);
@@ -136,7 +154,7 @@ function normaliseTencentError(api: string, err: unknown): CloudError {
   if (isSdkException && typeof e.code === 'string' && e.code) {
     const code = e.code;
     const throttled = isThrottlingCode(code);
-    return new CloudError({ ...base, code, message: `${api} failed: ${code}: ${message || 'no message'}`, requestId, retryable: isRetryableCode(code), throttled, finalForRun: finalScope(code) });
+    return new CloudError({ ...base, code, message: `${api} failed: ${code}: ${message || 'no message'}`, requestId, retryable: isRetryableCode(code), throttled, finalForRun: finalScope(code), credentialExpired: code === TOKEN_FAILURE });
   }
   if (isSdkException && typeof e.httpCode === 'number') {
     const status = e.httpCode;

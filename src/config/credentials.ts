@@ -2,8 +2,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { durationMs } from '../../config/schema';
-import { formatDuration } from '../../config/duration';
+import { durationMs } from './duration';
+import { formatDuration } from './duration';
 
 type PathPart = string | number;
 type CredentialProblem = [PathPart[], string];
