@@ -14,7 +14,7 @@ import { runExporter, startExporter, waitFor, type ExporterProcess } from '../he
 import { parseExposition } from '../helpers/exposition';
 import { tempDir } from '../helpers/harness';
 import { HTPASSWD_COST10, basicAuthHeader, request, statusOf } from './helpers';
-import { issue, makeTestPki, type TestPki } from './pki';
+import { issue, makeTestPki, type CertFiles, type TestPki } from './pki';
 
 const NO_JOBS = 'accounts: []\njobs: []\n';
 const AUTH = basicAuthHeader('prometheus', HTPASSWD_COST10.password);
@@ -56,6 +56,12 @@ async function scrapeOverTls(e: ExporterProcess) {
 }
 
 const count = (text: string, needle: string) => text.split(needle).length - 1;
+
+/** The SHA-256 fingerprint of the certificate a new connection is served. */
+async function servedCertificate(e: ExporterProcess): Promise<string | undefined> {
+  const r = await request(e.port, { tls: mtls(), authorization: AUTH, path: '/-/healthy' });
+  return 'error' in r ? undefined : r.serverFingerprint;
+}
 
 describe('every endpoint behind TLS, a client certificate and basic auth', () => {
   let e: ExporterProcess;
@@ -116,10 +122,7 @@ describe('the web config file changes under a running exporter', () => {
   it('serves a rotated certificate without a restart; a bad new file keeps the old one, is logged once with why, and sets the metric to 0', async () => {
     const webFile = path.join(pki.dir, 'web-rotation.yml');
     const e = await exporterWith(MUTUAL_TLS_AND_AUTH, [], webFile);
-    const served = async () => {
-      const r = await request(e.port, { tls: mtls(), authorization: AUTH, path: '/-/healthy' });
-      return 'error' in r ? undefined : r.serverFingerprint;
-    };
+    const served = () => servedCertificate(e);
     expect(await served()).toBe(pki.server.fingerprint256);
     let m = await scrapeOverTls(e);
     expect(m.value('cloud_session_exporter_web_config_last_reload_successful')).toBe(1);
@@ -156,6 +159,30 @@ describe('the web config file changes under a running exporter', () => {
     expect((await scrapeOverTls(e)).value('cloud_session_exporter_web_config_last_reload_success_timestamp_seconds')).toBeGreaterThan(rotatedAt);
     expect(e.output()).not.toContain(fs.readFileSync(rotated.key, 'utf8').split('\n')[1]);
   }, 60_000);
+
+  it('serves a certificate renewed in a Kubernetes Secret volume, where the kubelet swaps a ..data link', async () => {
+    // The kubelet's layout: tls.crt -> ..data/tls.crt, ..data -> ..<timestamp>/; an update writes a new timestamped
+    // directory, renames a new ..data link over the old one, then deletes the old directory.
+    const volume = fs.mkdtempSync(path.join(pki.dir, 'secret-volume-'));
+    const publish = (dir: string, c: CertFiles) => {
+      fs.mkdirSync(path.join(volume, dir));
+      fs.copyFileSync(c.cert, path.join(volume, dir, 'tls.crt'));
+      fs.copyFileSync(c.key, path.join(volume, dir, 'tls.key'));
+      fs.symlinkSync(dir, path.join(volume, '..data_tmp'));
+      fs.renameSync(path.join(volume, '..data_tmp'), path.join(volume, '..data'));
+    };
+    const first = issue(pki.dir, pki.ca, 'secret-first', { sans: ['IP:127.0.0.1'], usage: 'serverAuth' });
+    const renewed = issue(pki.dir, pki.ca, 'secret-renewed', { sans: ['IP:127.0.0.1'], usage: 'serverAuth' });
+    publish('..2026_01_01_00_00_00.1', first);
+    for (const f of ['tls.crt', 'tls.key']) fs.symlinkSync(path.join('..data', f), path.join(volume, f));
+    const e = await exporterWith({ ...MUTUAL_TLS_AND_AUTH, tls_server_config: { ...MUTUAL_TLS_AND_AUTH.tls_server_config, cert_file: path.join(volume, 'tls.crt'), key_file: path.join(volume, 'tls.key') } });
+    expect(await servedCertificate(e)).toBe(first.fingerprint256);
+
+    publish('..2026_03_01_00_00_00.2', renewed);
+    fs.rmSync(path.join(volume, '..2026_01_01_00_00_00.1'), { recursive: true });
+    await waitFor('the renewed certificate to be served', async () => (await servedCertificate(e)) === renewed.fingerprint256, 15_000);
+    expect(e.output()).not.toContain('web configuration reload failed');
+  }, 30_000);
 });
 
 describe('--web.enable-lifecycle', () => {
