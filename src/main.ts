@@ -72,7 +72,7 @@ export function parseFlags(argv: string[]): Flags {
 }
 
 function usage(): string {
-  const spelling = (k: string, d: string | boolean) => (d === true ? `--[no-]${k}` : d === false ? `--${k}` : `--${k}=${d}`);
+  const spelling = (k: string, d: string | boolean) => (d === true ? `--[no-]${k}` : d === false ? `--${k}` : `--${k}=${d || 'FILE'}`);
   const lines = Object.entries(FLAGS).map(([k, v]) => `  ${spelling(k, v.default)}\n      ${v.help}`);
   return `usage: cloud-session-exporter [flags]\n\nFlags:\n${lines.join('\n')}\n`;
 }
@@ -107,6 +107,7 @@ async function main(argv: string[]): Promise<number> {
   if (flags['config.check'] || flags['web.config.check']) {
     let ok = true;
     if (flags['config.check']) ok = checkConfig(file, allowNoJobs);
+    if (flags['config.check'] && webConfigFile && ok) process.stdout.write('\n');
     if (webConfigFile) ok = checkWebConfigFile(webConfigFile) && ok;
     return ok ? 0 : 1;
   }
