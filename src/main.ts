@@ -8,6 +8,7 @@ import { buildQuotaPlan, formatQuotaPlan } from './core/quota-plan';
 import { BUILD } from './core/build-info';
 import { parseDuration } from './config/duration';
 import { redact } from './util/redact';
+import { checkWebConfig, WebConfigError } from './web/web-config';
 
 const DEFAULT_LISTEN_ADDRESS = ':10780';
 /** SIGTERM exits within the grace period plus one second, whatever the network does. */
@@ -19,6 +20,12 @@ const FLAGS = {
   'config.allow-no-jobs': { default: false, help: 'Accept a configuration without jobs (otherwise an error).' },
   'web.listen-address': { default: DEFAULT_LISTEN_ADDRESS, help: 'Address to listen on for the web interface and telemetry.' },
   'web.telemetry-path': { default: '/metrics', help: 'Path under which to expose metrics.' },
+  'web.config.file': {
+    default: '',
+    help: 'Web configuration file (exporter-toolkit format) for TLS, client certificates, basic auth, headers and rate limit on every endpoint; re-read when it changes.',
+  },
+  'web.config.check': { default: false, help: 'Validate --web.config.file (and the files it names), print what it sets up, and exit. --config.check checks it too.' },
+  'web.enable-lifecycle': { default: true, help: 'Serve POST /-/reload (on by default; --no-web.enable-lifecycle refuses it with 403). SIGHUP reloads either way.' },
   'web.shutdown-grace-period': { default: '15s', help: 'On SIGTERM, how long in-flight polls may run before they are aborted.' },
   'log.level': { default: 'info', help: 'Only log messages with the given severity or above: debug, info, warn, error.' },
   'log.format': { default: 'logfmt', help: 'Output format of log messages: logfmt or json.' },
@@ -65,7 +72,8 @@ export function parseFlags(argv: string[]): Flags {
 }
 
 function usage(): string {
-  const lines = Object.entries(FLAGS).map(([k, v]) => `  --${k}${typeof v.default === 'boolean' ? '' : `=${v.default}`}\n      ${v.help}`);
+  const spelling = (k: string, d: string | boolean) => (d === true ? `--[no-]${k}` : d === false ? `--${k}` : `--${k}=${d || 'FILE'}`);
+  const lines = Object.entries(FLAGS).map(([k, v]) => `  ${spelling(k, v.default)}\n      ${v.help}`);
   return `usage: cloud-session-exporter [flags]\n\nFlags:\n${lines.join('\n')}\n`;
 }
 
@@ -90,18 +98,18 @@ async function main(argv: string[]): Promise<number> {
   const allowNoJobs = flags['config.allow-no-jobs'];
   const load = () => loadConfigFile(file, { jobTypes: JOB_TYPES, allowNoJobs });
 
-  if (flags['config.check']) {
-    try {
-      const cfg = loadConfigFile(file, { jobTypes: JOB_TYPES, allowNoJobs, checkFiles: true });
-      const plan = buildQuotaPlan(cfg, JOB_TYPES);
-      process.stdout.write(`${file}: configuration is valid (${cfg.accounts.length} account(s), ${cfg.jobs.length} job(s))\n`);
-      for (const note of cfg.checkNotes) process.stdout.write(`  ${redact(note)}\n`);
-      process.stdout.write(`\n${formatQuotaPlan(plan)}`);
-      return 0;
-    } catch (err) {
-      process.stderr.write(`${redact(err instanceof ConfigError ? err.message : `${file}: ${(err as Error).message}`)}\n`);
-      return 1;
-    }
+  const webConfigFile = flags['web.config.file'] || undefined;
+  if (flags['web.config.check'] && !webConfigFile) {
+    process.stderr.write('cloud-session-exporter: --web.config.check needs --web.config.file=FILE\n');
+    return 2;
+  }
+  // Both checks print what is valid on stdout and every problem on stderr; the exit code is 1 if either fails.
+  if (flags['config.check'] || flags['web.config.check']) {
+    let ok = true;
+    if (flags['config.check']) ok = checkConfig(file, allowNoJobs);
+    if (flags['config.check'] && webConfigFile && ok) process.stdout.write('\n');
+    if (webConfigFile) ok = checkWebConfigFile(webConfigFile) && ok;
+    return ok ? 0 : 1;
   }
 
   let graceMs: number;
@@ -120,15 +128,37 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`cloud-session-exporter: cannot start: ${redact((err as Error).message)}\n`);
     return 1;
   }
-  const app = createApp(config, { jobTypes: JOB_TYPES, logger, loadConfig: load, telemetryPath: flags['web.telemetry-path'] });
+  const app = createApp(config, {
+    jobTypes: JOB_TYPES,
+    logger,
+    loadConfig: load,
+    telemetryPath: flags['web.telemetry-path'],
+    webConfigFile,
+    lifecycle: flags['web.enable-lifecycle'],
+  });
   let address;
   try {
     address = await app.listen(flags['web.listen-address']);
   } catch (err) {
+    // Like a bad config: every problem once on stderr, as --web.config.check prints them (the toolkit does not serve either).
+    if (err instanceof WebConfigError) {
+      process.stderr.write(`cloud-session-exporter: cannot start: ${err.message}\n`);
+      return 1;
+    }
     logger.error({ err, address: flags['web.listen-address'] }, 'cannot listen');
     return 1;
   }
-  logger.info({ address: `${address.address}:${address.port}`, telemetry_path: flags['web.telemetry-path'], version: BUILD.version, jobs: config.jobs.length }, 'listening');
+  logger.info(
+    {
+      address: `${address.address}:${address.port}`,
+      telemetry_path: flags['web.telemetry-path'],
+      web_config_file: webConfigFile,
+      lifecycle: flags['web.enable-lifecycle'],
+      version: BUILD.version,
+      jobs: config.jobs.length,
+    },
+    'listening',
+  );
   app.start();
 
   process.on('SIGHUP', () => {
@@ -159,6 +189,32 @@ async function main(argv: string[]): Promise<number> {
     process.on('SIGTERM', () => shutdown('SIGTERM'));
     process.on('SIGINT', () => shutdown('SIGINT'));
   });
+}
+
+/** --config.check: the config and the files it names, then the quota plan on stdout; or every problem on stderr. */
+function checkConfig(file: string, allowNoJobs: boolean): boolean {
+  try {
+    const cfg = loadConfigFile(file, { jobTypes: JOB_TYPES, allowNoJobs, checkFiles: true });
+    const plan = buildQuotaPlan(cfg, JOB_TYPES);
+    process.stdout.write(`${file}: configuration is valid (${cfg.accounts.length} account(s), ${cfg.jobs.length} job(s))\n`);
+    for (const note of cfg.checkNotes) process.stdout.write(`  ${redact(note)}\n`);
+    process.stdout.write(`\n${formatQuotaPlan(plan)}`);
+    return true;
+  } catch (err) {
+    process.stderr.write(`${redact(err instanceof ConfigError ? err.message : `${file}: ${(err as Error).message}`)}\n`);
+    return false;
+  }
+}
+
+/** --web.config.check, and --config.check with --web.config.file: what the file sets up on stdout, or every problem on stderr. */
+function checkWebConfigFile(file: string): boolean {
+  try {
+    process.stdout.write(`${checkWebConfig(file)}\n`);
+    return true;
+  } catch (err) {
+    process.stderr.write(`${err instanceof WebConfigError ? err.message : `${file}: ${(err as Error).message}`}\n`);
+    return false;
+  }
 }
 
 if (require.main === module) {

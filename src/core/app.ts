@@ -1,5 +1,5 @@
 // createApp wires config, cloud accounts, jobs, metrics and HTTP; main only parses flags and listens.
-import http from 'node:http';
+import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { ExporterConfig } from '../config/load';
 import { LimiterPool, TransportPool, type TransportFactory } from '../cloud/accounts';
@@ -14,6 +14,7 @@ import { createHttpHandler } from './http';
 import { BUILD } from './build-info';
 import { snapshotExposition, type Exposition } from '../metrics/exposition';
 import { buildQuotaPlan } from './quota-plan';
+import { createWebServer, type WebServer } from '../web/web-server';
 
 export interface AppDeps {
   logger?: Logger;
@@ -27,6 +28,10 @@ export interface AppDeps {
   /** Reads the config again for POST /-/reload and SIGHUP; throws ConfigError on a bad file. */
   loadConfig?: () => ExporterConfig;
   telemetryPath?: string;
+  /** --web.config.file: TLS, client certificates, basic auth, headers and rate limit for every endpoint. */
+  webConfigFile?: string;
+  /** --web.enable-lifecycle: whether POST /-/reload is served (default true); SIGHUP reloads either way. */
+  lifecycle?: boolean;
   processMetrics?: boolean;
   now?: () => number;
 }
@@ -46,6 +51,7 @@ export interface App {
   runAllNow(): Promise<void>;
   runner(jobName: string): JobRunner | undefined;
   handler: http.RequestListener;
+  /** Reads the web config file (throws its WebConfigError when it is invalid), then listens. */
   listen(address: string): Promise<AddressInfo>;
   stop(graceMs?: number): Promise<void>;
 }
@@ -60,7 +66,7 @@ export function createApp(initial: ExporterConfig, deps: AppDeps): App {
   const credentials = deps.credentialsPool ?? new CredentialsPool({ logger, metrics: metrics.credentials });
   const jobs = new JobSet({ jobTypes, store, metrics, limiters, transports, credentials, logger, now: deps.now, onRunEnd: notifyIfReady });
   let config = initial;
-  let server: http.Server | undefined;
+  let server: WebServer | undefined;
   const readyWaiters: Array<() => void> = [];
 
   function build(cfg: ExporterConfig): void {
@@ -133,26 +139,26 @@ export function createApp(initial: ExporterConfig, deps: AppDeps): App {
     handler: undefined as unknown as http.RequestListener,
     async listen(address) {
       const { host, port } = parseListenAddress(address);
-      server = http.createServer(app.handler);
-      server.keepAliveTimeout = 65_000;
-      await new Promise<void>((resolve, reject) => {
-        server!.once('error', reject);
-        server!.listen(port, host, () => resolve());
+      server = createWebServer({
+        webConfigFile: deps.webConfigFile,
+        handler: app.handler,
+        logger,
+        // The web config file follows its own changes (and those of the certificates it names), not /-/reload.
+        onReload(ok) {
+          metrics.webReloadSuccessful.set(ok ? 1 : 0);
+          if (ok) metrics.webReloadTimestamp.set(Date.now() / 1000);
+        },
       });
-      return server.address() as AddressInfo;
+      metrics.webReloadSuccessful.set(1);
+      metrics.webReloadTimestamp.set(Date.now() / 1000);
+      return server.listen(host, port);
     },
     async stop(graceMs = 10_000) {
       // Each runner ends within graceMs + ABANDON_AFTER_MS + its close budget, whatever its calls do.
       await jobs.stop(graceMs);
-      if (server) {
-        const s = server;
-        await new Promise<void>((resolve) => {
-          s.close(() => resolve());
-          s.closeIdleConnections();
-          // A scrape still streaming gets a moment to finish, not the whole grace period again.
-          setTimeout(() => s.closeAllConnections(), 100).unref();
-        });
-      }
+      // Idle connections end at once, a scrape still streaming gets 100 ms (not the whole grace period again), and
+      // connections still in a TLS handshake are ended too.
+      await server?.close();
     },
   };
   app.handler = createHttpHandler({
@@ -160,7 +166,7 @@ export function createApp(initial: ExporterConfig, deps: AppDeps): App {
     contentType: metrics.registry.contentType,
     exposition: () => app.exposition(),
     isReady,
-    reload: () => app.reload(),
+    reload: deps.lifecycle === false ? undefined : () => app.reload(),
     logger,
     jobsSummary: () => jobs.runners().map((r) => ({ name: r.name, ready: r.firstAttemptDone })),
   });
@@ -168,6 +174,8 @@ export function createApp(initial: ExporterConfig, deps: AppDeps): App {
   build(config);
   metrics.reloadSuccessful.set(1);
   metrics.reloadTimestamp.set(Date.now() / 1000);
+  metrics.webReloadSuccessful.set(1);
+  metrics.webReloadTimestamp.set(Date.now() / 1000);
   return app;
 }
 

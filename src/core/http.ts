@@ -1,4 +1,5 @@
-// HTTP endpoints: landing page, /metrics (streamed, gzip when asked), health, readiness and reload.
+// HTTP endpoints: landing page, /metrics (streamed, gzip when asked), health, readiness and reload. TLS, client
+// certificates, basic auth, headers and the rate limit are the web server's (src/web/web-server.ts), before this.
 import type http from 'node:http';
 import zlib from 'node:zlib';
 import type { Logger } from '../util/log';
@@ -11,7 +12,8 @@ export interface HttpOptions {
   /** Renders the scrape (self-metrics plus polled families). Never calls the cloud. */
   exposition: () => Promise<Exposition>;
   isReady: () => boolean;
-  reload: () => Promise<{ ok: boolean; error?: string }>;
+  /** Absent when the lifecycle endpoint is off (--no-web.enable-lifecycle): POST /-/reload is then refused with 403. */
+  reload?: () => Promise<{ ok: boolean; error?: string }>;
   logger: Logger;
   jobsSummary: () => Array<{ name: string; ready: boolean }>;
 }
@@ -41,6 +43,8 @@ async function handle(url: string, req: http.IncomingMessage, res: http.ServerRe
       return opts.isReady() ? text(res, 200, 'Ready.\n') : text(res, 503, 'Not ready: a job has not finished its first run, or cannot poll (see the log).\n');
     case '/-/reload': {
       if (req.method !== 'POST' && req.method !== 'PUT') return text(res, 405, 'use POST\n', { Allow: 'POST, PUT' });
+      // Prometheus's answer when it runs without --web.enable-lifecycle.
+      if (!opts.reload) return text(res, 403, 'Lifecycle API is not enabled.\n');
       const result = await opts.reload();
       return result.ok ? text(res, 200, 'Reloaded.\n') : text(res, 500, `Reload failed; keeping the previous configuration:\n${redact(result.error ?? '')}\n`);
     }

@@ -17,6 +17,19 @@ const SELF = {
   }),
   reloadSuccessful: declareFamily({ name: 'cloud_session_exporter_config_last_reload_successful', type: 'gauge', help: 'Whether the last configuration (re)load succeeded (1) or failed (0).', labels: [] }),
   reloadTimestamp: declareFamily({ name: 'cloud_session_exporter_config_last_reload_success_timestamp_seconds', type: 'gauge', help: 'Time of the last successful configuration load.', labels: [] }),
+  webReloadSuccessful: declareFamily({
+    name: 'cloud_session_exporter_web_config_last_reload_successful',
+    type: 'gauge',
+    help: 'Whether the last read of the web configuration file (--web.config.file and the files it names) succeeded (1) or failed (0); 1 without a web configuration file.',
+    labels: [],
+    doc: 'whether the last read of `--web.config.file` (re-read when it or a certificate, key or CA file it names changes) succeeded; after a failure the previous web configuration stays in force. 1 without a web configuration file',
+  }),
+  webReloadTimestamp: declareFamily({
+    name: 'cloud_session_exporter_web_config_last_reload_success_timestamp_seconds',
+    type: 'gauge',
+    help: 'Time of the last successful read of the web configuration file (the start of the server without one).',
+    labels: [],
+  }),
   jobSuccess: declareFamily({ name: 'cloud_session_exporter_job_success', type: 'gauge', help: 'Whether the last run of the job succeeded for every cloud instance (1) or not (0).', labels: ['job_name'] }),
   jobDuration: declareFamily({ name: 'cloud_session_exporter_job_duration_seconds', type: 'gauge', help: 'Wall time of the last completed run of the job.', labels: ['job_name'] }),
   jobLastSuccess: declareFamily({ name: 'cloud_session_exporter_job_last_success_timestamp_seconds', type: 'gauge', help: 'End of the last fully successful run of the job (0 if none yet).', labels: ['job_name'] }),
@@ -62,6 +75,8 @@ export interface SelfMetrics {
   credentials: CredentialMetrics;
   reloadSuccessful: GaugeOf<'reloadSuccessful'>;
   reloadTimestamp: GaugeOf<'reloadTimestamp'>;
+  webReloadSuccessful: GaugeOf<'webReloadSuccessful'>;
+  webReloadTimestamp: GaugeOf<'webReloadTimestamp'>;
   jobSuccess: GaugeOf<'jobSuccess'>;
   jobDuration: GaugeOf<'jobDuration'>;
   jobLastSuccess: GaugeOf<'jobLastSuccess'>;
@@ -96,13 +111,15 @@ export function createSelfMetrics(
     for (const d of opts.jobMetrics ?? []) if (!byName.has(d.name)) byName.set(d.name, gauge(d));
     return byName;
   };
-  // Registered in this order (the exposition's order): build, API calls, credentials, reloads, jobs, instances, job types' own.
+  // Registered in this order (the exposition's order): build, API calls, credentials, reloads (config, web config), jobs, instances, job types' own.
   return {
     registry,
     api: createApiMetrics(registry),
     credentials: createCredentialMetrics(registry),
     reloadSuccessful: gauge(SELF.reloadSuccessful),
     reloadTimestamp: gauge(SELF.reloadTimestamp),
+    webReloadSuccessful: gauge(SELF.webReloadSuccessful),
+    webReloadTimestamp: gauge(SELF.webReloadTimestamp),
     jobSuccess: gauge(SELF.jobSuccess),
     jobDuration: gauge(SELF.jobDuration),
     jobLastSuccess: gauge(SELF.jobLastSuccess),

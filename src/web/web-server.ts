@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import path from 'node:path';
 import type tls from 'node:tls';
 import type { Logger } from '../util/log';
@@ -90,6 +90,7 @@ export function createWebServer(opts: WebServerOptions): WebServer {
   } else {
     server = http.createServer(guard);
   }
+  const sockets = trackSockets(server);
   logConfig(log, current, 'web configuration loaded');
 
   function applyRead(read: WebConfigRead): { ok: boolean; error?: string } {
@@ -195,20 +196,21 @@ export function createWebServer(opts: WebServerOptions): WebServer {
       for (const w of watchers.values()) w.close();
       watchers.clear();
       await checking;
-      await Promise.all([closeServer(server), auth.close()]);
+      await Promise.all([closeServer(server, sockets), auth.close()]);
     },
   };
 }
 
 function plainServer(opts: WebServerOptions): WebServer {
   const server = http.createServer(opts.handler);
+  const sockets = trackSockets(server);
   opts.logger.info('no web configuration file: plain HTTP without authentication');
   return {
     tls: false,
     config: () => undefined,
     listen: (host, port) => listen(server, host, port),
     reloadNow: async () => ({ ok: true }),
-    close: () => closeServer(server),
+    close: () => closeServer(server, sockets),
   };
 }
 
@@ -345,10 +347,34 @@ function listen(server: http.Server | https.Server, host: string, port: number):
   });
 }
 
-function closeServer(server: http.Server | https.Server): Promise<void> {
+/** A scrape still streaming when the server closes gets this long to finish before its connection is ended. */
+const CLOSE_LINGER_MS = 100;
+
+/**
+ * Every connection of the server from its first byte, so that close() can end them all: for HTTPS, Node's
+ * closeAllConnections() knows only those that finished their TLS handshake, and server.close() waits for the others
+ * (a client that connects and sends nothing holds it for the 120 s handshake timeout). Also sets the keep-alive
+ * timeout above common scrape intervals (up to 60 s), so that Prometheus keeps its connection between scrapes rather
+ * than making a new one, and a new TLS handshake, for each (Node's default is 5 s; Go's servers keep connections open).
+ */
+function trackSockets(server: http.Server | https.Server): Set<Socket> {
+  server.keepAliveTimeout = 65_000;
+  const sockets = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+  return sockets;
+}
+
+/** Stops accepting, ends idle connections at once and every other one CLOSE_LINGER_MS later; resolves once all are gone. */
+function closeServer(server: http.Server | https.Server, sockets: Set<Socket>): Promise<void> {
   return new Promise((resolve) => {
     if (!server.listening) return resolve();
     server.close(() => resolve());
-    server.closeAllConnections();
+    server.closeIdleConnections();
+    setTimeout(() => {
+      for (const socket of sockets) socket.destroy();
+    }, CLOSE_LINGER_MS).unref();
   });
 }

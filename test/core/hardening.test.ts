@@ -1,5 +1,4 @@
 // Hardening defects 3, 4, 5, 7 and 8, and the weaknesses fixed with them: each test failed on the code before the fix.
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
@@ -21,8 +20,8 @@ import { acceptsGzip } from '../../src/core/http';
 import { parseFlags } from '../../src/main';
 import { Registry } from 'prom-client';
 import { ALIYUN, ALIYUN_ACCOUNT_YAML, TENCENT, appFromYaml, emulator, parseExposition, tempDir } from '../helpers/harness';
+import { runExporter as run } from '../helpers/exporter-process';
 
-const MAIN = path.resolve(__dirname, '../../dist/src/main.js');
 const ENV = { AK: ALIYUN.access_key_id, SK: ALIYUN.access_key_secret, TID: TENCENT.secret_id, TKEY: TENCENT.secret_key };
 const INSTANCE = 'post-cn-hard0001';
 const IDS = Array.from({ length: 20 }, (_, i) => `GID_sensor@@@dev-${String(i + 1).padStart(6, '0')}`);
@@ -42,17 +41,6 @@ ${ALIYUN_ACCOUNT_YAML}jobs:
 `;
 }
 
-
-function run(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve) => {
-    const c = spawn(process.execPath, [MAIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    c.stdout!.on('data', (d) => (out += d));
-    c.stderr!.on('data', (d) => (err += d));
-    c.once('exit', (code) => resolve({ code, out, err }));
-  });
-}
 
 describe('defect 3: a rate below 1 per second', () => {
   test('0.5 is one call per 2 s, stated once: the limiter, the pool and the plan agree', async () => {

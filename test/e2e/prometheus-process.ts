@@ -58,7 +58,7 @@ export interface Prometheus {
   alerts(): Promise<PromAlert[]>;
   /** Values of a label over the series matching a selector (what Grafana's label_values() does). */
   labelValues(label: string, match?: string): Promise<string[]>;
-  targets(): Promise<Array<{ health: string; lastError: string; scrapeUrl: string }>>;
+  targets(): Promise<Array<{ health: string; lastError: string; scrapeUrl: string; labels: Record<string, string> }>>;
   ruleGroups(): Promise<Array<{ name: string; rules: Array<{ name: string; health: string; lastError?: string; type: string }> }>>;
   output(): string;
   stop(): Promise<void>;
@@ -66,8 +66,11 @@ export interface Prometheus {
 
 export interface PrometheusOptions {
   dir: string;
-  target: string;
-  ruleFiles: string[];
+  /** One plain-HTTP job (named jobName) scraping this target… */
+  target?: string;
+  /** …or these scrape configs as they are (HTTPS, client certificates, basic auth). */
+  scrapeConfigs?: object[];
+  ruleFiles?: string[];
   jobName?: string;
   interval?: string;
 }
@@ -79,8 +82,8 @@ export async function startPrometheus(o: PrometheusOptions): Promise<Prometheus>
     configFile,
     YAML.stringify({
       global: { scrape_interval: interval, evaluation_interval: interval, scrape_timeout: interval },
-      rule_files: o.ruleFiles,
-      scrape_configs: [{ job_name: o.jobName ?? 'cloud-session-exporter', static_configs: [{ targets: [o.target] }] }],
+      rule_files: o.ruleFiles ?? [],
+      scrape_configs: o.scrapeConfigs ?? [{ job_name: o.jobName ?? 'cloud-session-exporter', static_configs: [{ targets: [o.target] }] }],
     }),
   );
   const check = spawnSync(PROMTOOL_BIN, ['check', 'config', configFile], { encoding: 'utf8' });

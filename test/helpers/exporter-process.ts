@@ -9,7 +9,9 @@ import { tempDir } from './harness';
 const MAIN = path.resolve(__dirname, '../../dist/src/main.js');
 
 export interface ExporterProcess {
+  /** http://127.0.0.1:PORT (with a web config that serves TLS, use test/web/helpers.ts' request with port). */
   readonly url: string;
+  readonly port: number;
   readonly child: ChildProcess;
   readonly configFile: string;
   /** Everything it wrote to stderr and stdout so far. */
@@ -51,6 +53,7 @@ export async function startExporter(configYaml: string, env: Record<string, stri
   };
   return {
     url,
+    port,
     child,
     configFile,
     output: () => out,
@@ -70,6 +73,18 @@ export async function startExporter(configYaml: string, env: Record<string, stri
       if (child.exitCode === null) child.kill('SIGKILL');
     },
   };
+}
+
+/** Runs the exporter once to its exit (--config.check, --web.config.check, a refused start): exit code and output. */
+export function runExporter(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((resolve) => {
+    const c = spawn(process.execPath, [MAIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    c.stdout!.on('data', (d) => (out += d));
+    c.stderr!.on('data', (d) => (err += d));
+    c.once('exit', (code) => resolve({ code, out, err }));
+  });
 }
 
 /** Polls `probe` until it returns true; resolves with the time it took, or rejects naming `what`. */

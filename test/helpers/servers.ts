@@ -37,7 +37,7 @@ async function waitForPort(what: string, port: number, child?: ChildProcess, tim
 }
 
 /** SIGTERM, then wait for the exit. */
-export async function stopChild(child: ChildProcess | undefined): Promise<void> {
+async function stopChild(child: ChildProcess | undefined): Promise<void> {
   if (!child || child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise((r) => child.once('exit', r));
   child.kill('SIGTERM');

@@ -9,6 +9,7 @@ import YAML from 'yaml';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, parseConfig } from '../../src/config/load';
 import { JOB_TYPES } from '../../src/apis';
+import { parseFlags } from '../../src/main';
 import {
   all,
   find,
@@ -157,6 +158,12 @@ describe.each(OVERLAYS)('overlay %s', (name) => {
     expect(c.args.slice(0, 2)).toEqual(dockerfileCmd().slice(0, 2));
     expect(arg(c, '--web.listen-address')).toBe(':10780');
     expect(c.ports).toEqual([{ name: 'metrics', containerPort: 10780, protocol: 'TCP' }]);
+  });
+
+  it("passes only flags the exporter's own parser accepts (a misspelt one would stop it at start-up)", () => {
+    const args = (exporterContainer(name).args as string[]).slice(2);
+    expect(() => parseFlags(args)).not.toThrow();
+    expect(parseFlags(args)['web.config.file']).toBe(name === 'web-security' ? '/etc/cloud-session-exporter/web/web-config.yml' : '');
   });
 
   it('gives the pod more time to stop than --web.shutdown-grace-period, with a margin', () => {

@@ -29,13 +29,15 @@ interface RequestOptions {
   tls?: { ca: string; client?: CertFiles };
   authorization?: string;
   path?: string;
+  /** GET by default. */
+  method?: string;
 }
 
 /** One request on a fresh connection (so every request is a new TLS handshake); a refused connection resolves to its error code. */
 export function request(port: number, o: RequestOptions = {}): Promise<Reply | { error: string }> {
   return new Promise((resolve) => {
     const headers: http.OutgoingHttpHeaders = o.authorization ? { authorization: o.authorization } : {};
-    const common = { host: '127.0.0.1', port, path: o.path ?? '/', headers, agent: false as const, timeout: 5000 };
+    const common = { host: '127.0.0.1', port, path: o.path ?? '/', method: o.method ?? 'GET', headers, agent: false as const, timeout: 5000 };
     const req = o.tls
       ? https.request({
           ...common,

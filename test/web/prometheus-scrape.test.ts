@@ -1,31 +1,34 @@
-// The real Prometheus (Debian's /usr/bin/prometheus) scraping a server made by createWebServer over mutual TLS with basic
-// auth: up = 1 with the right client certificate and password, 0 with a wrong password or a certificate from another CA.
-import { spawn, type ChildProcess } from 'node:child_process';
+// The real Prometheus (Debian's /usr/bin/prometheus) scraping the real exporter (node dist/src/main.js with
+// --web.config.file) over mutual TLS with basic auth: up = 1 with the right client certificate and password, and the
+// polled series arrive; up = 0 with a wrong password, a client certificate from another CA, or a server certificate
+// Prometheus does not trust.
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createWebServer, type WebServer } from '../../src/web/web-server';
-import { PROMETHEUS_BIN, haveBinary, waitUntil } from '../e2e/prometheus-process';
-import { freePort, stopChild } from '../helpers/servers';
-import { HTPASSWD_COST10, captureLogger } from './helpers';
+import type { Emulator } from '../../emulator/server';
+import { PROMETHEUS_BIN, haveBinary, startPrometheus, waitUntil, type Prometheus } from '../e2e/prometheus-process';
+import { startExporter, type ExporterProcess } from '../helpers/exporter-process';
+import { ALIYUN, ALIYUN_ACCOUNT_YAML, emulator, tempDir } from '../helpers/harness';
+import { HTPASSWD_COST10 } from './helpers';
 import { makeTestPki, type TestPki } from './pki';
+
+const INSTANCE = 'post-cn-webtls001';
+const IDS = Array.from({ length: 6 }, (_, i) => `GID_sensor@@@dev-${String(i + 1).padStart(6, '0')}`);
+const WRONG_PASSWORD = 'not the password';
 
 let dir: string;
 let pki: TestPki;
-let web: WebServer;
-let prometheus: ChildProcess | undefined;
-let promUrl: string;
-let promOutput = '';
-const log = captureLogger();
-
-const available = haveBinary(PROMETHEUS_BIN);
+let emu: Emulator;
+let exporter: ExporterProcess | undefined;
+let prometheus: Prometheus | undefined;
 
 beforeAll(async () => {
-  if (!available) return;
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'web-prometheus-'));
+  // Fails rather than skips: this file is the proof that a real scraper gets through (and only the right one).
+  if (!haveBinary(PROMETHEUS_BIN)) throw new Error(`${PROMETHEUS_BIN} is required (Debian package prometheus: apt-get install prometheus, or set PROMETHEUS_BIN)`);
+  dir = tempDir();
   pki = makeTestPki(dir);
+  emu = await emulator({ credentials: [ALIYUN], mqtt: { instances: [{ instance_id: INSTANCE, fleets: [{ group_id: 'GID_sensor', size: IDS.length, online_ratio: 0.5 }] }] } });
 
   const webConfig = path.join(dir, 'web.yml');
   fs.writeFileSync(
@@ -35,83 +38,80 @@ beforeAll(async () => {
       basic_auth_users: { prometheus: HTPASSWD_COST10.hash },
     }),
   );
-  web = createWebServer({
-    webConfigFile: webConfig,
-    logger: log.logger,
-    handler: (_req, res) => {
-      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
-      res.end('web_config_test_metric 1\n');
-    },
-  });
-  const { port } = await web.listen('127.0.0.1', 0);
+  const config = `accounts:
+${ALIYUN_ACCOUNT_YAML}jobs:
+  - name: fleet
+    type: aliyun_mqtt_sessions
+    account: ${ALIYUN.account}
+    schedule: "*/2 * * * * *"
+    region: cn-hangzhou
+    endpoint: ${emu.url}
+    instance_id: ${INSTANCE}
+    client_ids: ${JSON.stringify(IDS)}
+`;
+  exporter = await startExporter(config, { AK: ALIYUN.access_key_id, SK: ALIYUN.access_key_secret }, [`--web.config.file=${webConfig}`]);
 
   const passwordFile = path.join(dir, 'password');
   fs.writeFileSync(passwordFile, HTPASSWD_COST10.password);
   const wrongPasswordFile = path.join(dir, 'wrong-password');
-  fs.writeFileSync(wrongPasswordFile, 'not the password');
-  const job = (name: string, client: { cert: string; key: string }, password: string) => ({
+  fs.writeFileSync(wrongPasswordFile, WRONG_PASSWORD);
+  const job = (name: string, o: { serverCa?: string; client?: { cert: string; key: string }; passwordFile?: string } = {}) => ({
     job_name: name,
     scheme: 'https',
-    tls_config: { ca_file: pki.ca.cert, cert_file: client.cert, key_file: client.key },
-    basic_auth: { username: 'prometheus', password_file: password },
-    static_configs: [{ targets: [`127.0.0.1:${port}`] }],
+    // The certificate is for localhost and 127.0.0.1; the target is 127.0.0.1.
+    tls_config: { ca_file: o.serverCa ?? pki.ca.cert, cert_file: (o.client ?? pki.client).cert, key_file: (o.client ?? pki.client).key },
+    basic_auth: { username: 'prometheus', password_file: o.passwordFile ?? passwordFile },
+    static_configs: [{ targets: [`127.0.0.1:${exporter!.port}`] }],
   });
-  const promConfig = path.join(dir, 'prometheus.yml');
-  fs.writeFileSync(
-    promConfig,
-    YAML.stringify({
-      global: { scrape_interval: '1s', scrape_timeout: '1s' },
-      scrape_configs: [job('good', pki.client, passwordFile), job('wrong-password', pki.client, wrongPasswordFile), job('wrong-ca', pki.wrongCaClient, passwordFile)],
-    }),
-  );
-
-  const promPort = await freePort();
-  promUrl = `http://127.0.0.1:${promPort}`;
-  prometheus = spawn(
-    PROMETHEUS_BIN,
-    [`--config.file=${promConfig}`, `--storage.tsdb.path=${path.join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${promPort}`, '--log.level=warn'],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  prometheus.stdout!.on('data', (d: Buffer) => void (promOutput += d.toString()));
-  prometheus.stderr!.on('data', (d: Buffer) => void (promOutput += d.toString()));
-  await waitUntil(
-    'Prometheus to be ready',
-    async () => {
-      if (prometheus!.exitCode !== null) throw new Error(`prometheus exited with ${prometheus!.exitCode}:\n${promOutput}`);
-      return (await fetch(`${promUrl}/-/ready`)).ok;
-    },
-    20_000,
-    100,
-  );
-}, 40_000);
+  const promDir = path.join(dir, 'prometheus');
+  fs.mkdirSync(promDir);
+  prometheus = await startPrometheus({
+    dir: promDir,
+    scrapeConfigs: [
+      job('good'),
+      job('wrong-password', { passwordFile: wrongPasswordFile }),
+      job('wrong-client-ca', { client: pki.wrongCaClient }),
+      job('wrong-server-ca', { serverCa: pki.wrongCa.cert }),
+    ],
+  });
+}, 60_000);
 
 afterAll(async () => {
-  await stopChild(prometheus);
-  await web?.close();
+  await prometheus?.stop();
+  if (exporter) await exporter.terminate();
+  await emu?.close();
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 
-it('up is 1 with the right certificate and password, 0 with a wrong password or a certificate from another CA', async () => {
-  // Fails rather than skips: this test is the proof that a real scraper gets through (and only the right one).
-  if (!available) throw new Error(`${PROMETHEUS_BIN} is required (Debian package prometheus: apt-get install prometheus, or set PROMETHEUS_BIN)`);
+it('up is 1 with the right client certificate and password, and the polled series arrive; 0 with a wrong password or a wrong CA on either side', async () => {
   const up = await waitUntil(
     'a scrape of every job',
     async () => {
-      const res = (await (await fetch(`${promUrl}/api/v1/query?query=up`)).json()) as { data: { result: Array<{ metric: { job: string }; value: [number, string] }> } };
-      const byJob = Object.fromEntries(res.data.result.map((r) => [r.metric.job, r.value[1]]));
-      return Object.keys(byJob).length === 3 && byJob.good === '1' ? byJob : undefined;
+      const byJob = Object.fromEntries((await prometheus!.query('up')).map((s) => [s.metric.job, s.value[1]]));
+      return Object.keys(byJob).length === 4 && byJob.good === '1' ? byJob : undefined;
     },
-    20_000,
+    30_000,
   );
-  expect(up).toEqual({ good: '1', 'wrong-password': '0', 'wrong-ca': '0' });
+  expect(up).toEqual({ good: '1', 'wrong-password': '0', 'wrong-client-ca': '0', 'wrong-server-ca': '0' });
 
-  const targets = (await (await fetch(`${promUrl}/api/v1/targets`)).json()) as { data: { activeTargets: Array<{ labels: { job: string }; lastError: string }> } };
-  const errors = Object.fromEntries(targets.data.activeTargets.map((t) => [t.labels.job, t.lastError]));
+  const errors = Object.fromEntries((await prometheus!.targets()).map((t) => [t.labels.job, t.lastError]));
   expect(errors.good).toBe('');
   expect(errors['wrong-password']).toContain('401 Unauthorized');
-  expect(errors['wrong-ca']).not.toBe('');
+  // The exporter ends the connection of a client whose certificate its CA did not sign (docs/web-security.md).
+  expect(errors['wrong-client-ca']).not.toBe('');
+  expect(errors['wrong-server-ca']).toMatch(/certificate signed by unknown authority/);
 
-  expect(log.text()).toContain('TLS client refused');
-  expect(log.text()).not.toContain(HTPASSWD_COST10.password);
-  expect(log.text()).not.toContain('not the password');
-}, 30_000);
+  // The exporter's own data, over the authenticated connection: the polled devices and the web config's state.
+  const clients = await waitUntil('the polled devices in Prometheus', async () => {
+    const r = await prometheus!.query('sum(aliyun_mqtt_clients{job="good"})');
+    return r.length ? r[0].value[1] : undefined;
+  }, 20_000);
+  expect(Number(clients)).toBe(IDS.length);
+  expect((await prometheus!.query('cloud_session_exporter_web_config_last_reload_successful{job="good"}')).map((s) => s.value[1])).toEqual(['1']);
+
+  const logs = exporter!.output();
+  expect(logs).toContain('TLS client refused');
+  expect(logs).not.toContain(HTPASSWD_COST10.password);
+  expect(logs).not.toContain(HTPASSWD_COST10.hash);
+  expect(logs).not.toContain(WRONG_PASSWORD);
+}, 60_000);
