@@ -77,7 +77,6 @@ function urlOf(scheme: string, address: string): string {
 }
 
 interface Child {
-  process: ChildProcess;
   /** The first group of the first output line matching `re`; rejects if the child exits first. */
   report(re: RegExp, what: string): Promise<string>;
 }
@@ -101,15 +100,16 @@ function start(name: string, args: string[], env: Record<string, string>): Child
   follow(child.stdout!, process.stdout);
   follow(child.stderr!, process.stderr);
   child.on('exit', (code, signal) => {
-    for (const w of watchers.splice(0)) w.reject(new DemoError(`${name} exited (${signal ?? code}) before reporting ${w.what}`));
-    if (!stopping) {
+    const waiting = watchers.splice(0);
+    // While the demo waits for a report, its error says what happened; otherwise this is the news.
+    for (const w of waiting) w.reject(new DemoError(`${name} exited (${signal ?? code}) before reporting ${w.what}`));
+    if (!stopping && waiting.length === 0) {
       console.error(`demo: ${name} exited (${signal ?? code}); stopping`);
       void stop(1);
     }
   });
   children.push(child);
   return {
-    process: child,
     report: (re, what) => new Promise((resolve, reject) => watchers.push({ re, resolve, reject, what })),
   };
 }
