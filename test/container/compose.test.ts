@@ -4,6 +4,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { loadScenario } from '../../emulator/scenario';
+import { JOB_TYPES } from '../../src/apis';
+import { parseConfig } from '../../src/config/load';
 
 const repo = path.resolve(__dirname, '../..');
 const readYaml = (file: string): any => parse(fs.readFileSync(path.join(repo, file), 'utf8'), { merge: true });
@@ -30,6 +33,12 @@ function mountsOf(service: any): Mount[] {
 function hostPathAt(service: string, target: string): string | undefined {
   return mountsOf(services[service]).find((m) => m.bind && m.target === target)?.source;
 }
+/** Host path (repo-relative) of a file inside `service`, mounted itself or within a mounted directory. */
+function hostPathOf(service: string, file: string): string | undefined {
+  const m = mountsOf(services[service]).find((m) => m.bind && (m.target === file || file.startsWith(`${m.target}/`)));
+  return m && `${m.source}${file.slice(m.target.length)}`;
+}
+const CONFIG_IN_CONTAINER = '/etc/cloud-session-exporter/config.yaml';
 const envOf = (service: string): Record<string, string> => services[service].environment ?? {};
 
 describe('docker-compose.yml', () => {
@@ -89,26 +98,42 @@ describe('docker-compose.yml', () => {
     expect(hostPathAt('grafana', providers[0].options.path)).toBe('./grafana/dashboards');
   });
 
-  it('points the demo exporter at the emulator, with the files and credentials its config names', () => {
-    const configPath = hostPathAt('exporter-demo', '/etc/cloud-session-exporter/config.yaml')!;
-    const config = readYaml(configPath);
-    const listen = services.emulator.command[services.emulator.command.indexOf('--listen') + 1] as string;
-    const scenario = services.emulator.command[services.emulator.command.indexOf('--scenario') + 1] as string;
-    expect(fs.existsSync(path.join(repo, scenario)), scenario).toBe(true);
-    for (const job of config.jobs) {
-      expect(new URL(job.endpoint).host, job.name).toBe(`emulator:${listen.split(':').pop()}`);
-      if (job.client_ids_file) expect(hostPathAt('exporter-demo', job.client_ids_file), job.client_ids_file).toBeDefined();
+  it('runs the demo configuration, every job type, against the emulator service: its endpoints, broker, instances, devices and credentials', () => {
+    const configPath = hostPathAt('exporter-demo', CONFIG_IN_CONTAINER)!;
+    // The same file as `npm run demo`, so the compose demo shows whatever the demo shows (test/core/demo.test.ts runs it).
+    expect(configPath).toBe('./config/demo.yaml');
+    const env = Object.fromEntries(Object.entries(envOf('exporter-demo')).map(([k, v]) => [k, withDefaults(String(v))]));
+    // Variables resolve as compose passes them (a ${VAR:-default} left unset would point a job away from the emulator).
+    const config = parseConfig(fs.readFileSync(path.join(repo, configPath), 'utf8'), CONFIG_IN_CONTAINER, { env, jobTypes: JOB_TYPES });
+    expect(new Set(config.jobs.map((j) => j.type))).toEqual(new Set(JOB_TYPES.map((t) => t.type)));
+
+    const command: string[] = services.emulator.command;
+    const argOf = (flag: string) => command[command.indexOf(flag) + 1]!;
+    const portOf = (listen: string) => listen.split(':').pop();
+    expect(argOf('--listen')).toMatch(/^0\.0\.0\.0:\d+$/);
+    expect(argOf('--broker-listen')).toMatch(/^0\.0\.0\.0:\d+$/);
+    const scenario = loadScenario(path.join(repo, argOf('--scenario'))) as unknown as Record<string, unknown> & { credentials: Array<Record<string, string>> };
+    const emulated = new Set(Object.values(scenario).flatMap((section) => ((section as { instances?: Array<{ instance_id: string }> })?.instances ?? []).map((i) => i.instance_id)));
+
+    for (const job of config.jobs as Array<Record<string, any>>) {
+      expect(new URL(job.endpoint).host, job.name).toBe(`emulator:${portOf(argOf('--listen'))}`);
+      const instances = JOB_TYPES.find((t) => t.type === job.type)!.instanceIds(job as any);
+      expect(instances.length, job.name).toBeGreaterThan(0);
+      for (const id of instances) expect(emulated.has(id), `${job.name}: instance ${id} is in the emulator's scenario`).toBe(true);
+      if (job.client_ids_file) {
+        const host = hostPathOf('exporter-demo', path.posix.resolve(path.posix.dirname(CONFIG_IN_CONTAINER), job.client_ids_file));
+        expect(host !== undefined && fs.existsSync(path.join(repo, host)), `${job.name}: ${job.client_ids_file} is mounted`).toBe(true);
+      }
+      // The canary subscribes to the emulator's broker, listening on the service network at that port.
+      if (job.subscribe) expect(new URL(job.subscribe.url).host, job.name).toBe(`emulator:${portOf(argOf('--broker-listen'))}`);
     }
-    // The canary subscribes to the emulator's broker, which must listen on the service network at that port.
-    const brokerListen = services.emulator.command[services.emulator.command.indexOf('--broker-listen') + 1] as string;
-    const canary = config.jobs.find((j: { type: string }) => j.type === 'aliyun_mqtt_probe');
-    expect(canary, 'a canary job in the compose demo').toBeDefined();
-    expect(brokerListen).toMatch(/^0\.0\.0\.0:\d+$/);
-    expect(new URL(canary.subscribe.url).host).toBe(`emulator:${brokerListen.split(':').pop()}`);
-    const raw = fs.readFileSync(path.join(repo, configPath), 'utf8');
-    const referenced = [...raw.matchAll(/\$\{([A-Z0-9_]+)\}/g)].map((m) => m[1]);
-    expect(referenced.length).toBeGreaterThan(0);
-    for (const name of referenced) expect(envOf('exporter-demo')[name], name).toBeTruthy();
+    // Every account signs with keys the emulator's scenario accepts.
+    const KEYS = ['access_key_id', 'access_key_secret', 'secret_id', 'secret_key'];
+    for (const account of config.accounts) {
+      const keys = account.credentials as unknown as Record<string, string>;
+      const match = scenario.credentials.some((c) => c.provider === account.provider && KEYS.every((k) => c[k] === keys[k]));
+      expect(match, `account ${account.name}: the emulator knows its keys`).toBe(true);
+    }
     expect(services['exporter-demo'].depends_on.emulator.condition).toBe('service_healthy');
   });
 
@@ -117,7 +142,7 @@ describe('docker-compose.yml', () => {
     const env = envOf('exporter');
     expect(Object.keys(env)).toEqual(expect.arrayContaining(['ALIBABA_CLOUD_ACCESS_KEY_ID', 'ALIBABA_CLOUD_ACCESS_KEY_SECRET']));
     for (const [name, value] of Object.entries(env)) expect(value, name).toBeNull();
-    const raw = fs.readFileSync(path.join(repo, hostPathAt('exporter', '/etc/cloud-session-exporter/config.yaml')!), 'utf8');
+    const raw = fs.readFileSync(path.join(repo, hostPathAt('exporter', CONFIG_IN_CONTAINER)!), 'utf8');
     // Every credential line the config has (there must be some) takes its value from a variable.
     const credentialLines = raw.split('\n').filter((l) => /^\s*(access_key_id|access_key_secret|secret_id|secret_key):/.test(l));
     expect(credentialLines.length).toBeGreaterThan(0);

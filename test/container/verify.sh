@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds the container image from the unmodified Dockerfile with podman (no Docker engine needed),
-# runs the emulator and the exporter from it, and checks what the image promises: metrics served
-# from the emulator, a passing HEALTHCHECK, a non-root process, exit 0 on SIGTERM within the grace
-# period. Needs root (rootful podman). The base image cannot be pulled here, so a substitute is
+# runs the emulator and the exporter from it (the compose demo: config/demo.yaml, every job type),
+# and checks what the image promises: every demo job succeeding against the emulator, a passing
+# HEALTHCHECK, a non-root process, exit 0 on SIGTERM within the grace period, no container left. Needs root (rootful podman). The base image cannot be pulled here, so a substitute is
 # built once and cached (test/container/build-substitute-base.sh; what it proves: docs/container.md).
 #
 # Environment: REBUILD_BASE=1 rebuilds the substitute base; STORAGE_DRIVER=overlay|vfs (default:
@@ -98,8 +98,17 @@ cleanup() {
   if [[ ${KEEP:-0} == 1 ]]; then
     log "KEEP=1: containers $emulator $exporter left running; logs in $work"
   else
-    pm rm --force --time 0 "$exporter" "$emulator" >/dev/null 2>&1 || true
+    # One name per call: podman 4.3's `rm` given a name that no longer exists removes none of the others.
+    for c in "$exporter" "$emulator"; do pm rm --force --time 0 "$c" >/dev/null 2>&1 || true; done
     rm -rf "$work"
+    local left
+    left=$(pm ps --all --format '{{.Names}}' 2>/dev/null | grep -xF -e "$exporter" -e "$emulator" || true)
+    if [[ -n $left ]]; then
+      log "FAIL containers left behind: $(tr '\n' ' ' <<<"$left")"
+      rc=1
+    else
+      log "no container left behind"
+    fi
   fi
   exit "$rc"
 }
@@ -155,46 +164,60 @@ pm exec "$emulator" node -e "$fetch_js" http://127.0.0.1:18080/_emulator/stats >
   || { pm logs "$emulator" >&2; die "the emulator did not answer on 127.0.0.1:18080"; }
 pass "emulator answers (demo scenario)"
 
-# The compose configs, checked by the exporter's own loader inside the image.
+# The two exporter services of docker-compose.yml, with its mounts and environment (test/container/compose.test.ts
+# checks that file; these lines repeat what it says).
 demo_env=(-e ALIBABA_CLOUD_ACCESS_KEY_ID=LTAI-demo-access-key -e ALIBABA_CLOUD_ACCESS_KEY_SECRET="$secret"
-  -e TENCENTCLOUD_SECRET_ID=AKID-demo-secret-id -e TENCENTCLOUD_SECRET_KEY=demo-tencent-key)
-for cfg in exporter-demo:config/demo/devices-post-cn-demo0001.txt exporter:config/compose/devices.txt; do
-  devices=${cfg#*:} cfg=${cfg%%:*}
-  if pm run --rm "${ulimits[@]}" --network none --no-healthcheck "${demo_env[@]}" \
-       -v "$root/config/compose/$cfg.yaml:/etc/cloud-session-exporter/config.yaml:ro" \
-       -v "$root/$devices:/etc/cloud-session-exporter/devices.txt:ro" \
-       "$image" node dist/src/main.js --config.check --config.file=/etc/cloud-session-exporter/config.yaml >"$work/check-$cfg.txt" 2>&1; then
-    pass "config/compose/$cfg.yaml passes --config.check in the image"
-  else
-    fail "config/compose/$cfg.yaml fails --config.check: $(head -n 5 "$work/check-$cfg.txt")"
-  fi
-done
+  -e TENCENTCLOUD_SECRET_ID=AKID-demo-secret-id -e TENCENTCLOUD_SECRET_KEY=demo-tencent-key
+  -e DEMO_EMULATOR_URL=http://emulator:18080 -e DEMO_BROKER_URL=mqtt://emulator:18883)
+demo_mounts=(-v "$root/config/demo.yaml:/etc/cloud-session-exporter/config.yaml:ro"
+  -v "$root/config/demo:/etc/cloud-session-exporter/demo:ro")
+cloud_mounts=(-v "$root/config/compose/exporter.yaml:/etc/cloud-session-exporter/config.yaml:ro"
+  -v "$root/config/compose/devices.txt:/etc/cloud-session-exporter/devices.txt:ro")
 
-# The compose demo config, verbatim: `emulator` resolves through the hosts file, as in compose's network.
-log "starting the exporter with config/compose/exporter-demo.yaml and the image's default CMD"
+# Both configs, checked by the exporter's own loader inside the image. Usage: check_config NAME MOUNT-OPTIONS...
+check_config() {
+  local name=$1; shift
+  if pm run --rm "${ulimits[@]}" --network none --no-healthcheck "${demo_env[@]}" "$@" \
+       "$image" node dist/src/main.js --config.check --config.file=/etc/cloud-session-exporter/config.yaml >"$work/check-${name##*/}.txt" 2>&1; then
+    pass "$name passes --config.check in the image"
+  else
+    fail "$name fails --config.check: $(head -n 5 "$work/check-${name##*/}.txt")"
+  fi
+}
+check_config config/demo.yaml "${demo_mounts[@]}"
+check_config config/compose/exporter.yaml "${cloud_mounts[@]}"
+demo_jobs=$(sed -nE 's/.*configuration is valid \([0-9]+ account\(s\), ([0-9]+) job\(s\)\).*/\1/p' "$work/check-demo.yaml.txt")
+
+# The compose demo, verbatim: `emulator` resolves through the hosts file, as in compose's network.
+log "starting the exporter with config/demo.yaml ($demo_jobs jobs) and the image's default CMD"
 pm run -d --name "$exporter" "${ulimits[@]}" --network "container:$emulator" \
   --read-only --cap-drop ALL --security-opt no-new-privileges \
-  -v "$work/hosts:/etc/hosts:ro" \
-  -v "$root/config/compose/exporter-demo.yaml:/etc/cloud-session-exporter/config.yaml:ro" \
-  -v "$root/config/demo/devices-post-cn-demo0001.txt:/etc/cloud-session-exporter/devices.txt:ro" \
+  -v "$work/hosts:/etc/hosts:ro" "${demo_mounts[@]}" \
   "${demo_env[@]}" "$image" >/dev/null 2>>"$work/podman.log"   # (podman warns that no systemd timer runs the healthcheck)
 
 scrape() { pm exec "$exporter" node -e "$fetch_js" "http://127.0.0.1:10780$1"; }
+succeeded() { grep -cE '^cloud_session_exporter_job_success\{.*\} 1$' "$work/metrics.txt" || true; }
 
 metrics_ok=0
 for _ in $(seq 1 90); do   # the first poll runs at start-up; allow for a slow first schedule tick
   [[ $(pm inspect --format '{{.State.Running}}' "$exporter") == true ]] || break
-  if scrape /metrics >"$work/metrics.txt" 2>/dev/null && grep -q '^aliyun_mqtt_client_online{' "$work/metrics.txt"; then
+  if scrape /metrics >"$work/metrics.txt" 2>/dev/null && [[ -n $demo_jobs && $(succeeded) == "$demo_jobs" ]]; then
     metrics_ok=1; break
   fi
   sleep 1
 done
 if ((metrics_ok)); then
-  pass "/metrics serves aliyun_mqtt_client_online from the emulator ($(grep -c '^aliyun_mqtt_client_online{' "$work/metrics.txt") series)"
+  pass "all $demo_jobs demo jobs succeed against the emulator: $(sed -nE 's/^cloud_session_exporter_job_success\{job_name="([^"]+)"\} 1$/\1/p' "$work/metrics.txt" | tr '\n' ' ')"
 else
-  fail "/metrics has no aliyun_mqtt_client_online series (exporter running: $(pm inspect --format '{{.State.Running}}' "$exporter"))"
+  fail "$(succeeded) of ${demo_jobs:-?} demo jobs succeed (exporter running: $(pm inspect --format '{{.State.Running}}' "$exporter"))"
+  grep '^cloud_session_exporter_job_success' "$work/metrics.txt" >&2 || true
   pm logs "$exporter" 2>&1 | tail -n 30 >&2
 fi
+# One family of each job type, so every dashboard of the compose stack has data.
+for family in aliyun_mqtt_client_online aliyun_mqtt_probe_success tencentcloud_mongodb_connections aliyun_redis_sessions; do
+  n=$(grep -c "^$family{" "$work/metrics.txt" || true)
+  ((n > 0)) && pass "/metrics has $n $family series" || fail "/metrics has no $family series"
+done
 if [[ $revision != unknown ]]; then
   grep -q "^cloud_session_exporter_build_info{.*revision=\"$revision\"" "$work/metrics.txt" \
     && pass "build_info carries the built revision" || fail "build_info does not carry revision $revision"

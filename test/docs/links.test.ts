@@ -7,6 +7,8 @@ import { expect, test } from 'vitest';
 
 const ROOT = path.resolve(__dirname, '../..');
 const TOP_FOLDERS = ['src', 'emulator', 'config', 'test', 'docs', 'grafana', 'deploy', 'scripts', 'bench', '.ci'];
+/** Files a command writes and git ignores: the docs may name them as output, never as something to read in a checkout. */
+const OUTPUTS = ['bench/results/latest.json'];
 
 function markdownFiles(): string[] {
   const tracked = execFileSync('git', ['ls-files', '--cached', '--others', '--exclude-standard', '*.md'], { cwd: ROOT, encoding: 'utf8' });
@@ -29,8 +31,8 @@ function references(file: string): Array<{ line: number; target: string; base: s
     for (const m of text.matchAll(/`([^`\s]+)`/g)) {
       const p = m[1]!.replace(/[:,.]$/, '');
       const top = p.split('/')[0]!;
-      // Paths from the repository root only; patterns (<type>, *, {a,b}) and benchmark output are not files.
-      if (!p.includes('/') || !TOP_FOLDERS.includes(top) || /[<>*{}$]/.test(p) || p.startsWith('bench/results/')) continue;
+      // Paths from the repository root only; patterns (<type>, *, {a,b}) and command outputs are not files.
+      if (!p.includes('/') || !TOP_FOLDERS.includes(top) || /[<>*{}$]/.test(p) || OUTPUTS.includes(p)) continue;
       out.push({ line: i + 1, target: p, base: '.' });
     }
   });
@@ -50,4 +52,10 @@ test('every relative link and backticked repository path in the Markdown files e
   }
   expect(checked).toBeGreaterThan(50);
   expect(missing).toEqual([]);
+});
+
+test('the command outputs the docs may name are ignored by git (a committed copy would be checked like any other file)', () => {
+  for (const file of OUTPUTS) {
+    expect(() => execFileSync('git', ['check-ignore', '--no-index', '-q', file], { cwd: ROOT }), `${file} is git-ignored`).not.toThrow();
+  }
 });

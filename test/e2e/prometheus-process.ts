@@ -73,6 +73,7 @@ export interface PrometheusOptions {
   ruleFiles?: string[];
   jobName?: string;
   interval?: string;
+  externalLabels?: Record<string, string>;
 }
 
 export async function startPrometheus(o: PrometheusOptions): Promise<Prometheus> {
@@ -81,7 +82,7 @@ export async function startPrometheus(o: PrometheusOptions): Promise<Prometheus>
   fs.writeFileSync(
     configFile,
     YAML.stringify({
-      global: { scrape_interval: interval, evaluation_interval: interval, scrape_timeout: interval },
+      global: { scrape_interval: interval, evaluation_interval: interval, scrape_timeout: interval, external_labels: o.externalLabels },
       rule_files: o.ruleFiles ?? [],
       scrape_configs: o.scrapeConfigs ?? [{ job_name: o.jobName ?? 'cloud-session-exporter', static_configs: [{ targets: [o.target] }] }],
     }),

@@ -13,7 +13,7 @@ import { loadDashboards, interpolate, resolveVariables } from './dashboards';
 import { PROMETHEUS_BIN, PROMTOOL_BIN, fastAlerts, haveBinary, startPrometheus, waitUntil, type Prometheus } from './prometheus-process';
 
 const ROOT = path.resolve(__dirname, '../..');
-import { loadRules, RULE_FILES } from '../rules/helpers';
+import { loadRules, RULE_FILES, RUNBOOK_URL_LABEL } from '../rules/helpers';
 const DASHBOARDS_DIR = path.join(ROOT, 'grafana/dashboards');
 
 const MQTT_INSTANCE = 'post-cn-e2e00001';
@@ -21,6 +21,7 @@ const MONGO_OK = 'cmgo-e2e00001';
 const MONGO_UNSUPPORTED = 'cmgo-e2e00002';
 const REDIS = ['r-e2e0000000000001', 'r-e2e0000000000002'];
 const SCHEDULE = '*/2 * * * * *';
+const RUNBOOK_URL = 'https://runbooks.example.com/cloud-session-exporter/runbook.md';
 
 /**
  * Recording rules and dashboard queries allowed to return nothing, with the reason. Everything else must have data.
@@ -158,7 +159,8 @@ describe('end to end with a real Prometheus', () => {
       fs.writeFileSync(copy, fastAlerts(fs.readFileSync(file, 'utf8')));
       return copy;
     });
-    prom = await startPrometheus({ dir, target, ruleFiles });
+    // Runbook links from the documented external label (promtool's unit tests cannot set one: they check the fallback).
+    prom = await startPrometheus({ dir, target, ruleFiles, externalLabels: { [RUNBOOK_URL_LABEL]: RUNBOOK_URL } });
   }, 60_000);
 
   afterAll(async () => {
@@ -304,7 +306,7 @@ describe('end to end with a real Prometheus', () => {
     );
     expect(firing.labels).toMatchObject({ severity: 'warning', job: 'cloud-session-exporter', instance: target });
     expect(firing.annotations.description).toContain('fleet');
-    expect(firing.annotations.runbook_url).toMatch(/runbook\.md#cloudsessionexporterjobfailing$/);
+    expect(firing.annotations.runbook_url).toBe(`${RUNBOOK_URL}#cloudsessionexporterjobfailing`);
     // The other jobs keep succeeding (their runs are independent of the MQTT API).
     for (const job of ['mongo', 'redis']) expect((await prom.query(`cloud_session_exporter_job_last_success_timestamp_seconds{job_name="${job}"} > time() - 10`)).length, job).toBe(1);
 

@@ -66,8 +66,8 @@ export function mongoClientByIp(port: number, creds = TENCENT, region = 'ap-guan
   });
 }
 
-/** Keeps the real service name "mongodb" by resolving the real host name to 127.0.0.1. */
-export function mongoClientByName(port: number, creds = TENCENT, region = 'ap-guangzhou', reqMethod: 'POST' | 'GET' = 'POST'): MongoClientType {
+/** Keeps the real service name "mongodb" (or another host's) by resolving the host name to 127.0.0.1. */
+export function mongoClientByName(port: number, creds = TENCENT, region = 'ap-guangzhou', reqMethod: 'POST' | 'GET' = 'POST', host = 'mongodb.tencentcloudapi.com'): MongoClientType {
   const agent = new http.Agent({
     keepAlive: true,
     lookup: ((_host: string, opts: { all?: boolean }, cb: (...args: unknown[]) => void) =>
@@ -76,7 +76,7 @@ export function mongoClientByName(port: number, creds = TENCENT, region = 'ap-gu
   return new MongoClient({
     credential: creds,
     region,
-    profile: { httpProfile: { endpoint: `mongodb.tencentcloudapi.com:${port}`, protocol: 'http://', agent, reqMethod } },
+    profile: { httpProfile: { endpoint: `${host}:${port}`, protocol: 'http://', agent, reqMethod } },
   });
 }
 

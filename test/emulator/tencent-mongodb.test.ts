@@ -48,6 +48,11 @@ describe('TencentDB for MongoDB DescribeClientConnections against the real SDK',
     ]);
   });
 
+  it('verifies TC3 signed with service "emulator:PORT" (a host name without a dot, as compose names the emulator service)', async () => {
+    const r = (await mongoClientByName(emu.port, TENCENT, 'ap-guangzhou', 'POST', 'emulator').DescribeClientConnections({ InstanceId: 'cmgo-small0001' })) as Page;
+    expect(r.TotalCount).toBe(2);
+  });
+
   it('verifies TC3 signed with service "mongodb" (real host name resolved to 127.0.0.1), POST and GET', async () => {
     const post = (await mongoClientByName(emu.port).DescribeClientConnections({ InstanceId: 'cmgo-small0001' })) as Page;
     expect(post.TotalCount).toBe(2);

@@ -18,7 +18,10 @@ export const RULE_FILES = fs
 export const DASHBOARDS_DIR = path.join(ROOT, 'grafana/dashboards');
 export const RUNBOOK_FILE = path.join(ROOT, 'docs/runbook.md');
 export const ALERTING_DOC = path.join(ROOT, 'docs/alerting.md');
-export const RUNBOOK_BASE = 'https://github.com/cloud-session-exporter/cloud-session-exporter/blob/main/docs/runbook.md';
+/** Prometheus external label giving the runbook's URL (docs/alerting.md, "Runbook links"); without it, the repository path. */
+export const RUNBOOK_URL_LABEL = 'cloud_session_exporter_runbook_url';
+/** An alert's runbook_url annotation: the runbook's address, then the section of the alert. */
+export const runbookUrlAnnotation = (alert: string): string => `{{ or $externalLabels.${RUNBOOK_URL_LABEL} "docs/runbook.md" }}#${alert.toLowerCase()}`;
 
 export const PROMTOOL = process.env.PROMTOOL ?? 'promtool';
 export const AMTOOL = process.env.AMTOOL ?? 'amtool';

@@ -13,7 +13,8 @@ import {
   contractMetrics,
   metricRefs,
   recordRefs,
-  RUNBOOK_BASE,
+  RUNBOOK_URL_LABEL,
+  runbookUrlAnnotation,
   RUNBOOK_FILE,
   hasTool,
   loadRules,
@@ -73,8 +74,13 @@ describe('alert conventions', () => {
     expect(ann.summary, 'summary').toMatch(/\S/);
     expect(ann.summary, 'summary is a static sentence').not.toContain('{{');
     expect(ann.description, 'description is templated').toContain('{{');
-    expect(ann.runbook_url).toBe(`${RUNBOOK_BASE}#${name.toLowerCase()}`);
+    expect(ann.runbook_url).toBe(runbookUrlAnnotation(name));
     expect(anchors.has(name.toLowerCase()), `docs/runbook.md has no section "${name}"`).toBe(true);
+  });
+
+  it('documents the one setting every runbook link depends on, and the fallback is the runbook in this repository', () => {
+    expect(fs.readFileSync(ALERTING_DOC, 'utf8')).toContain(`external_labels:\n    ${RUNBOOK_URL_LABEL}: `);
+    expect(fs.existsSync(path.join(ROOT, 'docs/runbook.md'))).toBe(true);
   });
 
   it('has no runbook section without an alert', () => {

@@ -101,8 +101,9 @@ export class TencentVerifier {
       credential,
     });
     if (date !== utcDateOf(ts)) return failure(`The credential date ${date} is not the UTC date of X-TC-Timestamp.`);
-    // The SDK signs endpoint.split('.')[0]: "127" when pointed at 127.0.0.1, so the Host's first label is accepted too.
-    const hostLabel = hostnameOf(String(req.headers.host ?? '')).split('.')[0];
+    // The SDK signs endpoint.split('.')[0], and sends the endpoint as Host: "127" when pointed at 127.0.0.1:PORT, the
+    // whole "emulator:18080" at a host name without a dot (compose's service names). That is accepted too.
+    const hostLabel = String(req.headers.host ?? '').split('.')[0];
     if (!this.services.has(service) && service !== hostLabel) return failure(`Unexpected service "${service}" in the credential scope.`);
     const signedHeaders = signedHeaderList.split(';');
     if (!signedHeaders.includes('content-type') || !signedHeaders.includes('host')) {

@@ -7,9 +7,9 @@ const WHERE = ['region', 'instance_id', 'topic'] as const;
 export const PROBE_SUCCESS = declareFamily({
   name: 'aliyun_mqtt_probe_success',
   type: 'gauge',
-  help: `1 if the last probe was published (and, in end-to-end mode, received back within its timeout), else 0. ${NOTE}`,
+  help: `1 if the last probe was published (and, in end-to-end mode, received back within its timeout on a subscription that stayed connected from send to receipt), else 0. ${NOTE}`,
   labels: WHERE,
-  doc: '1 if the last probe was published (and, in end-to-end mode, received in time)',
+  doc: '1 if the last probe was published (and, in end-to-end mode, received in time, the subscription connected throughout)',
 });
 export const API_DURATION = declareFamily({ name: 'aliyun_mqtt_probe_api_duration_seconds', type: 'gauge', help: `SendMessage latency of the last probe. ${NOTE}`, labels: WHERE });
 export const API_REQUEST_DURATION = declareFamily({ name: 'aliyun_mqtt_probe_api_request_duration_seconds', type: 'histogram', help: `SendMessage latency of the probes. ${NOTE}`, labels: WHERE });

@@ -15,6 +15,24 @@ import { API_BUCKETS, DEFAULT_PROBE_TIMEOUT_MS, DELIVERY_BUCKETS, PLACEHOLDER_RE
 import { API_DURATION, API_REQUEST_DURATION, DELIVERY_DURATION, ERRORS, LOST, PROBE_SUCCESS, RECEIVED, SENT, SUBSCRIBER_CONNECTED } from './families';
 import { ProbeSubscriber, signaturePassword, signatureUsername } from './subscriber';
 
+/** Why an end-to-end probe failed, in the log: each reason with its words, and the error codes it counted. */
+type FailureReason = 'subscriber_not_connected' | 'subscriber_dropped' | 'lost';
+
+class ProbeFailed extends Error {
+  constructor(
+    readonly reasons: FailureReason[],
+    readonly codes: string[],
+    explanations: string[],
+  ) {
+    super(`probe failed: ${explanations.join('; ')}`);
+    this.name = 'ProbeFailed';
+  }
+
+  toLogObject(): Record<string, unknown> {
+    return { type: this.name, reasons: this.reasons, codes: this.codes, message: this.message };
+  }
+}
+
 interface PendingProbe {
   /** performance.now() just before SendMessage was called. */
   sentAt: number;
@@ -79,11 +97,10 @@ export class MqttProbeJob implements Job {
   }
 
   async run(run: RunContext): Promise<JobRunResult> {
-    const outcome = await this.probe(run);
-    this.lastSuccess = outcome.ok ? 1 : 0;
+    const error = await this.probe(run);
+    this.lastSuccess = error === undefined ? 1 : 0;
     // A failed probe is itself data (success 0, its error codes): its families are published, and the run fails.
-    const error = outcome.ok ? undefined : (outcome.error ?? new Error(`probe failed: ${outcome.codes.join(', ')}`));
-    return { targets: [{ instanceId: this.cfg.instance_id, ok: outcome.ok, families: this.render(), error }] };
+    return { targets: [{ instanceId: this.cfg.instance_id, ok: error === undefined, families: this.render(), error }] };
   }
 
   async close(): Promise<void> {
@@ -92,14 +109,26 @@ export class MqttProbeJob implements Job {
     await this.subscriber?.close();
   }
 
-  private async probe(run: RunContext): Promise<{ ok: boolean; codes: string[]; error?: Error }> {
+  /**
+   * One probe; undefined when it succeeded, else why not. In end-to-end mode it succeeds only when the message arrived
+   * within the timeout on a subscription that was up when the probe was sent and stayed up until it arrived: a drop in
+   * between makes the measured delivery include a reconnect, or lose the message. A drop that healed between two probes
+   * is counted (SubscriberDisconnected) but fails neither: the next probe runs on a working connection.
+   */
+  private async probe(run: RunContext): Promise<Error | undefined> {
     const codes: string[] = [];
-    const fail = (code: string) => {
-      codes.push(code);
-      this.errors.set(code, (this.errors.get(code) ?? 0) + 1);
+    const count = (code: string) => this.errors.set(code, (this.errors.get(code) ?? 0) + 1);
+    const reasons: FailureReason[] = [];
+    const explanations: string[] = [];
+    const failBecause = (reason: FailureReason, explanation: string, code?: string) => {
+      reasons.push(reason);
+      explanations.push(explanation);
+      if (code !== undefined) {
+        codes.push(code);
+        count(code);
+      }
     };
     const sub = this.subscriber;
-    let subscriberOk = true;
     let lossesAtStart = 0;
     if (sub) {
       const firstConnect = !sub.hasEverBeenReady;
@@ -108,11 +137,10 @@ export class MqttProbeJob implements Job {
       if (!sub.ready && (firstConnect || sub.connecting)) await sub.waitReady(Math.min(this.timeoutMs, run.deadline - Date.now()) / 2, run.signal);
       lossesAtStart = sub.losses;
       if (!sub.ready) {
-        subscriberOk = false;
-        fail(sub.problem);
+        failBecause('subscriber_not_connected', `the MQTT subscriber was not connected when the probe was sent (${sub.problem})`, sub.problem);
       } else if (lossesAtStart !== this.subscriberLossesSeen) {
-        // Dropped and recovered between two runs: counted, but this probe can still succeed.
-        fail('SubscriberDisconnected');
+        // Dropped and healed since the last probe: counted, and this probe runs on the working connection.
+        count('SubscriberDisconnected');
       }
       this.subscriberLossesSeen = lossesAtStart;
     }
@@ -145,11 +173,12 @@ export class MqttProbeJob implements Job {
     this.apiHistogram.observe(apiSeconds);
     if (apiError) {
       this.pending.delete(probeId);
-      fail(apiError instanceof CloudError ? apiError.code : labelSafeCode((apiError as { code?: string }).code ?? 'Unknown'));
-      return { ok: false, codes, error: apiError };
+      count(apiError instanceof CloudError ? apiError.code : labelSafeCode((apiError as { code?: string }).code ?? 'Unknown'));
+      // The cloud's error says why (its code, status and request ID in the log).
+      return apiError;
     }
     this.sent++;
-    if (!sub) return { ok: true, codes };
+    if (!sub) return undefined;
 
     const untilPerf = Math.min(entry.sentAt + this.timeoutMs, performance.now() + (run.deadline - Date.now()));
     const received = await this.waitForDelivery(entry, untilPerf, run.signal);
@@ -160,13 +189,18 @@ export class MqttProbeJob implements Job {
     } else {
       this.lost++;
     }
-    // A connection that dropped during the run fails the probe, even if the message made it after a reconnect.
-    if (subscriberOk && (sub.losses !== lossesAtStart || !sub.ready)) {
-      subscriberOk = false;
-      fail(sub.problem);
+    if (reasons.length === 0 && (sub.losses !== lossesAtStart || !sub.ready)) {
+      const after = received ? '; the probe arrived after a reconnect' : '';
+      failBecause('subscriber_dropped', `the MQTT subscriber's connection dropped while the probe was on its way (${sub.problem})${after}`, sub.problem);
     }
     this.subscriberLossesSeen = sub.losses;
-    return { ok: received && subscriberOk, codes };
+    if (!received) {
+      const seconds = (ms: number) => `${Math.round(ms / 100) / 10}s`;
+      const cut = run.signal.aborted ? ` (the run was stopped after ${seconds(performance.now() - entry.sentAt)})` : '';
+      const waited = seconds(untilPerf - entry.sentAt);
+      failBecause('lost', `${probeId}, published with SendMessage, was not received on ${this.cfg.topic} within ${waited}${cut}`);
+    }
+    return reasons.length === 0 ? undefined : new ProbeFailed(reasons, codes, explanations);
   }
 
   /** Resolves true once the probe arrives, false at `untilPerf` (a performance.now() time) or on abort. */

@@ -18,6 +18,17 @@ async function run(app: TestApp): Promise<string> {
   return app.scrape();
 }
 
+/** Log lines so far whose message is `msg`. */
+const logged = (app: TestApp, msg: string): number => app.logs.filter((l) => (JSON.parse(l) as { msg: string }).msg === msg).length;
+const LOST_CONNECTION = 'probe subscriber lost its MQTT connection; reconnecting';
+const RECONNECTED = 'probe subscriber reconnected';
+
+/** The `err` object of the last "poll failed" log line (JSON logs). */
+function lastFailure(app: TestApp): { type: string; reasons?: string[]; codes?: string[]; message: string } | undefined {
+  const lines = app.logs.map((l) => JSON.parse(l) as { msg: string; err?: any }).filter((l) => l.msg.startsWith('poll failed'));
+  return lines.at(-1)?.err;
+}
+
 describe('aliyun_mqtt_probe end to end', () => {
   test('a healthy run: success 1, SendMessage latency, one delivery observation, a Base64 payload naming the probe and its send time', async () => {
     const emu = await emulator(probeScenario({ latency: { min_ms: 5, max_ms: 10 } }));
@@ -71,6 +82,13 @@ describe('aliyun_mqtt_probe end to end', () => {
     const text = await run(t);
     expect(probeState(text)).toEqual({ success: 0, sent: 3, received: 1, lost: 2, delivered: 1, connected: 1 });
     expect(mqttOf(emu).broker!.stats().dropped).toBe(2);
+    // The log says why: lost, which probe, where and how long it was waited for.
+    expect(lastFailure(t)).toEqual({
+      type: 'ProbeFailed',
+      reasons: ['lost'],
+      codes: [],
+      message: expect.stringMatching(/^probe failed: cse-[0-9a-f]{10}-3, published with SendMessage, was not received on canary\/probe within 1s$/),
+    });
 
     mqttOf(emu).broker!.setFaults({ drop_rate: 0 });
     const after = await run(t);
@@ -116,10 +134,14 @@ describe('aliyun_mqtt_probe end to end', () => {
     expect(metric(await run(t), 'aliyun_mqtt_probe_success')).toBe(1);
 
     expect(mqttOf(emu).broker!.disconnectClient(INSTANCE, CLIENT_ID)).toBe(true);
+    // The exporter has seen the drop (reconnecting takes ~1 s of backoff): the next probe finds the subscriber down.
+    await waitFor('the exporter to see the drop', () => logged(t, LOST_CONNECTION) === 1);
     const failed = await run(t);
     expect(metric(failed, 'aliyun_mqtt_probe_success')).toBe(0);
     expect(metric(failed, 'aliyun_mqtt_probe_errors_total', { code: 'SubscriberDisconnected' })).toBe(1);
     expect(metric(failed, 'aliyun_mqtt_probe_lost_total')).toBe(1);
+    expect(lastFailure(t)).toMatchObject({ reasons: ['subscriber_not_connected', 'lost'], codes: ['SubscriberDisconnected'] });
+    expect(lastFailure(t)!.message).toMatch(/^probe failed: the MQTT subscriber was not connected when the probe was sent \(SubscriberDisconnected\); cse-\S+, published with SendMessage, was not received on canary\/probe within 1s$/);
 
     // Reconnects after ~1 s of backoff; no crash, no restart needed.
     await waitFor('the subscriber to reconnect', () => mqttOf(emu).broker!.isConnected(INSTANCE, CLIENT_ID));
@@ -134,6 +156,38 @@ describe('aliyun_mqtt_probe end to end', () => {
     expect(metric(afterRestart, 'aliyun_mqtt_probe_errors_total', { code: 'SubscriberDisconnected' })).toBe(2);
     await waitFor('the subscriber to reconnect after the restart', () => mqttOf(emu).broker!.isConnected(INSTANCE, CLIENT_ID));
     expect(metric(await run(t), 'aliyun_mqtt_probe_success')).toBe(1);
+  });
+
+  test('a drop healed between two probes is counted but fails neither; a drop while a probe is on its way fails that probe', async () => {
+    const emu = await emulator(probeScenario({ broker: { delay_ms: { min: 700, max: 700 } } }));
+    const t = appFromYaml(probeConfig({ endpoint: emu.url, subscribe: SUBSCRIBE(emu), timeout: '3s' }), ENV);
+    expect(probeState(await run(t))).toMatchObject({ success: 1, received: 1 });
+
+    // Between two probes: dropped, reconnected (~1 s backoff) before the next one runs.
+    expect(mqttOf(emu).broker!.disconnectClient(INSTANCE, CLIENT_ID)).toBe(true);
+    await waitFor('the subscriber to reconnect', () => logged(t, RECONNECTED) === 1);
+    const healed = await run(t);
+    expect(probeState(healed)).toMatchObject({ success: 1, received: 2, lost: 0 });
+    expect(metric(healed, 'aliyun_mqtt_probe_errors_total', { code: 'SubscriberDisconnected' })).toBe(1);
+    expect(lastFailure(t)).toBeUndefined();
+
+    // While the probe is on its way (published, held 700 ms by the broker): that probe fails, whatever arrives.
+    const sent = mqttOf(emu).sentMessages().length;
+    const running = run(t);
+    await waitFor('the probe to be published', () => mqttOf(emu).sentMessages().length > sent);
+    expect(mqttOf(emu).broker!.disconnectClient(INSTANCE, CLIENT_ID)).toBe(true);
+    const dropped = await running;
+    expect(metric(dropped, 'aliyun_mqtt_probe_success')).toBe(0);
+    expect(metric(dropped, 'aliyun_mqtt_probe_errors_total', { code: 'SubscriberDisconnected' })).toBe(2);
+    expect(lastFailure(t)).toMatchObject({ type: 'ProbeFailed', codes: ['SubscriberDisconnected'] });
+    expect(lastFailure(t)!.reasons![0]).toBe('subscriber_dropped');
+    expect(lastFailure(t)!.message).toContain("the MQTT subscriber's connection dropped while the probe was on its way (SubscriberDisconnected)");
+
+    // Counted once: the next probe, on the re-established connection, succeeds without counting the drop again.
+    await waitFor('the subscriber to reconnect', () => logged(t, RECONNECTED) === 2);
+    const next = await run(t);
+    expect(metric(next, 'aliyun_mqtt_probe_success')).toBe(1);
+    expect(metric(next, 'aliyun_mqtt_probe_errors_total', { code: 'SubscriberDisconnected' })).toBe(2);
   });
 
   test('wrong credentials: the broker refuses the subscriber (bad username or password) and the probe reports SubscriberAuthFailed', async () => {
@@ -153,7 +207,7 @@ describe('aliyun_mqtt_probe end to end', () => {
     expect(mqttOf(emu).broker!.connectedClients(INSTANCE)).toEqual([]);
     // The secret never reaches the logs.
     expect(t.logs.join('\n')).not.toContain('not-the-secret');
-    expect(t.logs.join('\n')).toMatch(/probe failed/);
+    expect(lastFailure(t)).toMatchObject({ reasons: ['subscriber_not_connected', 'lost'], codes: ['SubscriberAuthFailed'] });
   });
 });
 
