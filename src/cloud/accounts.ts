@@ -3,37 +3,52 @@
 //   reloads so a reload never resets a window.
 // - TransportPool (per app): one SDK transport (and its sockets) per (account settings, endpoint, API version),
 //   shared by the jobs that use it and closed when the last of them is gone and its calls have ended, so reloads
-//   neither leak sockets nor reconnect for unchanged accounts.
+//   neither leak sockets nor reconnect for unchanged accounts. It decides each transport's proxy route (proxy.ts)
+//   from the account and the environment it was given when the transport is made.
 // - CloudAccounts (per job): what one job holds from both pools; released when the job is stopped.
 import type { AccountConfig } from '../config/schema';
 import { createApiClient, type ApiCaller } from './client';
 import type { ApiMetrics } from './api-metrics';
+import { CloudError } from './errors';
+import { proxyRoute, type ProxyEndpoint, type ProxyEnv } from './proxy';
 import { AliyunRpcTransport } from './providers/aliyun';
 import { TencentTransport } from './providers/tencent';
 import { defaultGuardMs, WindowRateLimiter } from './rate-limiter';
 import { rateRule, ruleQps, sameRule } from './rate';
 import type { CallRequest, CloudTransport } from './transport';
 
-export type TransportFactory = (account: AccountConfig, endpoint: string, apiVersion: string) => CloudTransport;
+export type TransportFactory = (account: AccountConfig, endpoint: string, apiVersion: string, proxy: ProxyEndpoint | undefined) => CloudTransport;
 
 const DEFAULT_TRANSPORTS: Record<string, TransportFactory> = {
-  aliyun: (account, endpoint, apiVersion) => {
+  aliyun: (account, endpoint, apiVersion, proxy) => {
     if (account.provider !== 'aliyun') throw new Error(`account ${account.name} is not an aliyun account`);
     return new AliyunRpcTransport(
       { accessKeyId: account.access_key_id, accessKeySecret: account.access_key_secret, securityToken: account.security_token },
       endpoint,
       apiVersion,
       account.max_response_size,
+      proxy,
     );
   },
-  tencentcloud: (account, endpoint, apiVersion) => {
+  tencentcloud: (account, endpoint, apiVersion, proxy) => {
     if (account.provider !== 'tencentcloud') throw new Error(`account ${account.name} is not a tencentcloud account`);
     return new TencentTransport({ secretId: account.secret_id, secretKey: account.secret_key, token: account.token }, endpoint, apiVersion, {
       maxTimeoutMs: account.request_timeout,
       maxResponseBytes: account.max_response_size,
+      proxy,
     });
   },
 };
+
+/** A transport whose every call fails: the environment names a proxy that cannot be used (the variable, never its value). */
+function unusableRoute(provider: CloudTransport['provider'], problem: string): CloudTransport {
+  return {
+    provider,
+    call: async (req) => {
+      throw new CloudError({ provider, api: req.api, code: 'ProxyMisconfigured', message: `${req.api} not sent: ${problem}`, retryable: false, throttled: false, finalForRun: 'account' });
+    },
+  };
+}
 
 export class LimiterPool {
   private readonly limiters = new Map<string, WindowRateLimiter>();
@@ -119,7 +134,11 @@ class PooledTransport implements CloudTransport {
 export class TransportPool {
   private readonly pooled = new Map<string, PooledTransport>();
 
-  constructor(private readonly factories: Readonly<Record<string, TransportFactory>> = DEFAULT_TRANSPORTS) {}
+  constructor(
+    private readonly factories: Readonly<Record<string, TransportFactory>> = DEFAULT_TRANSPORTS,
+    /** Where HTTPS_PROXY, HTTP_PROXY and NO_PROXY are read (tests pass their own). */
+    private readonly env: ProxyEnv = process.env,
+  ) {}
 
   acquire(account: AccountConfig, endpoint: string, apiVersion: string): PooledTransport {
     // Keyed by every setting of the account: a reload that changes a key or a timeout gets a new transport.
@@ -128,7 +147,9 @@ export class TransportPool {
     if (!entry) {
       const factory = this.factories[account.provider] ?? DEFAULT_TRANSPORTS[account.provider];
       if (!factory) throw new Error(`no SDK transport for provider ${account.provider}`);
-      const created = new PooledTransport(factory(account, endpoint, apiVersion), () => {
+      const route = proxyRoute(endpoint, account, this.env);
+      const inner = route.via === 'unusable' ? unusableRoute(account.provider, route.problem) : factory(account, endpoint, apiVersion, route.via === 'proxy' ? route : undefined);
+      const created = new PooledTransport(inner, () => {
         if (this.pooled.get(key) === created) this.pooled.delete(key);
       });
       entry = created;

@@ -100,6 +100,11 @@ export function exchangeError(provider: Provider, api: string, failure: Exchange
       return new CloudError({ provider, api, code: 'MalformedResponse', message: `${api} failed: ${failure.message}`, retryable: true, throttled: false });
     case 'Aborted':
       return abortedCallError(provider, api, failure.reason, 'while the call was in flight');
+    case 'Proxy': {
+      // A refusal (credentials, policy) would be the same for every call of the account through that proxy.
+      const retryable = failure.proxy?.retryable ?? true;
+      return new CloudError({ provider, api, code: failure.proxy?.code ?? 'ProxyRefused', message: `${api} failed: ${failure.message}`, retryable, throttled: false, finalForRun: retryable ? undefined : 'account' });
+    }
   }
 }
 

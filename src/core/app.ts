@@ -3,6 +3,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { ExporterConfig } from '../config/load';
 import { LimiterPool, TransportPool, type TransportFactory } from '../cloud/accounts';
+import type { ProxyEnv } from '../cloud/proxy';
 import type { AnyJobType } from './job-type';
 import type { JobRunner } from './job-runner';
 import { JobSet } from './reconcile';
@@ -21,6 +22,8 @@ export interface AppDeps {
   transports?: Readonly<Record<string, TransportFactory>>;
   /** The SDK transports shared across reloads (tests inspect it). */
   transportPool?: TransportPool;
+  /** Where proxy variables (HTTPS_PROXY, HTTP_PROXY, NO_PROXY) are read; default process.env. */
+  proxyEnv?: ProxyEnv;
   /** Reads the config again for POST /-/reload and SIGHUP; throws ConfigError on a bad file. */
   loadConfig?: () => ExporterConfig;
   telemetryPath?: string;
@@ -53,7 +56,7 @@ export function createApp(initial: ExporterConfig, deps: AppDeps): App {
   const metrics = createSelfMetrics(BUILD, { processMetrics: deps.processMetrics, jobMetrics: jobTypes.flatMap((t) => t.jobMetrics ?? []) });
   const store = new SnapshotStore();
   const limiters = new LimiterPool(metrics.api);
-  const transports = deps.transportPool ?? new TransportPool(deps.transports);
+  const transports = deps.transportPool ?? new TransportPool(deps.transports, deps.proxyEnv);
   const jobs = new JobSet({ jobTypes, store, metrics, limiters, transports, logger, now: deps.now, onRunEnd: notifyIfReady });
   let config = initial;
   let server: http.Server | undefined;

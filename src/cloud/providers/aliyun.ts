@@ -5,6 +5,7 @@ import type http from 'node:http';
 const RPCClient = require('@alicloud/pop-core').RPCClient as new (cfg: Record<string, unknown>) => PopClient;
 import { CloudError, exchangeError, isThrottlingCode, nodeNetworkError } from '../errors';
 import { boundedExchange, ExchangeFailure, guardedAgent } from '../http-guard';
+import type { ProxyEndpoint } from '../proxy';
 import type { CallRequest, CloudTransport } from '../transport';
 
 interface PopClient {
@@ -37,9 +38,11 @@ export class AliyunRpcTransport implements CloudTransport {
     endpoint: string,
     apiVersion: string,
     private readonly maxResponseBytes: number,
+    /** The proxy of the account's route to this endpoint (proxy.ts); pop-core reads no proxy variable itself. */
+    proxy?: ProxyEndpoint,
   ) {
     // One keep-alive agent per client, sized for 1,000 QPS at cloud latencies without unbounded sockets.
-    this.agent = guardedAgent(endpoint.startsWith('https://') ? 'https:' : 'http:', { maxSockets: 256 });
+    this.agent = guardedAgent(endpoint.startsWith('https://') ? 'https:' : 'http:', { maxSockets: 256, proxy });
     this.client = new RPCClient({
       accessKeyId: creds.accessKeyId,
       accessKeySecret: creds.accessKeySecret,
