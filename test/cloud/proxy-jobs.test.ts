@@ -53,7 +53,7 @@ jobs:
 `;
 }
 
-async function runOnce(emu: Emulator, yaml: string, proxyEnv: Record<string, string>): Promise<{ calls: Record<string, number>; jobSuccess: Record<string, number>; text: string }> {
+async function runOnce(emu: Emulator, yaml: string, proxyEnv: Record<string, string>): Promise<{ calls: Record<string, number>; jobSuccess: Record<string, number | undefined>; text: string }> {
   emu.resetStats();
   const { app, logs } = appFromYaml(yaml, {}, { proxyEnv });
   await app.runAllNow();
