@@ -8,7 +8,9 @@ import { registerSecret } from '../util/redact';
  */
 export function parseProxyUrl(text: string, assumeHttp = false): URL | { problem: string } {
   const value = text.trim();
-  const withScheme = assumeHttp && !/^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? `http://${value}` : value;
+  const hasScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(value);
+  if (!hasScheme && !assumeHttp) return { problem: 'must start with http:// or https:// (scheme://[user:password@]host[:port])' };
+  const withScheme = hasScheme ? value : `http://${value}`;
   let url: URL;
   try {
     url = new URL(withScheme);

@@ -65,7 +65,7 @@ export function createApp(initial: ExporterConfig, deps: AppDeps): App {
   function build(cfg: ExporterConfig): void {
     jobs.apply(cfg);
     // The quota plan's warnings at every load, not only under --config.check.
-    for (const warning of buildQuotaPlan(cfg, jobTypes).warnings) logger.warn({ warning }, 'quota plan');
+    for (const warning of buildQuotaPlan(cfg, jobTypes, deps.proxyEnv).warnings) logger.warn({ warning }, 'quota plan');
   }
 
   function notifyIfReady(): void {
