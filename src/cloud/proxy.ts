@@ -7,11 +7,7 @@
 //   or HTTPS_PROXY for https:// endpoints, http_proxy or HTTP_PROXY for http:// ones, the lower-case form first and
 //   an empty value as unset (curl's order); no_proxy / NO_PROXY, plus the account's `no_proxy`, exempt hosts.
 //   ALL_PROXY is not read: it often names a SOCKS proxy, which the agent cannot speak.
-// - Exemption lists (NO_PROXY and `no_proxy` alike), entries separated by commas or spaces: `*` exempts everything;
-//   `example.com`, `.example.com` and `*.example.com` each exempt example.com and every host under it; an IP
-//   literal (`10.0.0.7`, `::1`, `[::1]`) that address and a CIDR block (`10.0.0.0/8`) its addresses, compared with
-//   the endpoint's literal address (host names are not resolved); `host:port` only that port (the scheme's default
-//   when the endpoint names none). Case and a trailing dot do not matter.
+// - Exemption lists: NO_PROXY's syntax, as exempted() below reads it (README, "Proxies", says it for operators).
 // Instance metadata and credentials-URI fetches never ask for a route (credentials/http.ts): a proxy would see
 // the instance's credentials, and metadata addresses are reachable from the instance only.
 import net from 'node:net';
@@ -83,7 +79,12 @@ function firstSet(env: ProxyEnv, names: string[]): { name: string; value: string
   return undefined;
 }
 
-/** Whether an exemption list (NO_PROXY syntax, see the top of this file) covers host:port. */
+/**
+ * Whether an exemption list covers host:port. Entries, separated by commas or spaces: `*` (everything); a domain,
+ * bare or with a leading `.` or `*.` (it and every host under it); an IP literal or a CIDR block (compared with the
+ * endpoint's literal address: names are not resolved); any of these with `:port` (only that port). Case and a
+ * trailing dot do not matter.
+ */
 export function exempted(hostname: string, port: number, list: string): boolean {
   const host = hostname.toLowerCase().replace(/^\[(.*)\]$/, '$1').replace(/\.$/, '');
   const hostFamily = net.isIP(host);
