@@ -25,7 +25,10 @@ export interface CloudErrorInit {
 export class CloudError extends Error {
   readonly provider: Provider;
   readonly api: string;
-  /** Bounded, label-safe code: the cloud's error code, or Timeout / NetworkError / MalformedResponse / BusinessFailure. */
+  /**
+   * Bounded, label-safe code: the cloud's error code, or Timeout / NetworkError / MalformedResponse / BusinessFailure,
+   * or a proxy's ProxyAuthRequired / ProxyRefused / ProxyUnreachable / ProxyMisconfigured.
+   */
   readonly code: string;
   readonly httpStatus?: number;
   readonly requestId?: string;

@@ -16,7 +16,8 @@ const NAMES = { mqtt: 'onsmqtt.cn-hangzhou.emulator.test', das: 'das.emulator.te
 const APIS = ['BatchQuerySessionByClientIds', 'SendMessage', 'DescribeClientConnections', 'GetRedisAllSession'];
 const JOBS = ['fleet', 'canary', 'mongo', 'redis'];
 
-test('HTTPS through a CONNECT proxy with credentials: every call of every job type, TLS verified end to end', async () => {
+// An https:// proxy adds TLS to the proxy itself (its certificate checked too) around the tunnel's own TLS.
+test.each(['http', 'https'])('HTTPS through an %s:// CONNECT proxy with credentials: every call of every job type, TLS verified end to end', async (proxyScheme) => {
   const emu = await emulator({
     credentials: [ALI, TC],
     mqtt: { instances: [{ instance_id: 'post-cn-https0001', region: 'cn-hangzhou', fleets: [{ group_id: 'GID_sensor', size: 20, online_ratio: 0.5 }] }] },
@@ -24,7 +25,11 @@ test('HTTPS through a CONNECT proxy with credentials: every call of every job ty
     redis: { instances: [{ instance_id: 'r-https001', nodes: 2, sessions: 20, client_ips: 4 }] },
   });
   const front = await startTlsFront(emu.url, Object.values(NAMES));
-  const proxy = await startProxy({ credentials: { user: 'svc', password: PASSWORD }, route: () => ({ host: '127.0.0.1', port: front.port }) });
+  const proxy = await startProxy({
+    credentials: { user: 'svc', password: PASSWORD },
+    route: () => ({ host: '127.0.0.1', port: front.port }),
+    tls: proxyScheme === 'https' ? front.issue('proxy', ['IP:127.0.0.1']) : undefined,
+  });
   const ids = Array.from({ length: 20 }, (_, i) => `GID_sensor@@@dev-${String(i + 1).padStart(6, '0')}`);
   const yaml = `
 accounts:

@@ -121,6 +121,18 @@ describe('every job type through a proxy', () => {
     expect(findSecretLeaks(run.text, { PASSWORD, 'user:password': `svc:${PASSWORD}` })).toEqual([]);
   });
 
+  test('an unusable proxy variable fails the calls it would carry as ProxyMisconfigured, naming the variable and never its value', async () => {
+    const emu = await emulator(SCENARIO);
+    const port = new URL(emu.url).port;
+    const hosts = { mqtt: '127.0.0.1', das: '127.0.0.1', mongodb: '127.0.0.1' };
+    const run = await runOnce(emu, configYaml(port, hosts), { http_proxy: `socks5://svc:${PASSWORD}@127.0.0.1:1080` });
+    expect(run.jobSuccess).toEqual({ fleet: 0, canary: 0, mongo: 0, redis: 0 });
+    expect(Object.values(run.calls).every((n) => n === 0)).toBe(true);
+    expect(run.text).toContain('not sent: http_proxy has the scheme socks5: only http:// and https:// proxies are supported');
+    expect(run.text).toMatch(/cloud_session_exporter_api_requests_total\{[^}]*code="ProxyMisconfigured"[^}]*\} 1/);
+    expect(findSecretLeaks(run.text, { PASSWORD })).toEqual([]);
+  });
+
   test('proxy_url: "" reaches the cloud directly whatever the environment says', async () => {
     const emu = await emulator(SCENARIO);
     const dead = `http://127.0.0.1:${await freePort()}`;

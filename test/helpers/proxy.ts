@@ -33,6 +33,8 @@ export interface ProxyOptions {
   route?: (host: string, port: number) => { host: string; port: number };
   /** Refuse every request and CONNECT with this status (a proxy's policy), after checking credentials. */
   refuseWith?: number;
+  /** Serve over TLS (an https:// proxy) with this certificate. */
+  tls?: { cert: string; key: string };
 }
 
 const toLoopback = (_host: string, port: number) => ({ host: '127.0.0.1', port });
@@ -43,6 +45,18 @@ function closeWhenTestEnds(close: () => Promise<void>): void {
   } catch {
     // Not inside a test: the suite closes it.
   }
+}
+
+/** Listens on a free loopback port; closing destroys `sockets` first, and happens when the test ends. */
+async function listenLocally(server: net.Server, sockets: Set<net.Socket>): Promise<{ port: number; close(): Promise<void> }> {
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const close = () =>
+    new Promise<void>((resolve) => {
+      for (const s of sockets) s.destroy();
+      server.close(() => resolve());
+    });
+  closeWhenTestEnds(close);
+  return { port: (server.address() as AddressInfo).port, close };
 }
 
 function count(map: Record<string, number>, key: string): void {
@@ -60,7 +74,7 @@ export async function startProxy(opts: ProxyOptions = {}): Promise<TestProxy> {
     state.refused++;
     return false;
   };
-  const server = http.createServer((req, res) => {
+  const handler: http.RequestListener = (req, res) => {
     if (!allowed(req.headers['proxy-authorization'])) {
       res.writeHead(407, { 'proxy-authenticate': 'Basic realm="test"', 'content-type': 'text/plain' }).end('proxy credentials required');
       return;
@@ -86,8 +100,9 @@ export async function startProxy(opts: ProxyOptions = {}): Promise<TestProxy> {
     });
     upstream.on('error', () => res.writeHead(502).end('upstream unreachable'));
     req.pipe(upstream);
-  });
-  server.on('connection', (s: net.Socket) => {
+  };
+  const server = opts.tls ? https.createServer(opts.tls, handler) : http.createServer(handler);
+  server.on(opts.tls ? 'secureConnection' : 'connection', (s: net.Socket) => {
     sockets.add(s);
     s.once('close', () => sockets.delete(s));
   });
@@ -122,17 +137,10 @@ export async function startProxy(opts: ProxyOptions = {}): Promise<TestProxy> {
     client.on('error', () => upstream.destroy());
     client.once('close', () => upstream.destroy());
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const port = (server.address() as AddressInfo).port;
+  const { port, close } = await listenLocally(server, sockets);
   const userinfo = opts.credentials ? `${encodeURIComponent(opts.credentials.user)}:${encodeURIComponent(opts.credentials.password)}@` : '';
-  const close = () =>
-    new Promise<void>((resolve) => {
-      for (const s of sockets) s.destroy();
-      server.close(() => resolve());
-    });
-  closeWhenTestEnds(close);
   return {
-    url: `http://${userinfo}127.0.0.1:${port}`,
+    url: `${opts.tls ? 'https' : 'http'}://${userinfo}127.0.0.1:${port}`,
     port,
     get forwarded() {
       return state.forwarded;
@@ -171,15 +179,9 @@ export async function startBlackHole(): Promise<BlackHole> {
     s.resume();
     s.once('close', () => sockets.delete(s));
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const close = () =>
-    new Promise<void>((resolve) => {
-      for (const s of sockets) s.destroy();
-      server.close(() => resolve());
-    });
-  closeWhenTestEnds(close);
+  const { port, close } = await listenLocally(server, sockets);
   return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    url: `http://127.0.0.1:${port}`,
     get open() {
       return sockets.size;
     },
@@ -194,6 +196,8 @@ export interface TlsFront {
   port: number;
   /** The CA that signed the front's certificate (PEM file): trust it to reach the front. */
   caFile: string;
+  /** Another certificate from the same CA (PEM contents), e.g. for an https:// proxy at 127.0.0.1. */
+  issue(name: string, sans: string[]): { cert: string; key: string };
   /** Requests served, by action. */
   served: Record<string, number>;
   close(): Promise<void>;
@@ -225,5 +229,14 @@ export async function startTlsFront(upstream: string, names: string[]): Promise<
       server.close(() => resolve());
     });
   closeWhenTestEnds(close);
-  return { port: (server.address() as AddressInfo).port, caFile: path.resolve(ca.cert), served, close };
+  return {
+    port: (server.address() as AddressInfo).port,
+    caFile: path.resolve(ca.cert),
+    served,
+    close,
+    issue: (name, sans) => {
+      const c = issue(dir, ca, name, { sans, usage: 'serverAuth' });
+      return { cert: fs.readFileSync(c.cert, 'utf8'), key: fs.readFileSync(c.key, 'utf8') };
+    },
+  };
 }
