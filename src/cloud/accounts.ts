@@ -3,12 +3,15 @@
 //   reloads so a reload never resets a window.
 // - TransportPool (per app): one SDK transport (and its sockets) per (account settings, endpoint, API version),
 //   shared by the jobs that use it and closed when the last of them is gone and its calls have ended, so reloads
-//   neither leak sockets nor reconnect for unchanged accounts.
+//   neither leak sockets nor reconnect for unchanged accounts. It decides each transport's proxy route (proxy.ts)
+//   from the account and the environment it was given when the transport is made.
 // - CredentialsPool (per app, credentials/pool.ts): one credentials provider per account, held by its transports.
 // - CloudAccounts (per job): what one job holds from the pools; released when the job is stopped.
 import type { AccountConfig } from '../config/schema';
 import { createApiClient, type ApiCaller } from './client';
 import type { ApiMetrics } from './api-metrics';
+import { CloudError } from './errors';
+import { proxyRoute, type ProxyEndpoint, type ProxyEnv } from './proxy';
 import { AliyunRpcTransport } from './providers/aliyun';
 import { TencentTransport } from './providers/tencent';
 import { defaultGuardMs, WindowRateLimiter } from './rate-limiter';
@@ -16,18 +19,28 @@ import { rateRule, ruleQps, sameRule } from './rate';
 import type { CallRequest, CloudTransport } from './transport';
 import type { AccountCredentials, CredentialsPool } from './credentials/pool';
 
-export type TransportFactory = (account: AccountConfig, endpoint: string, apiVersion: string, credentials: AccountCredentials) => CloudTransport;
+export type TransportFactory = (account: AccountConfig, endpoint: string, apiVersion: string, credentials: AccountCredentials, proxy: ProxyEndpoint | undefined) => CloudTransport;
 
 const DEFAULT_TRANSPORTS: Record<string, TransportFactory> = {
-  aliyun: (account, endpoint, apiVersion, credentials) => {
+  aliyun: (account, endpoint, apiVersion, credentials, proxy) => {
     if (account.provider !== 'aliyun' || !('getCredentials' in credentials)) throw new Error(`account ${account.name} is not an aliyun account`);
-    return new AliyunRpcTransport(credentials, endpoint, apiVersion, account.max_response_size);
+    return new AliyunRpcTransport(credentials, endpoint, apiVersion, account.max_response_size, proxy);
   },
-  tencentcloud: (account, endpoint, apiVersion, credentials) => {
+  tencentcloud: (account, endpoint, apiVersion, credentials, proxy) => {
     if (account.provider !== 'tencentcloud' || !('getCredential' in credentials)) throw new Error(`account ${account.name} is not a tencentcloud account`);
-    return new TencentTransport(credentials, endpoint, apiVersion, { maxTimeoutMs: account.request_timeout, maxResponseBytes: account.max_response_size });
+    return new TencentTransport(credentials, endpoint, apiVersion, { maxTimeoutMs: account.request_timeout, maxResponseBytes: account.max_response_size, proxy });
   },
 };
+
+/** A transport whose every call fails: the environment names a proxy that cannot be used (the variable, never its value). */
+function unusableRoute(provider: CloudTransport['provider'], problem: string): CloudTransport {
+  return {
+    provider,
+    call: async (req) => {
+      throw new CloudError({ provider, api: req.api, code: 'ProxyMisconfigured', message: `${req.api} not sent: ${problem}`, retryable: false, throttled: false, finalForRun: 'account' });
+    },
+  };
+}
 
 export class LimiterPool {
   private readonly limiters = new Map<string, WindowRateLimiter>();
@@ -117,7 +130,11 @@ class PooledTransport implements CloudTransport {
 export class TransportPool {
   private readonly pooled = new Map<string, PooledTransport>();
 
-  constructor(private readonly factories: Readonly<Record<string, TransportFactory>> = DEFAULT_TRANSPORTS) {}
+  constructor(
+    private readonly factories: Readonly<Record<string, TransportFactory>> = DEFAULT_TRANSPORTS,
+    /** Where HTTPS_PROXY, HTTP_PROXY and NO_PROXY are read (tests pass their own). */
+    private readonly env: ProxyEnv = process.env,
+  ) {}
 
   /** The transport for these account settings, endpoint and version; a new one takes the account's credentials from `credentials`. */
   acquire(account: AccountConfig, endpoint: string, apiVersion: string, credentials: CredentialsPool, configDir: string): PooledTransport {
@@ -127,16 +144,21 @@ export class TransportPool {
     if (!entry) {
       const factory = this.factories[account.provider] ?? DEFAULT_TRANSPORTS[account.provider];
       if (!factory) throw new Error(`no SDK transport for provider ${account.provider}`);
-      const creds = credentials.acquire(account, configDir);
+      const route = proxyRoute(endpoint, account, this.env);
       let inner: CloudTransport;
-      try {
-        inner = factory(account, endpoint, apiVersion, creds);
-      } catch (err) {
-        credentials.release(creds);
-        throw err;
+      let creds: AccountCredentials | undefined;
+      if (route.via === 'unusable') inner = unusableRoute(account.provider, route.problem);
+      else {
+        creds = credentials.acquire(account, configDir);
+        try {
+          inner = factory(account, endpoint, apiVersion, creds, route.via === 'proxy' ? route : undefined);
+        } catch (err) {
+          credentials.release(creds);
+          throw err;
+        }
       }
       const created = new PooledTransport(inner, () => {
-        credentials.release(creds);
+        if (creds) credentials.release(creds);
         if (this.pooled.get(key) === created) this.pooled.delete(key);
       });
       entry = created;

@@ -12,7 +12,7 @@ const API = {
     help: 'Cloud API calls sent, retries included, by result code (OK on success).',
     labels: [...ACCOUNT_API, 'code'],
     doc:
-      'calls sent to the cloud, retries included; `code` is `OK`, the cloud\'s error code, `Timeout` (no complete answer within `request_timeout` or the run\'s deadline), `NetworkError` (refused, reset, unreachable), `MalformedResponse` (not HTTP, not JSON, or not the API\'s shape), `ResponseTooLarge` (over `max_response_size`), `DeadlineExceeded` or `Shutdown` (cancelled by the run\'s deadline or by SIGTERM)',
+      'calls sent to the cloud, retries included; `code` is `OK`, the cloud\'s error code, `Timeout` (no complete answer within `request_timeout` or the run\'s deadline), `NetworkError` (refused, reset, unreachable), `MalformedResponse` (not HTTP, not JSON, or not the API\'s shape), `ResponseTooLarge` (over `max_response_size`), `DeadlineExceeded` or `Shutdown` (cancelled by the run\'s deadline or by SIGTERM), `ProxyAuthRequired`, `ProxyRefused`, `ProxyUnreachable` or `ProxyMisconfigured` (the forward proxy, README \"Proxies\")',
   }),
   duration: declareFamily({ name: 'cloud_session_exporter_api_request_duration_seconds', type: 'histogram', help: 'Latency of cloud API calls, retries counted separately.', labels: ACCOUNT_API }),
   throttled: declareFamily({ name: 'cloud_session_exporter_api_throttled_total', type: 'counter', help: 'Cloud API calls answered with a throttling error code.', labels: ACCOUNT_API }),

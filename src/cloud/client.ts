@@ -140,8 +140,8 @@ export function refreshingCredentials(credentials: RefreshableCredentials | unde
       return await next(spec);
     } catch (err) {
       if (!(err instanceof CloudError) || !err.credentialExpired) throw err;
-      await withinDeadline(credentials.refreshNow(generation), spec);
-      if (Date.now() >= spec.deadline || spec.signal?.aborted) throw err.finalFor('account');
+      const refreshed = await withinDeadline(credentials.refreshNow(generation), spec);
+      if (!refreshed || Date.now() >= spec.deadline || spec.signal?.aborted) throw err.finalFor('account');
       try {
         return await next(spec);
       } catch (again) {
@@ -151,17 +151,18 @@ export function refreshingCredentials(credentials: RefreshableCredentials | unde
   };
 }
 
-/** Waits for `p`, but never past the call's deadline or its signal's abort. */
-function withinDeadline(p: Promise<void>, spec: CallSpec<unknown>): Promise<void> {
-  return new Promise<void>((resolve) => {
-    const done = (): void => {
+/** Waits for `p`, but never past the call's deadline or its signal's abort: true when `p` settled first. */
+function withinDeadline(p: Promise<void>, spec: CallSpec<unknown>): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    const done = (settled: boolean) => (): void => {
       clearTimeout(timer);
-      spec.signal?.removeEventListener('abort', done);
-      resolve();
+      spec.signal?.removeEventListener('abort', gaveUp);
+      resolve(settled);
     };
-    const timer = setTimeout(done, Math.max(0, spec.deadline - Date.now()));
-    spec.signal?.addEventListener('abort', done, { once: true });
-    p.then(done, done);
+    const gaveUp = done(false);
+    const timer = setTimeout(gaveUp, Math.max(0, spec.deadline - Date.now()));
+    spec.signal?.addEventListener('abort', gaveUp, { once: true });
+    p.then(done(true), done(true));
   });
 }
 

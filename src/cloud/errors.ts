@@ -27,7 +27,10 @@ export interface CloudErrorInit {
 export class CloudError extends Error {
   readonly provider: Provider;
   readonly api: string;
-  /** Bounded, label-safe code: the cloud's error code, or Timeout / NetworkError / MalformedResponse / BusinessFailure. */
+  /**
+   * Bounded, label-safe code: the cloud's error code, or Timeout / NetworkError / MalformedResponse / BusinessFailure,
+   * or a proxy's ProxyAuthRequired / ProxyRefused / ProxyUnreachable / ProxyMisconfigured.
+   */
   readonly code: string;
   readonly httpStatus?: number;
   readonly requestId?: string;
@@ -110,6 +113,11 @@ export function exchangeError(provider: Provider, api: string, failure: Exchange
       return new CloudError({ provider, api, code: 'MalformedResponse', message: `${api} failed: ${failure.message}`, retryable: true, throttled: false });
     case 'Aborted':
       return abortedCallError(provider, api, failure.reason, 'while the call was in flight');
+    case 'Proxy': {
+      // A refusal (credentials, policy) would be the same for every call of the account through that proxy.
+      const retryable = failure.proxy?.retryable ?? true;
+      return new CloudError({ provider, api, code: failure.proxy?.code ?? 'ProxyRefused', message: `${api} failed: ${failure.message}`, retryable, throttled: false, finalForRun: retryable ? undefined : 'account' });
+    }
   }
 }
 

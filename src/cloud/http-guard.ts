@@ -7,12 +7,17 @@
 // no abort signal, and buffers any body whole; the Tencent SDK's node-fetch has no size limit. Both SDKs accept an
 // http.Agent, and every request they make passes through its addRequest() inside the caller's async context, so an
 // agent that looks up the current exchange there can watch and end each request without changing either SDK.
+//
+// Through a forward proxy (proxy-agent.ts) the same timer covers the connection to the proxy, the CONNECT handshake
+// and the cloud's answer; a failure of the proxy ends the exchange as such, naming the proxy.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import http from 'node:http';
 import https from 'node:https';
 import { reclaimSoon } from '../util/reclaim';
+import type { ProxyEndpoint } from './proxy';
+import { proxiedAgent, proxyAnswerFailure, proxyFailureOf, type ProxyError } from './proxy-agent';
 
-export type ExchangeFailureKind = 'Timeout' | 'ResponseTooLarge' | 'Aborted' | 'UnexpectedEncoding';
+export type ExchangeFailureKind = 'Timeout' | 'ResponseTooLarge' | 'Aborted' | 'UnexpectedEncoding' | 'Proxy';
 
 /** Why the guard ended an exchange; transports turn it into their CloudError. */
 export class ExchangeFailure extends Error {
@@ -21,6 +26,8 @@ export class ExchangeFailure extends Error {
     message: string,
     /** For Aborted: the signal's reason. */
     readonly reason?: unknown,
+    /** For Proxy: what the proxy did. */
+    readonly proxy?: ProxyError,
   ) {
     super(message);
     this.name = 'ExchangeFailure';
@@ -39,19 +46,28 @@ class Exchange {
   failure: ExchangeFailure | undefined;
   private readonly requests = new Set<http.ClientRequest>();
   private finished = false;
+  /** The proxy the exchange's requests went through, named in a timeout's message. */
+  private proxy: ProxyEndpoint | undefined;
 
   constructor(
     private readonly limits: ExchangeLimits,
     private readonly onFail: (f: ExchangeFailure) => void,
   ) {}
 
-  attach(req: http.ClientRequest): void {
+  attach(req: http.ClientRequest, proxy: ProxyEndpoint | undefined): void {
     if (this.failure || this.finished) {
       req.destroy();
       return;
     }
     this.requests.add(req);
     req.once('close', () => this.requests.delete(req));
+    if (proxy) {
+      this.proxy = proxy;
+      req.on('error', (err) => {
+        const failure = proxyFailureOf(req, err);
+        if (failure) this.fail(new ExchangeFailure('Proxy', failure.message, undefined, failure));
+      });
+    }
     // Compressed answers would make the size cap meaningless (a small body can inflate to gigabytes): ask for none,
     // and refuse one that comes anyway. Neither SDK signs Accept-Encoding.
     try {
@@ -60,6 +76,11 @@ class Exchange {
       // Headers already sent: the response check below still applies.
     }
     req.once('response', (res: http.IncomingMessage) => {
+      const refused = proxy && proxyAnswerFailure(req, res.statusCode);
+      if (refused) {
+        this.fail(new ExchangeFailure('Proxy', refused.message, undefined, refused));
+        return;
+      }
       const encoding = String(res.headers['content-encoding'] ?? 'identity').toLowerCase();
       if (encoding !== 'identity' && encoding !== '') {
         this.fail(new ExchangeFailure('UnexpectedEncoding', `the answer is ${encoding}-encoded although none was asked for`));
@@ -92,6 +113,7 @@ class Exchange {
 
   fail(failure: ExchangeFailure): void {
     if (this.failure || this.finished) return;
+    if (failure.kind === 'Timeout' && this.proxy) failure = new ExchangeFailure('Timeout', `${failure.message} (through proxy ${this.proxy.display})`);
     this.failure = failure;
     for (const req of this.requests) req.destroy();
     this.requests.clear();
@@ -146,17 +168,19 @@ export function boundedExchange<T>(limits: ExchangeLimits, fn: () => Promise<T>)
 
 export interface GuardedAgentOptions {
   maxSockets: number;
+  /** Every request goes through this proxy (proxy.ts decides which, if any). */
+  proxy?: ProxyEndpoint;
 }
 
 /** A keep-alive agent whose requests are bounded by the exchange that made them (see boundedExchange). */
 export function guardedAgent(protocol: 'http:' | 'https:', opts: GuardedAgentOptions): http.Agent {
   const agentOpts = { keepAlive: true, keepAliveMsecs: 3000, maxSockets: opts.maxSockets };
-  const agent = protocol === 'https:' ? new https.Agent(agentOpts) : new http.Agent(agentOpts);
+  const agent = opts.proxy ? proxiedAgent(protocol, agentOpts, opts.proxy) : protocol === 'https:' ? new https.Agent(agentOpts) : new http.Agent(agentOpts);
   // addRequest is how http.request hands every request to its agent; it is not in @types/node.
   const internal = agent as unknown as { addRequest(req: http.ClientRequest, options: unknown): void };
   const addRequest = internal.addRequest.bind(agent);
   internal.addRequest = (req, options) => {
-    currentExchange.getStore()?.attach(req);
+    currentExchange.getStore()?.attach(req, opts.proxy);
     addRequest(req, options);
   };
   return agent;

@@ -7,6 +7,7 @@ import { LineCounter, parseDocument, isMap, isSeq, type Node } from 'yaml';
 import { z } from 'zod';
 import { redact, registerSecret } from '../util/redact';
 import type { AnyJobConfigSpec } from './spec';
+import { parseProxyUrl, registerProxyCredentials } from './proxy-url';
 import { scheduleIntervalMs } from '../util/schedule';
 import { aliyunAccountSchema, commonJobShape, credentialFormProblems, foldCredentials, SECRET_KEYS, tencentAccountSchema, type AccountConfig, type CommonJobConfig } from './schema';
 import { checkCredentialsConfig, describeCredentials } from './credentials';
@@ -144,6 +145,9 @@ function parseAccounts(rawAccounts: unknown, dir: string, knownApis: ReadonlySet
       parsed = foldCredentials(fields);
       if (fields.credentials) for (const [p, msg] of checkCredentialsConfig(fields.credentials, dir)) problem([...base, 'credentials', ...p], msg);
     }
+    // Only the proxy's password is a secret: its address is named in messages (proxy-url.ts).
+    const proxy = typeof resolved.proxy_url === 'string' && resolved.proxy_url ? parseProxyUrl(resolved.proxy_url) : undefined;
+    if (proxy instanceof URL) registerProxyCredentials(proxy);
     const qps = isObject(resolved.qps) ? resolved.qps : {};
     for (const api of Object.keys(qps)) {
       if (!knownApis.has(api)) problem([...base, 'qps', api], `unknown API "${api}" (known: ${[...knownApis].sort().join(', ')})`);

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { durationMs } from './duration';
 import { parseByteSize } from './byte-size';
 import { aliyunCredentialsSchema, tencentCredentialsSchema, type AliyunCredentialsConfig, type TencentCredentialsConfig } from './credentials';
+import { parseProxyUrl } from './proxy-url';
 
 /** A duration that must be more than zero (deadlines, timeouts). */
 const positiveDurationMs = durationMs.refine((ms) => ms > 0, { message: 'must be longer than 0' });
@@ -20,6 +21,19 @@ const byteSize = z.union([z.string(), z.number()]).transform((v, ctx) => {
 });
 
 const nonEmpty = z.string().min(1, 'must not be empty');
+
+/** A forward proxy for the account's cloud calls (src/cloud/proxy.ts); "" means none, whatever the environment says. */
+const proxyUrl = z.string().superRefine((v, ctx) => {
+  if (v === '') return;
+  const url = parseProxyUrl(v);
+  // The problem never quotes the value: it may carry a password.
+  if (!(url instanceof URL)) ctx.addIssue({ code: z.ZodIssueCode.custom, message: url.problem });
+});
+/** Hosts the account reaches without a proxy, in NO_PROXY's syntax; a list is joined. */
+const noProxy = z.union([z.string(), z.array(z.string())]).transform((v) => (Array.isArray(v) ? v.join(',') : v));
+
+/** How an account's calls leave the process (README, "Proxies"). */
+const networkShape = { proxy_url: proxyUrl.optional(), no_proxy: noProxy.optional() };
 /** Per API, calls per second; the loader checks the names against the job types' APIs. */
 const qpsOverrides = z.record(z.string(), z.number().positive().max(100_000));
 
@@ -38,6 +52,7 @@ export const aliyunAccountSchema = z
     max_response_size: byteSize.default(DEFAULT_MAX_RESPONSE_BYTES),
     /** Longest a call is assumed to take to reach the cloud; default 500 ms / QPS, 20–100 ms (README, design notes). */
     rate_limit_margin: durationMs.optional(),
+    ...networkShape,
   })
   .strict();
 
@@ -56,6 +71,7 @@ export const tencentAccountSchema = z
     max_response_size: byteSize.default(DEFAULT_MAX_RESPONSE_BYTES),
     /** Longest a call is assumed to take to reach the cloud; default 500 ms / QPS, 20–100 ms (README, design notes). */
     rate_limit_margin: durationMs.optional(),
+    ...networkShape,
   })
   .strict();
 

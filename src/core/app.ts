@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import type { ExporterConfig } from '../config/load';
 import { LimiterPool, TransportPool, type TransportFactory } from '../cloud/accounts';
 import { CredentialsPool } from '../cloud/credentials/pool';
+import type { ProxyEnv } from '../cloud/proxy';
 import type { AnyJobType } from './job-type';
 import type { JobRunner } from './job-runner';
 import { JobSet } from './reconcile';
@@ -25,6 +26,8 @@ export interface AppDeps {
   transportPool?: TransportPool;
   /** The accounts' credentials providers, shared across reloads (tests inspect it and tune its pacing). */
   credentialsPool?: CredentialsPool;
+  /** Where proxy variables (HTTPS_PROXY, HTTP_PROXY, NO_PROXY) are read; default process.env. */
+  proxyEnv?: ProxyEnv;
   /** Reads the config again for POST /-/reload and SIGHUP; throws ConfigError on a bad file. */
   loadConfig?: () => ExporterConfig;
   telemetryPath?: string;
@@ -62,8 +65,8 @@ export function createApp(initial: ExporterConfig, deps: AppDeps): App {
   const metrics = createSelfMetrics(BUILD, { processMetrics: deps.processMetrics, jobMetrics: jobTypes.flatMap((t) => t.jobMetrics ?? []) });
   const store = new SnapshotStore();
   const limiters = new LimiterPool(metrics.api);
-  const transports = deps.transportPool ?? new TransportPool(deps.transports);
-  const credentials = deps.credentialsPool ?? new CredentialsPool({ logger, metrics: metrics.credentials });
+  const transports = deps.transportPool ?? new TransportPool(deps.transports, deps.proxyEnv);
+  const credentials = deps.credentialsPool ?? new CredentialsPool({ logger, metrics: metrics.credentials, proxyEnv: deps.proxyEnv });
   const jobs = new JobSet({ jobTypes, store, metrics, limiters, transports, credentials, logger, now: deps.now, onRunEnd: notifyIfReady });
   let config = initial;
   let server: WebServer | undefined;
@@ -72,7 +75,7 @@ export function createApp(initial: ExporterConfig, deps: AppDeps): App {
   function build(cfg: ExporterConfig): void {
     jobs.apply(cfg);
     // The quota plan's warnings at every load, not only under --config.check.
-    for (const warning of buildQuotaPlan(cfg, jobTypes).warnings) logger.warn({ warning }, 'quota plan');
+    for (const warning of buildQuotaPlan(cfg, jobTypes, deps.proxyEnv).warnings) logger.warn({ warning }, 'quota plan');
   }
 
   function notifyIfReady(): void {

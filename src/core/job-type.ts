@@ -55,6 +55,8 @@ export interface Job {
 export interface ApiUsage {
   account: string;
   api: string;
+  /** The endpoint the job calls it at (its `endpoint`, else the API's default for its region and endpoint_type). */
+  endpoint: string;
   callsPerRun: number;
   /** Free-text basis of the estimate, e.g. "6,000 devices / 10 per call". */
   basis: string;

@@ -1,11 +1,13 @@
 // --config.check's quota plan: per account and API, calls per cycle, the shortest cycle the QPS limit allows,
-// and the share of each schedule interval it uses. Warns when a job cannot finish within its interval.
+// and the share of each schedule interval it uses. Warns when a job cannot finish within its interval. Below the
+// table, per job, the endpoint it calls and how the calls get there (directly or through which proxy).
 import type { ExporterConfig } from '../config/load';
 import { documentedQps, type AnyJobType } from './job-type';
 import { runDeadlineMs, scheduleIntervalMs } from '../util/schedule';
 import { formatDuration } from '../config/duration';
 import { accountQps } from '../cloud/accounts';
 import { rateRule, ruleQps } from '../cloud/rate';
+import { describeRoute, proxyRoute, type ProxyEnv } from '../cloud/proxy';
 
 export interface PlanRow {
   account: string;
@@ -18,6 +20,9 @@ export interface PlanRow {
   shortestCycleMs: number;
   share: number;
   messagesPerDay?: number;
+  endpoint: string;
+  /** How the calls leave the process (cloud/proxy.ts describeRoute). */
+  route: string;
 }
 
 export interface QuotaPlan {
@@ -25,7 +30,8 @@ export interface QuotaPlan {
   warnings: string[];
 }
 
-export function buildQuotaPlan(cfg: ExporterConfig, jobTypes: readonly AnyJobType[]): QuotaPlan {
+/** `env`: where the proxy variables are read, as the transports will read them (default process.env). */
+export function buildQuotaPlan(cfg: ExporterConfig, jobTypes: readonly AnyJobType[], env: ProxyEnv = process.env): QuotaPlan {
   const defaultQps = documentedQps(jobTypes);
   const typeByName = new Map(jobTypes.map((t) => [t.type, t]));
   const rows: PlanRow[] = [];
@@ -38,6 +44,8 @@ export function buildQuotaPlan(cfg: ExporterConfig, jobTypes: readonly AnyJobTyp
       // What the limiter will enforce (a fractional or non-integer rate rounds as rate.ts says), not the raw number.
       const qps = ruleQps(rateRule(accountQps(account, use.api, defaultQps)));
       const shortestCycleMs = (use.callsPerRun / qps) * 1000;
+      const route = proxyRoute(use.endpoint, account, env);
+      if (route.via === 'unusable') warnings.push(`job ${job.name}: its calls to ${use.endpoint} cannot be sent: ${route.problem}`);
       rows.push({
         account: use.account,
         api: use.api,
@@ -49,6 +57,8 @@ export function buildQuotaPlan(cfg: ExporterConfig, jobTypes: readonly AnyJobTyp
         shortestCycleMs,
         share: shortestCycleMs / intervalMs,
         messagesPerDay: use.billed ? Math.round(use.callsPerRun * (86_400_000 / intervalMs)) : undefined,
+        endpoint: use.endpoint,
+        route: describeRoute(route),
       });
     }
   }
@@ -108,6 +118,8 @@ export function formatQuotaPlan(plan: QuotaPlan): string {
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => row[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd();
   const out = ['Quota plan:', line(header), ...body.map(line)];
+  const endpoints = [...new Set(plan.rows.map((r) => `  ${r.job} (${r.account}): ${r.endpoint}, ${r.route}`))];
+  if (endpoints.length) out.push('', 'Endpoints:', ...endpoints);
   if (plan.warnings.length) out.push('', ...plan.warnings.map((w) => `WARNING: ${w}`));
   return out.join('\n') + '\n';
 }

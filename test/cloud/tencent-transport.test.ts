@@ -225,7 +225,7 @@ describe('job config', () => {
       jobTypes: JOB_TYPES,
     });
     const usage = tencentcloudMongodbConnections.plan(cfg.jobs[0] as never, cfg.dir);
-    expect(usage).toEqual([{ account: 'tc', api: 'DescribeClientConnections', callsPerRun: 3, basis: expect.stringContaining('at least 1 page') }]);
+    expect(usage).toEqual([{ account: 'tc', api: 'DescribeClientConnections', endpoint: 'https://mongodb.tencentcloudapi.com', callsPerRun: 3, basis: expect.stringContaining('at least 1 page') }]);
     expect(tencentcloudMongodbConnections.apiQps).toEqual({ DescribeClientConnections: 5 });
     const plan = buildQuotaPlan(cfg, JOB_TYPES);
     expect(plan.rows).toEqual([expect.objectContaining({ account: 'tc', api: 'DescribeClientConnections', qps: 5, callsPerRun: 3, shortestCycleMs: 600 })]);

@@ -7,7 +7,8 @@ import { DefaultCredentialsProvider } from '@alicloud/credentials';
 import { aliyunCredentialsSchema } from '../../src/config/credentials';
 import { createAliyunCredentials, type AliyunCredentialsOptions } from '../../src/cloud/credentials/aliyun';
 import type { RefreshEvent } from '../../src/cloud/credentials/refresh';
-import { captureLogger, credentialSuite, providerFactory, drive, expectFetchesFollowRefreshes, expectRotations, popClient, startRotationRuns, until, type IdentityServer } from './helpers';
+import { captureLogger, credentialSuite, providerFactory, drive, expectFetchesFollowRefreshes, expectRotations, popClient, startRotationRuns, stsThrough, until, type IdentityServer } from './helpers';
+import { startProxy } from '../helpers/proxy';
 
 const BASE = { account: 'aliyun-main', provider: 'aliyun' as const, access_key_id: 'LTAI5tBaseKeyForCredTests', access_key_secret: 'base-secret-for-credential-tests-0001' };
 const ROLE = 'acs:ram::1234567890:role/cse-exporter';
@@ -110,6 +111,32 @@ describe('Alibaba credentials', () => {
     await creds.refreshNow(gen);
     expect(server.identity.stats()['aliyun-sts AssumeRole ok']).toBe(before + 1);
     collect(lines);
+  });
+});
+
+describe('Alibaba credentials through a proxy', () => {
+  test('STS (ram_role_arn, oidc_role_arn) goes through the account\'s proxy; instance metadata and the credentials URI never do', async () => {
+    const server = await identity(600);
+    const proxy = await startProxy();
+    // Only the proxy can reach this name (it routes it to the identity server): a fetch that did not use it fails.
+    const sts = `http://sts.emulator.test:${server.port}`;
+    const stsProxy = stsThrough(proxy.url);
+    const made = [
+      create({ type: 'ram_role_arn', role_arn: ROLE, access_key_id: BASE.access_key_id, access_key_secret: BASE.access_key_secret, sts_endpoint: sts }, { stsProxy }),
+      create({ type: 'oidc_role_arn', role_arn: ROLE, oidc_provider_arn: OIDC_PROVIDER, oidc_token_file: 'token', sts_endpoint: sts }, { stsProxy }),
+      create({ type: 'ecs_ram_role', metadata_endpoint: server.url }, { stsProxy }),
+      create({ type: 'credentials_uri', uri: `${server.url}/credentials` }, { stsProxy }),
+    ];
+    for (const { creds } of made) await creds.ready();
+    expect(made.map(({ creds }) => creds.state)).toEqual(['ok', 'ok', 'ok', 'ok']);
+    // One STS answer each for the two role types, all forwarded; the instance metadata (token, role, credential) and the URI were fetched directly.
+    expect(Object.values(proxy.forwarded).reduce((a, b) => a + b, 0)).toBe(2);
+    expect(server.identity.stats()['aliyun-sts AssumeRole ok']).toBe(1);
+    expect(server.identity.stats()['aliyun-sts AssumeRoleWithOIDC ok']).toBe(1);
+    for (const { creds, lines } of made) {
+      creds.close();
+      collect(lines);
+    }
   });
 });
 

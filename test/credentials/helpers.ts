@@ -16,6 +16,7 @@ import { readBody, sendJson, splitUrl } from '../../emulator/core/http-util';
 import { createIdentityService, type IdentityOptions, type IdentityService } from '../../emulator/identity';
 import type { CredentialsOptions, RefreshEvent } from '../../src/cloud/credentials/refresh';
 import { findSecretLeaks } from '../helpers/secrets';
+import { proxyRoute } from '../../src/cloud/proxy';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const RPCClient = require('@alicloud/pop-core').RPCClient as new (cfg: Record<string, unknown>) => { request(action: string, params: Record<string, unknown>, opts: Record<string, unknown>): Promise<unknown> };
@@ -227,7 +228,7 @@ export function expectFetchesFollowRefreshes(answers: number | undefined, run: R
 }
 
 /** What a test may set on a provider besides its config; `events` collects every refresh event. */
-export type CreateExtras<E> = Pick<CredentialsOptions, 'onRefresh' | 'httpTimeoutMs' | 'recheckMs' | 'settleMs'> & { events?: RefreshEvent[]; endpoints?: E };
+export type CreateExtras<E> = Pick<CredentialsOptions, 'onRefresh' | 'httpTimeoutMs' | 'recheckMs' | 'settleMs' | 'stsProxy'> & { events?: RefreshEvent[]; endpoints?: E };
 
 /**
  * `create(cfg, extras)` for one cloud: the provider `make` builds from a raw config, logging to captured lines, named
@@ -254,6 +255,17 @@ export function providerFactory<P extends { close(): void }, E>(
     });
     suite.closers.push(creds);
     return { creds, lines };
+  };
+}
+
+/**
+ * An account's proxy route for STS as the transport pool computes it, through `proxyUrl` for every URL: a fetch that
+ * may not go through a proxy (instance metadata, credentials URI) would be counted there if it asked.
+ */
+export function stsThrough(proxyUrl: string): NonNullable<CredentialsOptions['stsProxy']> {
+  return (url) => {
+    const route = proxyRoute(url, { proxy_url: proxyUrl }, {});
+    return route.via === 'proxy' ? route : undefined;
   };
 }
 

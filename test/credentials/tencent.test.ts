@@ -8,7 +8,8 @@ import { CvmRoleCredential, DefaultCredentialProvider, OIDCRoleArnCredential, ST
 import { tencentCredentialsSchema } from '../../src/config/credentials';
 import { createTencentCredentials, type TencentCredentialsOptions } from '../../src/cloud/credentials/tencent';
 import type { RefreshEvent } from '../../src/cloud/credentials/refresh';
-import { credentialSuite, providerFactory, drive, expectFetchesFollowRefreshes, expectRotations, makeOidcToken, startRotationRuns, sleep, startSilentServer, tencentClient, until, type IdentityServer } from './helpers';
+import { credentialSuite, providerFactory, drive, expectFetchesFollowRefreshes, expectRotations, makeOidcToken, startRotationRuns, sleep, startSilentServer, stsThrough, tencentClient, until, type IdentityServer } from './helpers';
+import { startProxy } from '../helpers/proxy';
 
 const BASE = { account: 'tencent-main', provider: 'tencentcloud' as const, secret_id: 'AKIDBaseKeyForCredentialTests01', secret_key: 'base-tencent-secret-for-tests-01' };
 const ROLE = 'qcs::cam::uin/100000000001:roleName/cse-exporter';
@@ -177,6 +178,26 @@ describe('instance metadata and the default chain', () => {
     for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
     Object.assign(process.env, saved);
     vi.restoreAllMocks();
+  });
+
+  test('STS (assume_role, oidc_role_arn) goes through the account\'s proxy; instance metadata never does', async () => {
+    const server = await identity(600);
+    const proxy = await startProxy();
+    // Only the proxy can reach this name (it routes it to the identity server): a fetch that did not use it fails.
+    const sts = `http://sts.emulator.test:${server.port}`;
+    const stsProxy = stsThrough(proxy.url);
+    const made = [
+      create({ type: 'assume_role', role_arn: ROLE, secret_id: BASE.secret_id, secret_key: BASE.secret_key, region: 'ap-guangzhou', sts_endpoint: sts }, { stsProxy }),
+      create({ type: 'oidc_role_arn', role_arn: ROLE, provider_id: PROVIDER_ID, web_identity_token_file: 'identity-token', region: 'ap-guangzhou', sts_endpoint: sts }, { stsProxy }),
+      create({ type: 'cvm_role', metadata_endpoint: server.url }, { stsProxy }),
+    ];
+    for (const { creds } of made) await creds.ready();
+    expect(made.map(({ creds }) => creds.state)).toEqual(['ok', 'ok', 'ok']);
+    expect(proxy.forwarded).toEqual({ AssumeRole: 1, AssumeRoleWithWebIdentity: 1 });
+    for (const { creds, lines } of made) {
+      creds.close();
+      logs.push(...lines);
+    }
   });
 
   test('SDK fault: CvmRoleCredential goes through http_proxy and waits forever; ours ignores the proxy and is bounded', async () => {

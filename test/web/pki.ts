@@ -20,7 +20,7 @@ function fingerprint(certFile: string): string {
 }
 
 /** A self-signed CA (EC P-256: fast to make). */
-function makeCa(dir: string, name: string): CertFiles {
+export function makeCa(dir: string, name: string): CertFiles {
   const cert = path.join(dir, `${name}.crt`);
   const key = path.join(dir, `${name}.key`);
   openssl(

@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import type { CommonJobConfig } from '../../config/schema';
 import { DEVICE_ID_PATTERN, deviceIdRoom, GROUP_ID_PATTERN, MAX_CLIENT_ID_LENGTH, MAX_TOPIC_LENGTH, MAX_MESSAGE_BYTES } from '../aliyun-mqtt/product';
-import { endpointUrl, regionId } from '../shared/endpoint';
+import { endpointType, endpointUrl, regionId } from '../shared/endpoint';
 
 export const SEND_API = 'SendMessage';
 /** Probe timeout when the config sets none (capped by the schedule interval). */
@@ -35,6 +35,7 @@ export const shape = {
   account: z.string(),
   region: regionId,
   endpoint: endpointUrl.optional(),
+  endpoint_type: endpointType,
   instance_id: z.string().min(1),
   /** A parent topic, optionally with sub-topics: `canary` or `canary/probe`. */
   topic: z

@@ -5,6 +5,7 @@ import { labelNamesOfFamilies } from '../../metrics/declare';
 import { SEND_API, shape, validateProbeConfig, type MqttProbeConfig } from './config';
 import { API_DURATION, API_REQUEST_DURATION, DELIVERY_DURATION, ERRORS, LOST, PROBE_SUCCESS, RECEIVED, SENT, SUBSCRIBER_CONNECTED } from './families';
 import { MqttProbeJob } from './job';
+import { mqttEndpoint } from '../aliyun-mqtt/product';
 import { PROBE_DOCS } from './docs';
 
 const FAMILIES = [PROBE_SUCCESS, API_DURATION, API_REQUEST_DURATION, DELIVERY_DURATION, SENT, RECEIVED, LOST, ERRORS, SUBSCRIBER_CONNECTED];
@@ -20,7 +21,7 @@ export const aliyunMqttProbe: JobType<MqttProbeConfig> = {
   docs: PROBE_DOCS,
   validate: validateProbeConfig,
   plan(cfg): ApiUsage[] {
-    return [{ account: cfg.account, api: SEND_API, callsPerRun: 1, basis: `1 probe message to ${cfg.topic} per run`, billed: true }];
+    return [{ account: cfg.account, api: SEND_API, endpoint: mqttEndpoint(cfg), callsPerRun: 1, basis: `1 probe message to ${cfg.topic} per run`, billed: true }];
   },
   create(cfg, ctx) {
     return new MqttProbeJob(cfg, ctx);

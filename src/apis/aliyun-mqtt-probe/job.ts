@@ -10,7 +10,7 @@ import { longTermAccessKey } from '../../cloud/credentials/aliyun';
 import { registerSecret } from '../../util/redact';
 import { runDeadlineMs } from '../../util/schedule';
 import type { Job, JobContext, JobRunResult, RunContext } from '../../core/job-type';
-import { clientIdOf, defaultMqttEndpoint, deviceIdRoom, MQTT_API_VERSION } from '../aliyun-mqtt/product';
+import { clientIdOf, deviceIdRoom, mqttEndpoint, MQTT_API_VERSION } from '../aliyun-mqtt/product';
 import { API_BUCKETS, DEFAULT_PROBE_TIMEOUT_MS, DELIVERY_BUCKETS, PLACEHOLDER_RE, PLACEHOLDERS, SEND_API, type MqttProbeConfig } from './config';
 import { API_DURATION, API_REQUEST_DURATION, DELIVERY_DURATION, ERRORS, LOST, PROBE_SUCCESS, RECEIVED, SENT, SUBSCRIBER_CONNECTED } from './families';
 import { ProbeSubscriber, signaturePassword, signatureUsername } from './subscriber';
@@ -66,7 +66,7 @@ export class MqttProbeJob implements Job {
     private readonly ctx: JobContext,
   ) {
     this.instanceIds = [cfg.instance_id];
-    this.caller = ctx.accounts.caller(cfg.account, cfg.endpoint ?? defaultMqttEndpoint(cfg.region), MQTT_API_VERSION);
+    this.caller = ctx.accounts.caller(cfg.account, mqttEndpoint(cfg), MQTT_API_VERSION);
     this.timeoutMs = cfg.timeout ?? Math.min(DEFAULT_PROBE_TIMEOUT_MS, runDeadlineMs(cfg));
     this.probeIdRe = new RegExp(`cse-${this.token}-(\\d+)`);
     this.where = { region: cfg.region, instance_id: cfg.instance_id, topic: cfg.topic };

@@ -2,7 +2,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import type { CommonJobConfig } from '../../config/schema';
-import { endpointUrl, regionId } from '../shared/endpoint';
+import { endpointType, endpointUrl, regionId } from '../shared/endpoint';
 
 export const BATCH_API = 'BatchQuerySessionByClientIds';
 export const SINGLE_API = 'QuerySessionByClientId';
@@ -13,6 +13,7 @@ export const shape = {
   account: z.string(),
   region: regionId,
   endpoint: endpointUrl.optional(),
+  endpoint_type: endpointType,
   instance_id: z.string().min(1),
   client_ids: z.array(z.string()).default([]),
   client_ids_file: z.string().optional(),

@@ -5,6 +5,7 @@ import { labelNamesOfFamilies } from '../../metrics/declare';
 import { BATCH_API, BATCH_SIZE, inventoryFile, shape, SINGLE_API, type MqttSessionsConfig } from './config';
 import { CLIENT_ONLINE, CLIENTS, INVENTORY_ENTRIES, INVENTORY_INVALID, TRANSITIONS } from './families';
 import { readInventorySync } from './inventory';
+import { mqttEndpoint } from '../aliyun-mqtt/product';
 import { MqttSessionsJob } from './job';
 
 const FAMILIES = [CLIENT_ONLINE, CLIENTS, TRANSITIONS];
@@ -39,8 +40,8 @@ export const aliyunMqttSessions: JobType<MqttSessionsConfig> = {
   plan(cfg, configDir): ApiUsage[] {
     const devices = countInventory(cfg, configDir);
     return cfg.use_batch_api
-      ? [{ account: cfg.account, api: BATCH_API, callsPerRun: Math.ceil(devices / BATCH_SIZE), basis: `${devices} devices / ${BATCH_SIZE} per call` }]
-      : [{ account: cfg.account, api: SINGLE_API, callsPerRun: devices, basis: `${devices} devices, one per call` }];
+      ? [{ account: cfg.account, api: BATCH_API, endpoint: mqttEndpoint(cfg), callsPerRun: Math.ceil(devices / BATCH_SIZE), basis: `${devices} devices / ${BATCH_SIZE} per call` }]
+      : [{ account: cfg.account, api: SINGLE_API, endpoint: mqttEndpoint(cfg), callsPerRun: devices, basis: `${devices} devices, one per call` }];
   },
   create(cfg, ctx) {
     return new MqttSessionsJob(cfg, ctx);

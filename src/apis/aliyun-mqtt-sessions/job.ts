@@ -5,7 +5,7 @@ import type { ApiCaller } from '../../cloud/client';
 import { DeclaredFamilyBuilder } from '../../metrics/declare';
 import type { MetricFamily } from '../../metrics/family';
 import type { Job, JobContext, JobRunResult, RunContext } from '../../core/job-type';
-import { defaultMqttEndpoint, MQTT_API_VERSION } from '../aliyun-mqtt/product';
+import { mqttEndpoint, MQTT_API_VERSION } from '../aliyun-mqtt/product';
 import { runPool } from '../shared/pool';
 import { DeviceLines } from './device-lines';
 import { CLIENTS, INVENTORY_ENTRIES, INVENTORY_INVALID, TRANSITIONS } from './families';
@@ -31,7 +31,7 @@ export class MqttSessionsJob implements Job {
     private readonly ctx: JobContext,
   ) {
     this.instanceIds = [cfg.instance_id];
-    this.caller = ctx.accounts.caller(cfg.account, cfg.endpoint ?? defaultMqttEndpoint(cfg.region), MQTT_API_VERSION);
+    this.caller = ctx.accounts.caller(cfg.account, mqttEndpoint(cfg), MQTT_API_VERSION);
     this.inventory = new InventoryLoader(cfg.client_ids, inventoryFile(cfg, ctx.configDir), ctx.logger);
     this.where = { region: cfg.region, instance_id: cfg.instance_id };
     this.deviceLines = new DeviceLines(this.where, ctx.staticLabels);

@@ -1,10 +1,13 @@
-// ApsaraMQ for MQTT facts both of its job types rely on: the OpenAPI version, the endpoint, and the client-ID rules
+// ApsaraMQ for MQTT facts both of its job types rely on: the OpenAPI version, the endpoints, and the client-ID rules
 // (`<GroupID>@@@<DeviceID>`, at most 64 characters; the Group ID starts with GID_ or GID-, 7-64 letters, digits,
 // '-' and '_'), stated once.
+import type { EndpointType } from '../shared/endpoint';
+
 export const MQTT_API_VERSION = '2020-04-20';
 
-export function defaultMqttEndpoint(region: string): string {
-  return `https://onsmqtt.${region}.aliyuncs.com`;
+/** The OpenAPI endpoint a job calls: its `endpoint`, else the region's public or VPC endpoint. */
+export function mqttEndpoint(cfg: { region: string; endpoint?: string; endpoint_type: EndpointType }): string {
+  return cfg.endpoint ?? (cfg.endpoint_type === 'vpc' ? `https://onsmqtt-vpc.${cfg.region}.aliyuncs.com` : `https://onsmqtt.${cfg.region}.aliyuncs.com`);
 }
 
 /** A Group ID: GID_ or GID-, then letters, digits, '-' or '_', 7-64 characters in all. */

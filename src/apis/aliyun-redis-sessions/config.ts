@@ -2,11 +2,14 @@
 import { z } from 'zod';
 import type { CommonJobConfig } from '../../config/schema';
 import { durationMs } from '../../config/duration';
-import { endpointUrl, instanceIdList } from '../shared/endpoint';
+import { endpointType, endpointUrl, instanceIdList, type EndpointType } from '../shared/endpoint';
 
 export const REDIS_SESSIONS_API = 'GetRedisAllSession';
 export const DAS_API_VERSION = '2020-01-16';
-export const DEFAULT_DAS_ENDPOINT = 'https://das.cn-shanghai.aliyuncs.com';
+/** DAS is called in cn-shanghai whatever the instance's region; from a VPC, through its VPC proxy domain. */
+export function dasEndpoint(cfg: { endpoint?: string; endpoint_type: EndpointType }): string {
+  return cfg.endpoint ?? (cfg.endpoint_type === 'vpc' ? 'https://das.vpc-proxy.aliyuncs.com' : 'https://das.cn-shanghai.aliyuncs.com');
+}
 /**
  * GetRedisAllSession has no documented QPS. Each call makes DAS run CLIENT LIST on every proxy and data node of the
  * instance, so it is a diagnostics call, not a lookup: 5 calls/s per account is far below what a gateway default
@@ -21,6 +24,7 @@ export const shape = {
   account: z.string(),
   instance_ids: instanceIdList,
   endpoint: endpointUrl.optional(),
+  endpoint_type: endpointType,
   /** Source IPs with their own series; the rest are summed into client_ip="other". */
   max_client_ips: z.number().int().min(1).max(100_000).default(200),
   /** Commands with their own series; the rest are summed into command="other". */

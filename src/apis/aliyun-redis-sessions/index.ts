@@ -2,7 +2,7 @@
 // (das 2020-01-16, called in cn-shanghai whatever the instance's region), exported as bounded aggregates.
 import type { ApiUsage, JobType } from '../../core/job-type';
 import { labelNamesOfFamilies } from '../../metrics/declare';
-import { DEFAULT_REDIS_SESSIONS_QPS, REDIS_SESSIONS_API, shape, type RedisSessionsConfig } from './config';
+import { dasEndpoint, DEFAULT_REDIS_SESSIONS_QPS, REDIS_SESSIONS_API, shape, type RedisSessionsConfig } from './config';
 import { REDIS_FAMILIES } from './families';
 import { RedisSessionsJob } from './job';
 
@@ -17,7 +17,7 @@ export const aliyunRedisSessions: JobType<RedisSessionsConfig> = {
   docs: { title: 'ApsaraDB for Redis — sessions via DAS' },
   plan(cfg): ApiUsage[] {
     const n = cfg.instance_ids.length;
-    return [{ account: cfg.account, api: REDIS_SESSIONS_API, callsPerRun: n, basis: `${n} instance${n === 1 ? '' : 's'}, one call each` }];
+    return [{ account: cfg.account, api: REDIS_SESSIONS_API, endpoint: dasEndpoint(cfg), callsPerRun: n, basis: `${n} instance${n === 1 ? '' : 's'}, one call each` }];
   },
   create(cfg, ctx) {
     return new RedisSessionsJob(cfg, ctx);

@@ -3,7 +3,7 @@
 import type { ApiCaller } from '../../cloud/client';
 import type { Job, JobContext, JobRunResult, RunContext, TargetResult } from '../../core/job-type';
 import { aggregateRedisSessions, renderRedisFamilies } from './aggregate';
-import { DAS_API_VERSION, DEFAULT_DAS_ENDPOINT, REDIS_SESSIONS_API, type RedisSessionsConfig } from './config';
+import { DAS_API_VERSION, dasEndpoint, REDIS_SESSIONS_API, type RedisSessionsConfig } from './config';
 import { parseGetRedisAllSession } from './parse';
 
 export class RedisSessionsJob implements Job {
@@ -17,7 +17,7 @@ export class RedisSessionsJob implements Job {
     private readonly ctx: JobContext,
   ) {
     this.instanceIds = [...cfg.instance_ids];
-    this.caller = ctx.accounts.caller(cfg.account, cfg.endpoint ?? DEFAULT_DAS_ENDPOINT, DAS_API_VERSION);
+    this.caller = ctx.accounts.caller(cfg.account, dasEndpoint(cfg), DAS_API_VERSION);
     for (const id of cfg.instance_ids) this.foldedTotals.set(id, 0);
   }
 

@@ -21,7 +21,7 @@
 //   client_query_supported 0, pages_fetched 0 and the folded counter; no per-IP, total or completeness series.
 import type { ApiUsage, JobType } from '../../core/job-type';
 import { labelNamesOfFamilies } from '../../metrics/declare';
-import { CONNECTIONS_API, shape, type MongoConnectionsConfig } from './config';
+import { CONNECTIONS_API, isFinancialRegion, mongodbEndpoint, shape, type MongoConnectionsConfig } from './config';
 import { MONGODB_DOCS } from './docs';
 import { MONGODB_FAMILIES } from './families';
 import { MongoConnectionsJob } from './job';
@@ -44,6 +44,8 @@ export const tencentcloudMongodbConnections: JobType<MongoConnectionsConfig> = {
       } catch {
         // endpointUrl already reported it.
       }
+    } else if (cfg.endpoint_type === 'vpc' && isFinancialRegion(cfg.region)) {
+      problems.push([['endpoint_type'], `no private endpoint is documented for the financial zone ${cfg.region}: give its endpoint explicitly`]);
     }
     return problems;
   },
@@ -53,6 +55,7 @@ export const tencentcloudMongodbConnections: JobType<MongoConnectionsConfig> = {
       {
         account: cfg.account,
         api: CONNECTIONS_API,
+        endpoint: mongodbEndpoint(cfg),
         callsPerRun: n,
         basis: `${n} instance(s) × at least 1 page: ceil(client IPs / ${cfg.page_size}) pages each, unknown until polled; this counts the minimum`,
       },

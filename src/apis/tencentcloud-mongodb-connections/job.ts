@@ -6,7 +6,7 @@ import { DeclaredFamilyBuilder, singleSample } from '../../metrics/declare';
 import type { MetricFamily } from '../../metrics/family';
 import type { Job, JobContext, JobRunResult, RunContext, TargetResult } from '../../core/job-type';
 import { foldTopN, OTHER } from '../shared/top-n';
-import { CONNECTIONS_API, DEFAULT_MONGODB_ENDPOINT, MONGODB_API_VERSION, UNSUPPORTED_CODES, type MongoConnectionsConfig } from './config';
+import { CONNECTIONS_API, MONGODB_API_VERSION, mongodbEndpoint, UNSUPPORTED_CODES, type MongoConnectionsConfig } from './config';
 import * as F from './families';
 import { parseClientConnections, type Page } from './parse';
 import { walkPages, type WalkResult } from './walk';
@@ -26,7 +26,7 @@ export class MongoConnectionsJob implements Job {
     private readonly ctx: JobContext,
   ) {
     this.instanceIds = [...cfg.instance_ids];
-    this.caller = ctx.accounts.caller(cfg.account, cfg.endpoint ?? DEFAULT_MONGODB_ENDPOINT, MONGODB_API_VERSION);
+    this.caller = ctx.accounts.caller(cfg.account, mongodbEndpoint(cfg), MONGODB_API_VERSION);
     for (const id of this.instanceIds) this.state.set(id, { foldedTotal: 0 });
   }
 

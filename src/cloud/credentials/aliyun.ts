@@ -5,8 +5,9 @@
 // - They refresh lazily inside getCredentials(), i.e. on the call's hot path, 15 minutes before expiry at the
 //   earliest. Here their `refresher` (one fetch, no caching) runs from a background timer instead (refresh.ts).
 // - Their HTTP goes out through `doRequest`, a per-instance field kept for mocking: it is replaced by one bounded
-//   exchange (http.ts) so that every fetch has a timeout that ends it, no proxy applies, and an endpoint override
-//   (VPC STS by URL, instance metadata in tests) can change the fixed https:// scheme and 100.100.100.200 host.
+//   exchange (http.ts) so that every fetch has a timeout that ends it, only STS goes through the account's proxy
+//   (never instance metadata or a credentials URI), and an endpoint override (VPC STS by URL, instance metadata in
+//   tests) can change the fixed https:// scheme and 100.100.100.200 host.
 // - The default chain remembers the last provider it tried, even a failing one, and never walks the chain again; the
 //   `default` type here walks it from the start at every refresh.
 import {
@@ -52,7 +53,7 @@ const DEFAULT_CHAIN_RECHECK_MS = 60_000;
 
 export function createAliyunCredentials(cfg: AliyunCredentialsConfig, opts: AliyunCredentialsOptions): AliyunCredentials {
   const dir = opts.configDir ?? process.cwd();
-  const http = new SdkHttp(opts.httpTimeoutMs);
+  const http = new SdkHttp(opts.httpTimeoutMs, opts.stsProxy);
   const make = (fetch: (signal: AbortSignal) => Promise<Obtained<AliyunKey>>, recheckMs?: number): AliyunCredentials =>
     new AliyunCredentials(
       cfg.type,
@@ -93,7 +94,7 @@ export function createAliyunCredentials(cfg: AliyunCredentialsConfig, opts: Aliy
       if (sts) builder = builder.withStsEndpoint(sts);
       if (cfg.external_id) builder = builder.withExternalId(cfg.external_id);
       if (cfg.policy) builder = builder.withPolicy(cfg.policy);
-      const p = http.install(builder.build());
+      const p = http.install(builder.build(), 'sts');
       return make(async () => fromSession(await p.refresher(), 'ram_role_arn'));
     }
     case 'oidc_role_arn': {
@@ -107,18 +108,18 @@ export function createAliyunCredentials(cfg: AliyunCredentialsConfig, opts: Aliy
         .withDurationSeconds(Math.round(cfg.duration / 1000));
       if (sts) builder = builder.withStsEndpoint(sts);
       if (cfg.policy) builder = builder.withPolicy(cfg.policy);
-      const p = http.install(builder.build());
+      const p = http.install(builder.build(), 'sts');
       return make(async () => fromSession(await p.refresher(), 'oidc_role_arn'));
     }
     case 'ecs_ram_role': {
       if (cfg.metadata_endpoint) http.rewrite(ECS_METADATA_HOST, cfg.metadata_endpoint);
       let builder = ECSRAMRoleCredentialsProvider.builder();
       if (cfg.role_name) builder = builder.withRoleName(cfg.role_name);
-      const p = http.install(builder.build());
+      const p = http.install(builder.build(), 'local');
       return make(async () => fromSession(await p.refresher(), 'ecs_ram_role'));
     }
     case 'credentials_uri': {
-      const p = http.install(URICredentialsProvider.builder().withCredentialsURI(cfg.uri).build());
+      const p = http.install(URICredentialsProvider.builder().withCredentialsURI(cfg.uri).build(), 'local');
       return make(async () => fromSession(await p.refresher(), 'credentials_uri'));
     }
     case 'default':
@@ -190,23 +191,29 @@ interface SdkRequest {
 /** Keys of answers that carry credentials: registered for redaction the moment they arrive. */
 const SECRET_FIELDS = ['AccessKeyId', 'AccessKeySecret', 'SecurityToken'];
 
-/** The `doRequest` installed into each vendor provider: bounded, proxy-free, with endpoint overrides. */
+/**
+ * The `doRequest` installed into each vendor provider: bounded, with endpoint overrides; an STS provider's through
+ * the account's proxy, an instance-metadata or credentials-URI provider's ('local') always direct.
+ */
 class SdkHttp {
   signal: AbortSignal | undefined;
   private readonly rewrites = new Map<string, string>();
 
-  constructor(private readonly timeoutMs: number | undefined) {}
+  constructor(
+    private readonly timeoutMs: number | undefined,
+    private readonly stsProxy: CredentialsOptions['stsProxy'],
+  ) {}
 
   rewrite(host: string, origin: string): void {
     this.rewrites.set(host, origin.replace(/\/+$/, ''));
   }
 
-  install<P extends object>(provider: P): P {
-    (provider as unknown as { doRequest: (r: SdkRequest) => Promise<unknown> }).doRequest = (r) => this.request(r);
+  install<P extends object>(provider: P, reach: 'sts' | 'local'): P {
+    (provider as unknown as { doRequest: (r: SdkRequest) => Promise<unknown> }).doRequest = (r) => this.request(r, reach);
     return provider;
   }
 
-  private async request(r: SdkRequest): Promise<{ statusCode: number; headers: Record<string, unknown>; body: Buffer }> {
+  private async request(r: SdkRequest, reach: 'sts' | 'local'): Promise<{ statusCode: number; headers: Record<string, unknown>; body: Buffer }> {
     // The vendor's own query and form encoding (value-only encodeURIComponent): the signature was computed over it.
     const form = (o: Record<string, string>): string => Object.entries(o).map(([k, v]) => `${k}=${encodeURIComponent(v)}`).join('&');
     let url = r.url;
@@ -220,7 +227,8 @@ class SdkHttp {
     const headers: Record<string, string> = { ...r.headers };
     if (body !== undefined && !Object.keys(headers).some((h) => h.toLowerCase() === 'content-type')) headers['content-type'] = 'application/x-www-form-urlencoded';
     const timeoutMs = this.timeoutMs ?? (r.connectTimeout ?? 5000) + (r.readTimeout ?? 10_000);
-    const answer = await httpExchange({ method: r.method, url, headers, body, timeoutMs, signal: this.signal });
+    const proxy = reach === 'sts' ? this.stsProxy?.(url) : undefined;
+    const answer = await httpExchange({ method: r.method, url, headers, body, timeoutMs, signal: this.signal, proxy });
     registerSecretsIn(answer.body);
     // An IMDSv2 session token is a bearer credential of the instance.
     if (r.path === '/latest/api/token' && answer.status === 200) registerSecret(answer.body.toString('utf8'));
@@ -267,17 +275,17 @@ async function walkDefaultChain(http: SdkHttp, stsOverride: string | undefined):
         let b = OIDCRoleArnCredentialsProvider.builder();
         const sts = stsHost(stsOverride, http);
         if (sts) b = b.withStsEndpoint(sts);
-        return http.install(b.build());
+        return http.install(b.build(), 'sts');
       },
     ],
     ['cli_profile', () => CLIProfileCredentialsProvider.builder().build()],
     ['profile', () => ProfileCredentialsProvider.builder().build()],
-    ['ecs_ram_role', () => http.install(ECSRAMRoleCredentialsProvider.builder().withRoleName(env.ALIBABA_CLOUD_ECS_METADATA as string).build())],
+    ['ecs_ram_role', () => http.install(ECSRAMRoleCredentialsProvider.builder().withRoleName(env.ALIBABA_CLOUD_ECS_METADATA as string).build(), 'local')],
     [
       'credentials_uri',
       () => {
         if (!env.ALIBABA_CLOUD_CREDENTIALS_URI) throw new Error('ALIBABA_CLOUD_CREDENTIALS_URI is not set');
-        return http.install(URICredentialsProvider.builder().withCredentialsURI(env.ALIBABA_CLOUD_CREDENTIALS_URI).build());
+        return http.install(URICredentialsProvider.builder().withCredentialsURI(env.ALIBABA_CLOUD_CREDENTIALS_URI).build(), 'local');
       },
     ],
   ];

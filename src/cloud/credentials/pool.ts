@@ -6,6 +6,7 @@ import type { Logger } from '../../util/log';
 import { createAliyunCredentials, type AliyunCredentials } from './aliyun';
 import { REFRESH_RESULTS, type CredentialMetrics } from './metrics';
 import type { CredentialsOptions } from './refresh';
+import { proxyRoute, type ProxyEnv } from '../proxy';
 import { createTencentCredentials, type TencentCredentials } from './tencent';
 
 export type AccountCredentials = AliyunCredentials | TencentCredentials;
@@ -13,6 +14,8 @@ export type AccountCredentials = AliyunCredentials | TencentCredentials;
 export interface CredentialsPoolOptions {
   logger: Logger;
   metrics?: CredentialMetrics;
+  /** Where HTTPS_PROXY, HTTP_PROXY and NO_PROXY are read for STS calls (default process.env; metadata never uses a proxy). */
+  proxyEnv?: ProxyEnv;
   /** Overrides for tests: clocks, retry pacing, exchange timeouts. */
   tuning?: Pick<CredentialsOptions, 'now' | 'minRetryMs' | 'httpTimeoutMs' | 'recheckMs' | 'settleMs'>;
 }
@@ -72,6 +75,11 @@ export class CredentialsPool {
       logger: this.opts.logger,
       account: account.name,
       configDir,
+      // STS is a cloud API: it takes the account's route like every call; a route that cannot be used goes direct.
+      stsProxy: (url) => {
+        const route = proxyRoute(url, account, this.opts.proxyEnv ?? process.env);
+        return route.via === 'proxy' ? route : undefined;
+      },
       onRefresh: (e) => {
         metrics?.refreshes.inc({ ...labels, result: e.result });
         if (e.expiry !== undefined) metrics?.expiry.set(labels, e.expiry / 1000);

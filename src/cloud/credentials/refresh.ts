@@ -10,6 +10,7 @@
 // - The state (ok / failing / expired) is logged once per change, never per attempt; every attempt is counted.
 import type { Logger } from 'pino';
 import { redact } from '../../util/redact';
+import type { ProxyEndpoint } from '../proxy';
 
 const FIFTEEN_MIN = 15 * 60_000;
 const MAX_RETRY_MS = 60_000;
@@ -269,6 +270,11 @@ export interface CredentialsOptions {
   onRefresh?: (event: RefreshEvent) => void;
   /** Bound of each STS, metadata or URI exchange (default: the vendor SDK's own connect + read timeouts). */
   httpTimeoutMs?: number;
+  /**
+   * The proxy an STS call to this URL goes through, if any: the account's route (proxy.ts), as for its API calls.
+   * Never asked for instance metadata or a credentials URI, which are reached directly.
+   */
+  stsProxy?: (url: string) => ProxyEndpoint | undefined;
   /** Shortest wait between attempts after a failure (default 1 s). */
   minRetryMs?: number;
   /** How often `*_file` credentials (type sts) and the default chains are looked at again (default 10 s / 60 s). */

@@ -12,7 +12,8 @@
 // - DefaultCredentialProvider prints every failure with console.error and hands out an empty credential when all
 //   fail; the `default` type here walks the same chain, logs through the logger once per state change and fails
 //   loudly instead.
-// Every STS exchange goes through an explicit agent (so no proxy) under one bounded exchange (http-guard).
+// Every STS exchange goes through an explicit agent (so the SDK's own `http_proxy` handling never applies; the
+// account's proxy route does, opts.stsProxy) under one bounded exchange (http-guard).
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -65,9 +66,10 @@ interface StsSettings {
   stsEndpoint?: string;
   region: string;
   timeoutMs: number;
+  proxy: CredentialsOptions['stsProxy'];
 }
 
-/** One STS client setup per credentials object: explicit agent (no proxy), bounded exchanges. */
+/** One STS client setup per credentials object: explicit agent (through the account's proxy, if any), bounded exchanges. */
 class StsAccess {
   readonly agent;
   private readonly protocol: 'http://' | 'https://';
@@ -81,7 +83,7 @@ class StsAccess {
     const split = splitTencentEndpoint(/^https?:\/\//.test(s.stsEndpoint ?? '') ? (s.stsEndpoint as string) : `https://${s.stsEndpoint ?? STS_HOST}`);
     this.protocol = split.protocol;
     this.host = split.endpoint;
-    this.agent = guardedAgent(this.protocol === 'https://' ? 'https:' : 'http:', { maxSockets: 2 });
+    this.agent = guardedAgent(this.protocol === 'https://' ? 'https:' : 'http:', { maxSockets: 2, proxy: s.proxy?.(`${this.protocol}${this.host}`) });
   }
 
   clientConfig(credential?: { getCredential(): Promise<TencentKey> }): Record<string, unknown> {
@@ -120,7 +122,7 @@ export function createTencentCredentials(cfg: TencentCredentialsConfig, opts: Te
     }
     case 'assume_role': {
       const base = new SecretValues(cfg, ['secret_id', 'secret_key', 'token'] as const, dir);
-      const sts = new StsAccess({ stsEndpoint: cfg.sts_endpoint, region: cfg.region, timeoutMs: opts.httpTimeoutMs ?? STS_TIMEOUT_MS });
+      const sts = new StsAccess({ stsEndpoint: cfg.sts_endpoint, region: cfg.region, timeoutMs: opts.httpTimeoutMs ?? STS_TIMEOUT_MS, proxy: opts.stsProxy });
       // Base keys read at every refresh: given as files, they may be rotated.
       const baseKey = { getCredential: async (): Promise<TencentKey> => { const v = base.read(); return { secretId: v.secret_id, secretKey: v.secret_key, token: v.token }; } };
       const params: Record<string, unknown> = { RoleArn: cfg.role_arn, RoleSessionName: cfg.role_session_name, DurationSeconds: Math.round(cfg.duration / 1000) };
@@ -131,7 +133,7 @@ export function createTencentCredentials(cfg: TencentCredentialsConfig, opts: Te
       return new TencentCredentials(cfg.type, async (signal) => fromTmp(await sts.run(signal, () => vendor.getCredentialWithStsAssumeRole()), 'assume_role'), opts, undefined, () => sts.agent.destroy());
     }
     case 'oidc_role_arn': {
-      const sts = new StsAccess({ stsEndpoint: cfg.sts_endpoint, region: cfg.region, timeoutMs: opts.httpTimeoutMs ?? STS_TIMEOUT_MS });
+      const sts = new StsAccess({ stsEndpoint: cfg.sts_endpoint, region: cfg.region, timeoutMs: opts.httpTimeoutMs ?? STS_TIMEOUT_MS, proxy: opts.stsProxy });
       const tokenFile = path.resolve(dir, cfg.web_identity_token_file);
       return new TencentCredentials(
         cfg.type,
@@ -222,7 +224,7 @@ class DefaultChain {
   private stsFor(region: string): StsAccess {
     if (!this.sts || this.sts.region !== region) {
       this.sts?.agent.destroy();
-      this.sts = new StsAccess({ stsEndpoint: this.opts.endpoints?.sts, region, timeoutMs: this.opts.httpTimeoutMs ?? STS_TIMEOUT_MS });
+      this.sts = new StsAccess({ stsEndpoint: this.opts.endpoints?.sts, region, timeoutMs: this.opts.httpTimeoutMs ?? STS_TIMEOUT_MS, proxy: this.opts.stsProxy });
     }
     return this.sts;
   }

@@ -5,6 +5,7 @@ import type http from 'node:http';
 const RPCClient = require('@alicloud/pop-core').RPCClient as new (cfg: Record<string, unknown>) => PopClient;
 import { CloudError, credentialsUnavailableError, exchangeError, isThrottlingCode, nodeNetworkError } from '../errors';
 import { boundedExchange, ExchangeFailure, guardedAgent } from '../http-guard';
+import type { ProxyEndpoint } from '../proxy';
 import type { CallRequest, CloudTransport, RefreshableCredentials } from '../transport';
 
 interface PopClient {
@@ -46,9 +47,11 @@ export class AliyunRpcTransport implements CloudTransport {
     endpoint: string,
     apiVersion: string,
     private readonly maxResponseBytes: number,
+    /** The proxy of the account's route to this endpoint (proxy.ts); pop-core reads no proxy variable itself. */
+    proxy?: ProxyEndpoint,
   ) {
     // One keep-alive agent per client, sized for 1,000 QPS at cloud latencies without unbounded sockets.
-    this.agent = guardedAgent(endpoint.startsWith('https://') ? 'https:' : 'http:', { maxSockets: 256 });
+    this.agent = guardedAgent(endpoint.startsWith('https://') ? 'https:' : 'http:', { maxSockets: 256, proxy });
     const source: AliyunKeySource = 'getCredentials' in creds ? creds : { getCredentials: async () => creds };
     // Fixed keys are not offered: refreshing them would only send a refused call again.
     if ('getCredentials' in creds && creds.refreshNow && creds.refreshable !== false) this.credentials = creds as RefreshableCredentials;

@@ -4,11 +4,13 @@
 // constructor, so the transport keeps one SDK client per region, created lazily from the call's `region` (sent as the
 // X-TC-Region header). The clients are the SDK's own AbstractClient, which every product package merely subclasses
 // with a fixed endpoint and version (so no product is special here). All of them share one keep-alive agent, always
-// passed explicitly so the SDK never picks up `http_proxy` from the environment.
+// passed explicitly: the SDK's own proxy support (`http_proxy` only, lower-case, no NO_PROXY, no timeout bound) never
+// applies; the agent goes through the account's proxy when proxy.ts says so.
 import type http from 'node:http';
 import { AbstractClient } from 'tencentcloud-sdk-nodejs-common';
 import { CloudError, credentialsUnavailableError, exchangeError, isThrottlingCode, nodeNetworkError, type FinalScope } from '../errors';
 import { boundedExchange, ExchangeFailure, guardedAgent } from '../http-guard';
+import type { ProxyEndpoint } from '../proxy';
 import type { CallRequest, CloudTransport, RefreshableCredentials } from '../transport';
 
 export interface TencentKey {
@@ -27,6 +29,8 @@ export interface TencentTransportOptions {
   maxTimeoutMs?: number;
   /** Response bodies beyond this fail with ResponseTooLarge. */
   maxResponseBytes: number;
+  /** The proxy of the account's route to this endpoint (proxy.ts). */
+  proxy?: ProxyEndpoint;
 }
 
 interface SdkClient {
@@ -90,7 +94,7 @@ export class TencentTransport implements CloudTransport {
     this.host = host;
     this.maxTimeoutMs = opts.maxTimeoutMs ?? 60_000;
     this.maxResponseBytes = opts.maxResponseBytes;
-    this.agent = guardedAgent(protocol === 'https://' ? 'https:' : 'http:', { maxSockets: 64 });
+    this.agent = guardedAgent(protocol === 'https://' ? 'https:' : 'http:', { maxSockets: 64, proxy: opts.proxy });
   }
 
   private clientFor(region: string | undefined): SdkClient {
