@@ -10,7 +10,7 @@ export const MONGODB_DOCS: JobTypeDocs = {
   \`tencentcloud_mongodb_client_ips\` is the number of those IPs.
 - **\`TotalCount\`.** The documentation's samples disagree about it (1 with 2 clients listed; 0; absent), so the walk
   never relies on it: it reads pages until one is shorter than \`page_size\` (a last page that happens to be full costs
-  one more call, answered empty). \`tencentcloud_mongodb_total_count\` shows what the cloud said (no series when it
+  one more call, answered empty). \`tencentcloud_mongodb_total_count_reported\` shows what the cloud said (no series when it
   said nothing) and \`tencentcloud_mongodb_total_count_mismatch\` is 1 when that was absent or differed from
   \`tencentcloud_mongodb_client_ips\`. A disagreement costs no extra calls. A \`TotalCount\` persistently **above** the
   IPs listed may mean clients the walk did not see (a server that pages below \`page_size\`): see the runbook.

@@ -25,7 +25,7 @@ export const CLIENT_IPS = declareFamily({
   doc: 'distinct client IPs listed in the last walk',
 });
 export const TOTAL_COUNT = declareFamily({
-  name: 'tencentcloud_mongodb_total_count',
+  name: 'tencentcloud_mongodb_total_count_reported',
   type: 'gauge',
   help: `TotalCount of the last DescribeClientConnections page read, as the cloud said it (absent when it said none). ${ON_SCHEDULE}`,
   labels: WHERE,

@@ -14,7 +14,7 @@
 //   tencentcloud_mongodb_total_count_mismatch.
 // - Duplicates: an IP listed twice in one walk keeps its latest record (the later page is the fresher reading).
 // - Totals: tencentcloud_mongodb_connections is the sum over the (de-duplicated) IPs reported, so the per-IP series
-//   always add up to it; tencentcloud_mongodb_client_ips counts those IPs; tencentcloud_mongodb_total_count is the
+//   always add up to it; tencentcloud_mongodb_client_ips counts those IPs; tencentcloud_mongodb_total_count_reported is the
 //   cloud's TotalCount from the last page read, as said (no series when absent).
 // - Cap: the top max_client_ips IPs by connections keep their own series; the rest are folded into
 //   client_ip="other", split by internal_service so the sum per internal_service value stays exact too. Both

@@ -84,7 +84,7 @@ describe('TotalCount as the documentation samples give it (emulator total_count)
     expect(truth.TotalCount).toBe(ips);
     expect(m.all('tencentcloud_mongodb_client_connections', { instance_id: id }).map((s) => s.labels.client_ip).sort()).toEqual(truth.Clients.map((c) => c.IP).sort());
     expect(m.value('tencentcloud_mongodb_client_ips', { instance_id: id })).toBe(ips);
-    expect(m.value('tencentcloud_mongodb_total_count', { instance_id: id })).toBe(total);
+    expect(m.value('tencentcloud_mongodb_total_count_reported', { instance_id: id })).toBe(total);
     expect(m.value('tencentcloud_mongodb_total_count_mismatch', { instance_id: id })).toBe(mismatch);
     expect(m.value('tencentcloud_mongodb_result_complete', { instance_id: id })).toBe(1);
     expect(m.value('tencentcloud_mongodb_pages_fetched', { instance_id: id })).toBe(calls);
@@ -230,7 +230,7 @@ describe('the job repeats a disturbed walk once', () => {
       const id = { instance_id: 'cmgo-scripted' };
       expect(t.calls.map((c) => c.Offset), `TotalCount ${total}`).toEqual([0, 1000, 2000]);
       expect(m.value('tencentcloud_mongodb_client_ips', id)).toBe(2345);
-      expect(m.value('tencentcloud_mongodb_total_count', id)).toBe(total);
+      expect(m.value('tencentcloud_mongodb_total_count_reported', id)).toBe(total);
       expect(m.value('tencentcloud_mongodb_total_count_mismatch', id)).toBe(mismatch);
       expect(m.value('tencentcloud_mongodb_result_complete', id)).toBe(1);
       expect(m.value('tencentcloud_mongodb_pages_fetched', id)).toBe(3);
