@@ -21,7 +21,10 @@ export class PartialAnswerer {
     this.omitSet = new Set(cfg.omit);
   }
 
-  /** The configuration, and how many IDs the answers left out and added so far. */
+  /**
+   * The configuration, and how many IDs the answers left out and added so far (counted as each answer is built: an
+   * injected malformed body, decided apart, may still replace it).
+   */
   state(): PartialAnswers & { omitted: number; added: number } {
     return { ...this.cfg, omitted: this.omittedCount, added: this.addedCount };
   }

@@ -56,7 +56,7 @@ export const tencentcloudMongodbConnections: JobType<MongoConnectionsConfig> = {
         account: cfg.account,
         api: CONNECTIONS_API,
         callsPerRun: n,
-        basis: `${n} instance(s) × at least 1 page: ceil(client IPs / ${cfg.page_size}) pages each, unknown until polled; this counts the minimum`,
+        basis: `${n} instance(s) × at least 1 page: floor(client IPs / ${cfg.page_size}) + 1 pages each (the walk ends at a short page), unknown until polled; this counts the minimum`,
       },
     ];
   },
