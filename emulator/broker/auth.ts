@@ -1,6 +1,6 @@
 // ApsaraMQ for MQTT "Signature" sign-in, as the emulator's broker checks it (kept apart from the exporter's own code
 // so that tests compare two implementations): username `Signature|<AccessKeyId>|<InstanceId>`,
-// password Base64(HMAC-SHA1(AccessKeySecret, clientId)), client ID `<GroupId>@@@<DeviceId>`.
+// password Base64(HMAC-SHA1(AccessKeySecret, clientId)), client ID `<GroupId>@@@<DeviceId>` (Group ID `GID_…` or `GID-…`).
 import { createHmac, timingSafeEqual } from 'node:crypto';
 
 export function signatureCredentials(accessKeyId: string, accessKeySecret: string, instanceId: string, clientId: string): { username: string; password: string } {
@@ -14,7 +14,8 @@ export function parseSignatureUsername(username: string | undefined): { accessKe
 }
 
 export function isValidClientId(clientId: string): boolean {
-  return /^GID_[A-Za-z0-9_-]+@@@[A-Za-z0-9_.:-]+$/.test(clientId) && clientId.length <= 64;
+  // A Group ID starts with GID_ or GID- (both documented).
+  return /^GID[_-][A-Za-z0-9_-]+@@@[A-Za-z0-9_.:-]+$/.test(clientId) && clientId.length <= 64;
 }
 
 export function passwordMatches(secret: string, clientId: string, password: Buffer | undefined): boolean {

@@ -28,7 +28,7 @@ export const BrokerFaultsPatchSchema = z
 const BrokerDevicesSchema = z
   .object({
     instance_id: z.string().min(1),
-    group_id: z.string().regex(/^GID_[A-Za-z0-9_-]+$/, 'a group ID such as GID_sensor'),
+    group_id: z.string().regex(/^GID[_-][A-Za-z0-9_-]+$/, 'a group ID such as GID_sensor or GID-sensor'),
     /** Devices are `<group_id>@@@<prefix><n>`, n = 1..count. */
     prefix: z.string().regex(/^[A-Za-z0-9_.:-]*$/).default('dev-'),
     count: z.number().int().min(1).max(1000),

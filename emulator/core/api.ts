@@ -46,6 +46,8 @@ export interface AliyunApi {
   name: string;
   version: string;
   handle(call: AliyunCall): ApiAnswer | Promise<ApiAnswer>;
+  /** The code a call over the API's rate limit gets (its status from the error catalog); default `Throttling.User`, the gateway's. */
+  throttleCode?: string;
   /** Size of the batch a call carries, for the `largest_batch` statistic. */
   batchSize?(params: Map<string, string>): number;
   /** How an injected error code looks when the product does not answer it in the gateway's error body. */

@@ -4,8 +4,8 @@
 export type ErrorCatalog = Readonly<Record<string, { status: number; message: string }>>;
 
 export const ALIYUN_ERRORS: ErrorCatalog = {
-  SystemOverFlow: { status: 403, message: 'An error occurred while processing your request. Please try again.' },
   InternalError: { status: 417, message: 'An error occurred while processing your request. Try again later.' },
+  Throttling: { status: 400, message: 'Request was denied due to request throttling.' },
   'Throttling.User': { status: 400, message: 'Request was denied due to user flow control.' },
   'Throttling.Api': { status: 400, message: 'Request was denied due to api flow control.' },
   ServiceUnavailable: { status: 503, message: 'The request has failed due to a temporary failure of the server.' },

@@ -5,6 +5,10 @@
 // no scrape can see half of it. A Buffer that a scrape is still streaming is never written to: the poll then patches
 // a copy instead (a memcpy, in slices between which the event loop runs). So a poll costs no string work, and the
 // family is one off-heap Buffer instead of a million strings, most of the time only one.
+//
+// A line with no value this poll (NO_VALUE) is left out of that poll's family rather than given an invented 0 or 1:
+// the family's chunks then skip its bytes (slices of the same Buffer around it), so the other lines stay byte-identical
+// and nothing is rendered again. Prometheus sees the series missing from the scrape and marks it stale.
 import { CHUNK_BYTES, type MetricFamily } from './family';
 
 /** Copy granularity: large enough to be fast, small enough that one slice never stalls the event loop for long. */
@@ -12,6 +16,8 @@ const COPY_SLICE_BYTES = 8 << 20;
 const RENDER_YIELD_EVERY = 32 * 1024;
 const ONE = 0x31;
 const ZERO = 0x30;
+/** A value meaning "no value this poll": the line is left out of the family. */
+export const NO_VALUE = 2;
 
 interface Rendered {
   key: string;
@@ -36,7 +42,7 @@ export class BinaryGaugeLines {
   ) {}
 
   /**
-   * The family for `values` (1 = 1, anything else = 0). `key` identifies the label sets: equal keys promise the same
+   * The family for `values` (1 = 1, NO_VALUE = line left out, anything else = 0). `key` identifies the label sets: equal keys promise the same
    * `count` label sets in the same order, so only a new key renders `labelsOf(i)` (the inside of the braces) again.
    */
   async render(key: string, count: number, labelsOf: (i: number) => string, values: Uint8Array): Promise<MetricFamily> {
@@ -44,12 +50,27 @@ export class BinaryGaugeLines {
     const r = prev === undefined ? await this.renderLabels(key, count, labelsOf) : prev.readers === 0 ? prev : await this.copyOf(prev);
     // No await from the readers check on (it is in the line above): the patch and the new family are one step.
     const { buf, valueAt } = r;
-    for (let i = 0; i < count; i++) buf[valueAt[i]] = values[i] === 1 ? ONE : ZERO;
+    const gaps: number[] = [];
+    for (let i = 0; i < count; i++) {
+      const v = values[i];
+      if (v === NO_VALUE) gaps.push(i);
+      else buf[valueAt[i]] = v === 1 ? ONE : ZERO;
+    }
     this.last = r;
     const chunks: Buffer[] = [];
     let start = 0;
+    let g = 0;
     for (const end of r.chunkEnds) {
-      chunks.push(buf.subarray(start, end));
+      // Chunks end at line ends, so a left-out line lies within one chunk: its bytes run from the end of the line
+      // before it (the value digit and "\n") to its own "\n".
+      let from = start;
+      for (; g < gaps.length && valueAt[gaps[g]] < end; g++) {
+        const i = gaps[g];
+        const lineStart = i === 0 ? 0 : valueAt[i - 1] + 2;
+        if (lineStart > from) chunks.push(buf.subarray(from, lineStart));
+        from = valueAt[i] + 2;
+      }
+      if (end > from) chunks.push(buf.subarray(from, end));
       start = end;
     }
     const retain = () => {
@@ -60,7 +81,7 @@ export class BinaryGaugeLines {
         released = true;
       };
     };
-    return Object.freeze({ name: this.name, help: this.help, type: 'gauge' as const, chunks: Object.freeze(chunks), samples: count, retain });
+    return Object.freeze({ name: this.name, help: this.help, type: 'gauge' as const, chunks: Object.freeze(chunks), samples: count - gaps.length, retain });
   }
 
   /** Drops the rendered lines (e.g. when per-device series are turned off). */

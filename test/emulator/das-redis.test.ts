@@ -1,11 +1,11 @@
 import { startRedisServer, type RedisServer } from '../helpers/servers';
-import { truthOf } from '../helpers/harness';
+import { emulator, truthOf } from '../helpers/harness';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseClientList, sessionFromClientListEntry } from '../../emulator/apis/redis/client-list';
 import type { DasData } from '../../emulator/apis/redis/sessions';
 import { startEmulator, type Emulator } from '../../emulator/server';
-import { dasClient, popError, testScenario } from './helpers';
+import { dasClient, popError, testScenario, type PopError } from './helpers';
 
 interface DasAnswer {
   Code: number | string;
@@ -84,6 +84,19 @@ describe('DAS GetRedisAllSession (synthetic sessions)', () => {
     const denied = await popError(dasClient(emu.url).request('GetRedisAllSession', { InstanceId: 'r-denied' }));
     expect(denied.code).toBe('NoPermission');
     expect(denied.entry.response.statusCode).toBe(403);
+  });
+
+  it('answers calls over its rate limit with the gateway\'s Throttling.User (400), and injects Throttling (400)', async () => {
+    const frozen = Date.now();
+    const limited = await emulator(testScenario((s) => (s.rate_limits = { GetRedisAllSession: 2 })), { now: () => frozen });
+    const results = await Promise.allSettled(Array.from({ length: 4 }, () => dasClient(limited.url).request('GetRedisAllSession', { InstanceId: 'r-test0001' })));
+    const refused = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as PopError] : []));
+    expect(refused.map((e) => `${e.code} ${e.entry.response.statusCode}`)).toEqual(['Throttling.User 400', 'Throttling.User 400']);
+    expect(limited.stats().apis.GetRedisAllSession).toMatchObject({ ok: 2, throttled: 2 });
+    emu.setFaults({ GetRedisAllSession: { error_rates: { Throttling: 1 } } });
+    const injected = await popError(dasClient(emu.url).request('GetRedisAllSession', { InstanceId: 'r-test0001' }));
+    emu.setFaults({});
+    expect(`${injected.code} ${injected.entry.response.statusCode}`).toBe('Throttling 400');
   });
 });
 

@@ -4,7 +4,7 @@ import path from 'node:path';
 import RPCClient from '@alicloud/pop-core';
 import * as tencentcloud from 'tencentcloud-sdk-nodejs-mongodb';
 import type { TestScenario } from '../helpers/harness';
-import { loadScenario } from '../../emulator/scenario';
+import { loadScenario, normalizeScenario } from '../../emulator/scenario';
 
 export const TEST_SCENARIO_PATH = path.join(__dirname, '../../config/scenarios/test-basic.yaml');
 export const DEMO_SCENARIO_PATH = path.join(__dirname, '../../config/scenarios/demo.yaml');
@@ -17,9 +17,9 @@ export function testScenario(patch: (s: TestScenario) => void = () => {}): TestS
 
 /** The test scenario with one MQTT instance (cn-hangzhou, batch API on) holding one generated fleet. */
 export function oneFleetScenario(instanceId: string, fleet: { group_id: string; size: number; online_ratio: number; churn_per_minute: number }): TestScenario {
-  return testScenario((s) => {
-    s.mqtt.instances = [{ instance_id: instanceId, region: 'cn-hangzhou', batch_supported: true, fleets: [{ prefix: 'dev-', ...fleet }], clients: [] }];
-  });
+  const s = testScenario();
+  // Validated again, so that the instance's keys left out take their defaults.
+  return normalizeScenario({ ...s, mqtt: { instances: [{ instance_id: instanceId, region: 'cn-hangzhou', fleets: [{ prefix: 'dev-', ...fleet }] }] } }) as TestScenario;
 }
 
 const ALIYUN = { accessKeyId: 'LTAI-test-key', accessKeySecret: 'test-secret' };

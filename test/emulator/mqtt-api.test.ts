@@ -54,10 +54,51 @@ describe('ApsaraMQ for MQTT APIs', () => {
     expect(emu.stats().apis.BatchQuerySessionByClientIds?.largest_batch).toBe(11);
   });
 
-  it('answers InstancePermissionCheckFailed for an unknown instance', async () => {
-    const err = await popError(mqttClient(emu.url).request('QuerySessionByClientId', { InstanceId: 'post-cn-nope', ClientId: 'GID_a@@@b' }));
-    expect(err.code).toBe('InstancePermissionCheckFailed');
-    expect(err.entry.response.statusCode).toBe(400);
+  it('answers MqttInstanceNotFound (400) for an unknown instance, MqttOwnerCheckError (403) for another account\'s and InstancePermissionCheckFailed (400) where a policy refuses', async () => {
+    const e = await emulator(
+      testScenario((s) => {
+        s.mqtt.instances.push(
+          { ...s.mqtt.instances[0]!, instance_id: 'post-cn-others01', account: 'aliyun-sts' },
+          { ...s.mqtt.instances[0]!, instance_id: 'post-cn-denied01', permission_denied: true },
+        );
+      }),
+    );
+    const codes = async (instanceId: string) => {
+      const errors = [
+        await popError(mqttClient(e.url).request('QuerySessionByClientId', { InstanceId: instanceId, ClientId: 'GID_a@@@b' })),
+        await popError(mqttClient(e.url).request('BatchQuerySessionByClientIds', { InstanceId: instanceId, ClientIdList: ids(2) }, { method: 'POST' })),
+        await popError(mqttClient(e.url).request('SendMessage', { InstanceId: instanceId, MqttTopic: 't', Payload: 'eA==' }, { method: 'POST' })),
+      ];
+      return errors.map((err) => `${err.code} ${err.entry.response.statusCode}`);
+    };
+    expect(await codes('post-cn-nope')).toEqual(Array(3).fill('MqttInstanceNotFound 400'));
+    expect(await codes('post-cn-others01')).toEqual(Array(3).fill('MqttOwnerCheckError 403'));
+    expect(await codes('post-cn-denied01')).toEqual(Array(3).fill('InstancePermissionCheckFailed 400'));
+    // The owner asks the same instance without trouble.
+    const owner = mqttClient(e.url, { accessKeyId: 'STS.test-key', accessKeySecret: 'sts-secret', securityToken: 'sts-token-123' });
+    expect(typeof (await owner.request<{ OnlineStatus: boolean }>('QuerySessionByClientId', { InstanceId: 'post-cn-others01', ClientId: ids(1)[0] })).OnlineStatus).toBe('boolean');
+  });
+
+  it('answers ParameterFieldCheckFailed (400) for a client ID or topic over 64 characters and a payload over 64 KB as sent', async () => {
+    const long = `GID_sensor@@@${'d'.repeat(52)}`;
+    expect(long).toHaveLength(65);
+    const client = mqttClient(emu.url);
+    const refused = [
+      await popError(client.request('QuerySessionByClientId', { InstanceId: INSTANCE, ClientId: long })),
+      await popError(client.request('BatchQuerySessionByClientIds', { InstanceId: INSTANCE, ClientIdList: [...ids(2), long] }, { method: 'POST' })),
+      await popError(client.request('SendMessage', { InstanceId: INSTANCE, MqttTopic: 't'.repeat(65), Payload: 'eA==' }, { method: 'POST' })),
+      await popError(client.request('SendMessage', { InstanceId: INSTANCE, MqttTopic: 't', Payload: 'A'.repeat(64 * 1024 + 1) }, { method: 'POST' })),
+    ];
+    expect(refused.map((e) => `${e.code} ${e.entry.response.statusCode}`)).toEqual(Array(4).fill('ParameterFieldCheckFailed 400'));
+    expect(refused.map((e) => e.data.Message)).toEqual([
+      expect.stringContaining('ClientId is 65 characters long'),
+      expect.stringContaining('ClientId is 65 characters long'),
+      expect.stringContaining('MqttTopic is 65 characters long'),
+      expect.stringContaining('Payload is 65537 bytes'),
+    ]);
+    // At the limits exactly, accepted.
+    await client.request('QuerySessionByClientId', { InstanceId: INSTANCE, ClientId: long.slice(0, 64) });
+    await client.request('SendMessage', { InstanceId: INSTANCE, MqttTopic: 't'.repeat(64), Payload: 'A'.repeat(64 * 1024) }, { method: 'POST' });
   });
 
   it('answers ApiNotSupport (404) for Batch on an instance without it, while single queries work', async () => {
@@ -107,6 +148,59 @@ describe('ApsaraMQ for MQTT APIs', () => {
     const err = await popError(mqttClient(failing.url).request('SendMessage', { InstanceId: INSTANCE, MqttTopic: 't', Payload: 'eA==' }));
     expect(err.code).toBe('SendMessageFailed');
     expect(err.entry.response.statusCode).toBe(417);
+  });
+});
+
+describe('partial answers (partial_answers)', () => {
+  const batchOf = async (e: Emulator, list: string[]): Promise<BatchAnswer> =>
+    mqttClient(e.url).request<BatchAnswer>('BatchQuerySessionByClientIds', { InstanceId: INSTANCE, ClientIdList: list }, { method: 'POST' });
+  const withPartial = (partial: Record<string, unknown>) =>
+    emulator(testScenario((s) => void (s.mqtt.instances[0]!.partial_answers = partial as (typeof s.mqtt.instances)[0]['partial_answers'])));
+
+  it('leaves out the omitted IDs and adds the extra ones; the truth stays complete; a single query answers without OnlineStatus', async () => {
+    const e = await withPartial({ omit: [ids(1, 4)[0]], extra: ['GID_test@@@always-on', 'GID_gateway@@@gw-000001'] });
+    const truth = (await truthOf(e)).mqtt[INSTANCE]!;
+    const r = await batchOf(e, [...ids(9), 'GID_gateway@@@gw-000001']);
+    expect(r.OnlineStatusList.map((x) => x.ClientId)).toEqual([...ids(3), ...ids(5, 5), 'GID_gateway@@@gw-000001', 'GID_test@@@always-on']);
+    for (const x of r.OnlineStatusList) expect(x.OnlineStatus).toBe(truth[x.ClientId]);
+    expect(Object.keys(truth)).toContain(ids(1, 4)[0]);
+    const single = await mqttClient(e.url).request<Record<string, unknown>>('QuerySessionByClientId', { InstanceId: INSTANCE, ClientId: ids(1, 4)[0] });
+    expect(Object.keys(single)).toEqual(['RequestId']);
+    expect(mqttOf(e).partialAnswers(INSTANCE)).toMatchObject({ omitted: 2, added: 1 });
+  });
+
+  it('are replaced at runtime through the admin API (validated like the scenario) and by mqttOf().setPartialAnswers', async () => {
+    const e = await withPartial({});
+    expect((await batchOf(e, ids(10))).OnlineStatusList).toHaveLength(10);
+    const set = await adminPost<Record<string, unknown>>(e.url, `mqtt/${INSTANCE}/partial_answers`, { omit: [ids(1)[0]] });
+    expect(set.status).toBe(200);
+    expect(set.json).toEqual({ omit: [ids(1)[0]], extra: [], omit_rate: 0, extra_rate: 0, omitted: 0, added: 0 });
+    expect((await batchOf(e, ids(10))).OnlineStatusList.map((x) => x.ClientId)).toEqual(ids(9, 2));
+    expect((await adminGet<{ omitted: number }>(e.url, `mqtt/${INSTANCE}/partial_answers`)).omitted).toBe(1);
+    const bad = await adminPost<{ error: string }>(e.url, `mqtt/${INSTANCE}/partial_answers`, { omit_rate: 2, skip: [] });
+    expect(bad.status).toBe(400);
+    expect(bad.json.error).toMatch(/omit_rate.*1.*skip: unknown key|skip: unknown key.*omit_rate/);
+    expect((await adminPost<{ error: string }>(e.url, 'mqtt/post-cn-nope/partial_answers', {})).json.error).toMatch(/no MQTT instance "post-cn-nope"/);
+    mqttOf(e).setPartialAnswers(INSTANCE, {});
+    expect((await batchOf(e, ids(10))).OnlineStatusList).toHaveLength(10);
+  });
+
+  it('omit_rate and extra_rate draw per ID and per answer, the same way for the same seed', async () => {
+    const draw = async () => {
+      const e = await withPartial({ omit_rate: 0.2, extra_rate: 0.5 });
+      const answers = [];
+      for (let k = 0; k < 20; k++) answers.push((await batchOf(e, ids(10, 1 + k * 2))).OnlineStatusList.map((x) => x.ClientId));
+      return { answers, state: mqttOf(e).partialAnswers(INSTANCE) };
+    };
+    const a = await draw();
+    expect(await draw()).toEqual(a);
+    const unrequested = a.answers.flat().filter((id) => id.includes('@@@unrequested-'));
+    expect(unrequested.length).toBe(a.state.added);
+    expect(a.state.added).toBeGreaterThan(3);
+    expect(a.state.added).toBeLessThan(17);
+    expect(a.state.omitted).toBeGreaterThan(20);
+    expect(a.state.omitted).toBeLessThan(60);
+    expect(a.answers.flat().length).toBe(200 - a.state.omitted + a.state.added);
   });
 });
 

@@ -1,6 +1,6 @@
 import { Gauge, Registry } from 'prom-client';
 import { describe, expect, test } from 'vitest';
-import { BinaryGaugeLines } from '../../src/metrics/binary-gauge-lines';
+import { BinaryGaugeLines, NO_VALUE } from '../../src/metrics/binary-gauge-lines';
 import { renderLabels } from '../../src/metrics/family';
 import { snapshotExposition } from '../../src/metrics/exposition';
 import { SnapshotStore } from '../../src/metrics/snapshot-store';
@@ -11,7 +11,7 @@ const HELP = 'Help with \\ backslash\nand newline.';
 async function promClientText(ids: string[], values: Uint8Array): Promise<string> {
   const reg = new Registry();
   const g = new Gauge({ name: 'aliyun_mqtt_client_online', help: HELP, labelNames: ['region', 'client_id'], registers: [reg] });
-  ids.forEach((id, i) => g.set({ region: 'cn-hangzhou', client_id: id }, values[i]));
+  ids.forEach((id, i) => values[i] !== NO_VALUE && g.set({ region: 'cn-hangzhou', client_id: id }, values[i]));
   return reg.metrics();
 }
 
@@ -31,6 +31,25 @@ describe('BinaryGaugeLines', () => {
       const values = Uint8Array.from(ids, (_, i) => ((i * seed) % 3 === 0 ? 1 : 0));
       expect(await oursText(lines, 'k1', ids, values)).toBe(await promClientText(ids, values));
     }
+  });
+
+  test('lines without a value this poll are left out, the others byte-identical; the next poll shows them again', async () => {
+    const ids = Array.from({ length: 5000 }, (_, i) => `${AWKWARD[i % AWKWARD.length]}-${i}`);
+    const lines = new BinaryGaugeLines('aliyun_mqtt_client_online', HELP);
+    const first = await lines.render('k1', ids.length, (i) => renderLabels({ region: 'cn-hangzhou', client_id: ids[i] }), new Uint8Array(ids.length));
+    const chunkFirstLines = [0];
+    for (const c of first.chunks.slice(0, -1)) chunkFirstLines.push(chunkFirstLines.at(-1)! + c.toString().split('\n').length - 1);
+    // The first and last lines, a run of neighbours, and lines on both sides of every chunk boundary.
+    const gaps = new Set([0, 1, 2, 77, ids.length - 1, ...chunkFirstLines.slice(1).flatMap((n) => [n - 1, n])]);
+    const values = Uint8Array.from(ids, (_, i) => (gaps.has(i) ? NO_VALUE : i % 2));
+    const fam = await lines.render('k1', ids.length, () => 'unused: same key', values);
+    expect(fam.samples).toBe(ids.length - gaps.size);
+    expect(await oursText(lines, 'k1', ids, values)).toBe(await promClientText(ids, values));
+    const all = Uint8Array.from(ids, (_, i) => i % 2);
+    expect(await oursText(lines, 'k1', ids, all)).toBe(await promClientText(ids, all));
+    const none = new Uint8Array(ids.length).fill(NO_VALUE);
+    const empty = await lines.render('k1', ids.length, () => 'unused', none);
+    expect([empty.samples, empty.chunks.length]).toEqual([0, 0]);
   });
 
   test('a poll patches the lines in place when no scrape is streaming them, and a copy when one is', async () => {

@@ -1,6 +1,7 @@
 // TencentDB for MongoDB (2019-07-25): DescribeClientConnections with pagination and its documented errors.
 import { ApiError, type TencentApi, type TencentCall } from '../../core/api';
 import type { MongoInstanceState } from './clients';
+import type { MongoInstanceConfig } from './scenario';
 
 export const MONGODB_VERSION = '2019-07-25';
 const MAX_LIMIT = 1000;
@@ -29,6 +30,14 @@ function intParam(call: TencentCall, name: string, fallback: number): number {
   else throw new ApiError('InvalidParameter', `The type of parameter \`${name}\` is invalid: an integer is required.`);
   if (!Number.isInteger(n)) throw new ApiError('InvalidParameter', `The type of parameter \`${name}\` is invalid: an integer is required.`);
   return n;
+}
+
+/** The TotalCount an answer carries (scenario key `total_count`); undefined: none. */
+function reportedTotal(mode: MongoInstanceConfig['total_count'], records: number): number | undefined {
+  if (mode === 'correct') return records;
+  if (mode === 'zero') return 0;
+  if (mode === 'absent') return undefined;
+  return Math.max(0, records + mode.off_by);
 }
 
 export class MongoApis {
@@ -69,8 +78,9 @@ export class MongoApis {
             const u = UNSUPPORTED[inst.config.unsupported] as { code: string; message: string };
             throw new ApiError(u.code, u.message);
           }
+          const total = reportedTotal(inst.config.total_count, inst.length());
           return {
-            body: { Clients: inst.page(offset, limit, call.nowMs), TotalCount: inst.length(), RequestId: call.requestId },
+            body: { Clients: inst.page(offset, limit, call.nowMs), ...(total === undefined ? {} : { TotalCount: total }), RequestId: call.requestId },
             afterSend: () => inst.mutate(),
           };
         },

@@ -22,6 +22,11 @@ const MongoInstanceSchema = z
     // Share of IPs whose connection count is re-drawn each minute.
     churn_per_minute: z.number().min(0).max(1).default(0),
     mutate_between_pages: z.enum(['none', 'insert_front', 'remove_front', 'append']).default('none'),
+    // What the answers say in TotalCount (the documentation's samples disagree): the real number of records,
+    // `zero`, no TotalCount at all, or the real number plus off_by (at least 0; the sample "1 with 2 clients" is -1).
+    total_count: z
+      .union([z.enum(['correct', 'zero', 'absent']), z.object({ off_by: z.number().int() }).strict()])
+      .default('correct'),
     unsupported: z.enum(['MongoVersion', 'Proxy', 'Region']).optional(),
     permission_denied: z.boolean().default(false),
   })

@@ -1,11 +1,21 @@
 // ApsaraMQ for MQTT (onsmqtt 2020-04-20): QuerySessionByClientId, BatchQuerySessionByClientIds and SendMessage.
 import { randomBytes } from 'node:crypto';
 import { ApiError, type AliyunApi, type AliyunCall } from '../../core/api';
+import { createRng, hashInts, hashString } from '../../core/prng';
+import { mqttError } from './errors';
 import type { MqttInstanceState } from './fleet';
+import { PartialAnswerer } from './partial-answers';
 
 export const ONSMQTT_VERSION = '2020-04-20';
 const MAX_BATCH = 10;
 const MAX_RECORDED_MESSAGES = 10_000;
+// The documented limits of a field (the emulator's own statement of them, apart from the exporter's): a client ID and
+// a topic at most 64 characters, a message at most 64 KB as sent.
+const MAX_CLIENT_ID_CHARS = 64;
+const MAX_TOPIC_CHARS = 64;
+const MAX_PAYLOAD_BYTES = 64 * 1024;
+/** The MQTT OpenAPI's own throttling answer (HTTP 403), not the gateway's Throttling.User. */
+const THROTTLE_CODE = 'SystemOverFlow';
 
 export interface SentMessage {
   instanceId: string;
@@ -27,6 +37,10 @@ function required(params: Map<string, string>, name: string): string {
   return v;
 }
 
+function checkClientIdLength(id: string): void {
+  if (id.length > MAX_CLIENT_ID_CHARS) throw mqttError('ParameterFieldCheckFailed', `ClientId is ${id.length} characters long; at most ${MAX_CLIENT_ID_CHARS} are allowed.`);
+}
+
 function clientIdList(params: Map<string, string>): { n: number; id: string }[] {
   const out: { n: number; id: string }[] = [];
   for (const [k, v] of params) {
@@ -38,17 +52,27 @@ function clientIdList(params: Map<string, string>): { n: number; id: string }[] 
 
 export class MqttApis {
   private readonly instances = new Map<string, MqttInstanceState>();
+  private readonly partial = new Map<string, PartialAnswerer>();
   private readonly sent: SentMessage[] = [];
 
   constructor(
     instances: MqttInstanceState[],
+    seed: number,
     private readonly onSendMessage?: SendMessageHook,
   ) {
-    for (const i of instances) this.instances.set(i.id, i);
+    for (const i of instances) {
+      this.instances.set(i.id, i);
+      this.partial.set(i.id, new PartialAnswerer(i.config.partial_answers, createRng(hashInts(seed, hashString(`mqtt-partial/${i.id}`)))));
+    }
   }
 
   instance(id: string): MqttInstanceState | undefined {
     return this.instances.get(id);
+  }
+
+  /** The instance's partial-answer settings and counts; undefined for an unknown instance. */
+  partialAnswers(id: string): PartialAnswerer | undefined {
+    return this.partial.get(id);
   }
 
   /** The most recent SendMessage calls, oldest first. */
@@ -56,16 +80,14 @@ export class MqttApis {
     return [...this.sent];
   }
 
-  private authorizedInstance(call: AliyunCall): MqttInstanceState {
+  /** The instance a call names: unknown, another account's, or refused by policy are three documented answers. */
+  private authorizedInstance(call: AliyunCall): { inst: MqttInstanceState; partial: PartialAnswerer } {
     const id = required(call.params, 'InstanceId');
     const inst = this.instances.get(id);
-    if (inst === undefined || (inst.config.account !== undefined && inst.config.account !== call.account)) {
-      throw new ApiError(
-        'InstancePermissionCheckFailed',
-        'An error occurred while validating the permissions of the instance. Please verify the account that created the instance and its permissions settings.',
-      );
-    }
-    return inst;
+    if (inst === undefined) throw mqttError('MqttInstanceNotFound', `InstanceId: ${id}.`);
+    if (inst.config.account !== undefined && inst.config.account !== call.account) throw mqttError('MqttOwnerCheckError');
+    if (inst.config.permission_denied) throw mqttError('InstancePermissionCheckFailed');
+    return { inst, partial: this.partial.get(id)! };
   }
 
   apis(): AliyunApi[] {
@@ -73,15 +95,19 @@ export class MqttApis {
       {
         name: 'QuerySessionByClientId',
         version: ONSMQTT_VERSION,
+        throttleCode: THROTTLE_CODE,
         handle: (call) => {
           const clientId = required(call.params, 'ClientId');
-          const inst = this.authorizedInstance(call);
+          checkClientIdLength(clientId);
+          const { inst, partial } = this.authorizedInstance(call);
+          if (partial.omits(clientId)) return { body: { RequestId: call.requestId } };
           return { body: { OnlineStatus: inst.isOnline(clientId, call.nowMs), RequestId: call.requestId } };
         },
       },
       {
         name: 'BatchQuerySessionByClientIds',
         version: ONSMQTT_VERSION,
+        throttleCode: THROTTLE_CODE,
         batchSize: (params) => clientIdList(params).length,
         handle: (call) => {
           const list = clientIdList(call.params);
@@ -93,11 +119,14 @@ export class MqttApis {
               `An error occurred while validating the parameter ClientIdList. At most ${MAX_BATCH} client IDs, numbered ClientIdList.1 to ClientIdList.${MAX_BATCH}, can be queried at a time.`,
             );
           }
-          const inst = this.authorizedInstance(call);
-          if (!inst.config.batch_supported) throw new ApiError('ApiNotSupport', 'The specified API is not supported.', 404);
+          for (const e of list) checkClientIdLength(e.id);
+          const { inst, partial } = this.authorizedInstance(call);
+          if (!inst.config.batch_supported) throw mqttError('ApiNotSupport');
+          const requested = list.map((e) => e.id);
+          const answered = [...requested.filter((id) => !partial.omits(id)), ...partial.extras(requested)];
           return {
             body: {
-              OnlineStatusList: list.map((e) => ({ ClientId: e.id, OnlineStatus: inst.isOnline(e.id, call.nowMs) })),
+              OnlineStatusList: answered.map((id) => ({ ClientId: id, OnlineStatus: inst.isOnline(id, call.nowMs) })),
               RequestId: call.requestId,
             },
           };
@@ -106,10 +135,14 @@ export class MqttApis {
       {
         name: 'SendMessage',
         version: ONSMQTT_VERSION,
+        throttleCode: THROTTLE_CODE,
         handle: async (call) => {
           const topic = required(call.params, 'MqttTopic');
           const payload = required(call.params, 'Payload');
-          const inst = this.authorizedInstance(call);
+          if (topic.length > MAX_TOPIC_CHARS) throw mqttError('ParameterFieldCheckFailed', `MqttTopic is ${topic.length} characters long; at most ${MAX_TOPIC_CHARS} are allowed.`);
+          const bytes = Buffer.byteLength(payload, 'utf8');
+          if (bytes > MAX_PAYLOAD_BYTES) throw mqttError('ParameterFieldCheckFailed', `Payload is ${bytes} bytes; at most ${MAX_PAYLOAD_BYTES} are allowed.`);
+          const { inst } = this.authorizedInstance(call);
           const msgId = randomBytes(16).toString('hex').toUpperCase();
           this.sent.push({ instanceId: inst.id, topic, payload, msgId, account: call.account, atMs: call.nowMs });
           if (this.sent.length > MAX_RECORDED_MESSAGES) this.sent.splice(0, this.sent.length - MAX_RECORDED_MESSAGES);
@@ -117,7 +150,7 @@ export class MqttApis {
             try {
               await this.onSendMessage({ instanceId: inst.id, topic, payload, msgId });
             } catch {
-              throw new ApiError('SendMessageFailed', 'A storage exception occurred while sending the message. Please try again.', 417);
+              throw mqttError('SendMessageFailed');
             }
           }
           return { body: { MsgId: msgId, RequestId: call.requestId } };

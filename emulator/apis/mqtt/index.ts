@@ -5,10 +5,13 @@ import { MqttBroker } from '../../broker/broker';
 import { BROKER_ADMIN_PREFIX, handleBrokerAdmin } from '../../broker/admin';
 import type { EmulatedProduct, ProductRuntime } from '../../core/api';
 import { sendJson } from '../../core/http-util';
+import { describeZodIssues } from '../../core/scenario';
 import { BrokerBackedMqttInstance } from './broker-presence';
 import { MqttInstanceState } from './fleet';
+import { MQTT_ERRORS } from './errors';
 import { MqttApis, ONSMQTT_VERSION, type SendMessageHook, type SentMessage } from './handlers';
-import { checkMqttScenario, MQTT_SCENARIO, mqttSections } from './scenario';
+import type { PartialAnswerer } from './partial-answers';
+import { checkMqttScenario, MQTT_SCENARIO, mqttSections, PartialAnswersSchema, type PartialAnswers } from './scenario';
 
 /** What the MQTT product offers beyond the common runtime (tests reach it through mqttOf()). */
 export interface MqttRuntime extends ProductRuntime {
@@ -18,6 +21,10 @@ export interface MqttRuntime extends ProductRuntime {
   sentMessages(): SentMessage[];
   /** Pins a device's status until the emulator stops. */
   setOnline(instanceId: string, clientId: string, online: boolean): void;
+  /** Replaces an instance's `partial_answers` (keys left out take their defaults). */
+  setPartialAnswers(instanceId: string, partial: Partial<PartialAnswers>): void;
+  /** An instance's `partial_answers`, and how many IDs its answers left out and added so far. */
+  partialAnswers(instanceId: string): ReturnType<PartialAnswerer['state']>;
 }
 
 const MQTT_TRUTH_KEY = 'mqtt';
@@ -31,20 +38,7 @@ export const mqttProduct: EmulatedProduct = {
     { name: 'SendMessage', version: ONSMQTT_VERSION, qps: 1000 },
   ],
   scenario: MQTT_SCENARIO,
-  errors: {
-  SendMessageFailed: { status: 417, message: 'A storage exception occurred while sending the message. Please try again.' },
-  ApiNotSupport: { status: 404, message: 'The specified API is not supported.' },
-  CheckAccountInfoFailed: { status: 400, message: 'An error occurred while checking the account information by the STS token.' },
-  InstancePermissionCheckFailed: {
-    status: 400,
-    message: 'An error occurred while validating the permissions of the instance. Please verify the account that created the instance and its permissions settings.',
-  },
-  ParameterCheckFailed: { status: 400, message: 'An error occurred while validating the parameters. The parameters may be missing or invalid.' },
-  PermissionCheckFailed: {
-    status: 400,
-    message: 'An error occurred while validating the resource permissions. Please check the account that created the instance, topic, and GroupId, and check their permission settings.',
-  },
-  },
+  errors: MQTT_ERRORS,
   check: checkMqttScenario,
   async start({ scenario, credentials, hooks }): Promise<MqttRuntime> {
     const { mqtt, broker: b } = mqttSections(scenario);
@@ -57,19 +51,32 @@ export const mqttProduct: EmulatedProduct = {
           await hook?.(m);
         }
       : hook;
-    const apis = new MqttApis(instances, onSendMessage);
+    const apis = new MqttApis(instances, scenario.seed, onSendMessage);
     const setOnline = (instanceId: string, clientId: string, online: boolean) => {
       const inst = apis.instance(instanceId);
       if (inst === undefined) throw new Error(`no MQTT instance "${instanceId}" in the scenario`);
       inst.setOnline(clientId, online);
     };
+    const partialOf = (instanceId: string): PartialAnswerer => {
+      const p = apis.partialAnswers(instanceId);
+      if (p === undefined) throw new Error(`no MQTT instance "${instanceId}" in the scenario`);
+      return p;
+    };
+    const setPartialAnswers = (instanceId: string, partial: unknown) => {
+      const parsed = PartialAnswersSchema.safeParse(partial);
+      if (!parsed.success) throw new Error(describeZodIssues(parsed.error).join('; '));
+      partialOf(instanceId).replace(parsed.data);
+    };
+    const partialAnswers = (instanceId: string) => partialOf(instanceId).state();
     return {
       aliyun: apis.apis(),
       broker,
       sentMessages: () => apis.sentMessages(),
       setOnline,
+      setPartialAnswers,
+      partialAnswers,
       truth: (nowMs) => Object.fromEntries(instances.map((i) => [i.id, i.truth(nowMs)])),
-      admin: (req, res, path, body) => admin(req, res, path, body, broker, apis, setOnline),
+      admin: (req, res, path, body) => admin(req, res, path, body, broker, apis, { setOnline, setPartialAnswers, partialAnswers }),
       close: async () => broker?.close(),
     };
   },
@@ -81,11 +88,21 @@ export function mqttOf(emu: { runtime(truthKey: string): ProductRuntime | undefi
 }
 
 /**
- * GET  /_emulator/messages                          recent SendMessage calls
- * POST /_emulator/mqtt/<instance>/<client>          {"online": true|false}: pin a device's status
- * ...  /_emulator/broker[/...]                      the embedded broker (broker/admin.ts)
+ * GET  /_emulator/messages                            recent SendMessage calls
+ * GET  /_emulator/mqtt/<instance>/partial_answers     the instance's partial_answers and the IDs left out and added
+ * POST /_emulator/mqtt/<instance>/partial_answers     replace them (a client ID always holds "@@@": no clash below)
+ * POST /_emulator/mqtt/<instance>/<client>            {"online": true|false}: pin a device's status
+ * ...  /_emulator/broker[/...]                        the embedded broker (broker/admin.ts)
  */
-async function admin(req: IncomingMessage, res: ServerResponse, path: string, body: Buffer, broker: MqttBroker | undefined, apis: MqttApis, setOnline: MqttRuntime['setOnline']): Promise<boolean> {
+async function admin(
+  req: IncomingMessage,
+  res: ServerResponse,
+  path: string,
+  body: Buffer,
+  broker: MqttBroker | undefined,
+  apis: MqttApis,
+  ops: Pick<MqttRuntime, 'setOnline' | 'setPartialAnswers' | 'partialAnswers'>,
+): Promise<boolean> {
   if (path === BROKER_ADMIN_PREFIX || path.startsWith(`${BROKER_ADMIN_PREFIX}/`)) {
     await handleBrokerAdmin(broker, req, res, path, body);
     return true;
@@ -94,13 +111,24 @@ async function admin(req: IncomingMessage, res: ServerResponse, path: string, bo
     sendJson(res, 200, apis.sentMessages());
     return true;
   }
+  const partial = /^\/_emulator\/mqtt\/([^/]+)\/partial_answers$/.exec(path);
+  if (partial !== null && (req.method === 'GET' || req.method === 'POST')) {
+    const instanceId = decodeURIComponent(partial[1] as string);
+    try {
+      if (req.method === 'POST') ops.setPartialAnswers(instanceId, body.length === 0 ? {} : JSON.parse(body.toString('utf8')));
+      sendJson(res, 200, ops.partialAnswers(instanceId));
+    } catch (err) {
+      sendJson(res, 400, { error: (err as Error).message });
+    }
+    return true;
+  }
   const flip = /^\/_emulator\/mqtt\/([^/]+)\/([^/]+)$/.exec(path);
   if (req.method !== 'POST' || flip === null) return false;
   const parsed = (body.length === 0 ? undefined : JSON.parse(body.toString('utf8'))) as { online?: unknown } | undefined;
   if (typeof parsed?.online !== 'boolean') sendJson(res, 400, { error: 'body must be {"online": true|false}' });
   else {
     try {
-      setOnline(decodeURIComponent(flip[1] as string), decodeURIComponent(flip[2] as string), parsed.online);
+      ops.setOnline(decodeURIComponent(flip[1] as string), decodeURIComponent(flip[2] as string), parsed.online);
       sendJson(res, 200, { ok: true });
     } catch (err) {
       sendJson(res, 400, { error: (err as Error).message });

@@ -20,6 +20,22 @@ const FleetSchema = z
 
 const MqttClientSchema = z.object({ client_id: name, online: z.boolean() }).strict();
 
+/**
+ * Answers that leave out or add client IDs, as a cloud may (the truth stays exact): `omit` IDs are left out of every
+ * BatchQuerySessionByClientIds answer and answered without OnlineStatus by QuerySessionByClientId; `extra` IDs are
+ * added to every Batch answer that did not ask for them; `omit_rate` leaves out each requested ID with that
+ * probability (both APIs); `extra_rate` is the share of Batch answers carrying one ID nobody asked for. Replaceable at
+ * runtime: POST /_emulator/mqtt/<instance>/partial_answers.
+ */
+export const PartialAnswersSchema = z
+  .object({
+    omit: z.array(name).default([]),
+    extra: z.array(name).default([]),
+    omit_rate: ratio.default(0),
+    extra_rate: ratio.default(0),
+  })
+  .strict();
+
 const MqttInstanceSchema = z
   .object({
     instance_id: name,
@@ -30,6 +46,9 @@ const MqttInstanceSchema = z
     clients: z.array(MqttClientSchema).default([]),
     // Online status from the embedded broker's real connections instead of the simulation (needs `broker:`).
     status_from_broker: z.boolean().optional(),
+    // Every call about the instance is refused as a RAM policy would refuse it (InstancePermissionCheckFailed).
+    permission_denied: z.boolean().default(false),
+    partial_answers: PartialAnswersSchema.default({}),
   })
   .strict();
 
@@ -40,6 +59,7 @@ export const MQTT_SCENARIO = {
 
 export type MqttInstanceConfig = z.output<typeof MqttInstanceSchema>;
 export type FleetConfig = MqttInstanceConfig['fleets'][number];
+export type PartialAnswers = z.output<typeof PartialAnswersSchema>;
 
 /** The product's keys of a validated scenario, typed. */
 export function mqttSections(sc: Scenario): { mqtt: { instances: MqttInstanceConfig[] }; broker?: BrokerScenario } {

@@ -7,7 +7,10 @@ import { serveCall, type Envelope, type GatewayEnv } from '../../core/call-flow'
 import { aliyunError, type ErrorCatalog } from '../error-catalog';
 import { sendJson } from '../../core/http-util';
 
-function popEnvelope(requestId: string, hostId: string, catalog: ErrorCatalog): Envelope {
+/** Throttling by the POP gateway itself (DAS among others); a product may document its own (AliyunApi.throttleCode). */
+const GATEWAY_THROTTLE_CODE = 'Throttling.User';
+
+function popEnvelope(requestId: string, hostId: string, catalog: ErrorCatalog, throttleCode = GATEWAY_THROTTLE_CODE): Envelope {
   const error = (code: string, message: string, httpStatus: number): { status: number; body: unknown } => ({
     status: httpStatus,
     body: {
@@ -22,7 +25,10 @@ function popEnvelope(requestId: string, hostId: string, catalog: ErrorCatalog): 
     headers: { 'x-acs-request-id': requestId },
     ok: (body) => ({ status: 200, body }),
     error,
-    throttled: () => ({ ...error('SystemOverFlow', aliyunError('SystemOverFlow', undefined, catalog).message, 403), code: 'SystemOverFlow' }),
+    throttled: () => {
+      const e = aliyunError(throttleCode, undefined, catalog);
+      return { ...error(throttleCode, e.message, e.status), code: throttleCode };
+    },
     injected: (_api, code, httpStatus) => {
       const e = aliyunError(code, httpStatus, catalog);
       return error(code, e.message, e.status);
@@ -49,14 +55,14 @@ export class AliyunGateway {
 
   async handle(req: IncomingMessage, res: ServerResponse, params: PopParams): Promise<void> {
     const requestId = randomUUID().toUpperCase();
-    const envelope = popEnvelope(requestId, String(req.headers.host ?? ''), this.catalog);
+    const action = params.values.get('Action');
+    const version = params.values.get('Version');
+    const api = this.byVersionAction.get(`${version}/${action}`);
+    const envelope = popEnvelope(requestId, String(req.headers.host ?? ''), this.catalog, api?.throttleCode);
     const fail = (code: string, message: string, status = 400): void => {
       const e = envelope.error(code, message, status);
       sendJson(res, e.status, e.body, envelope.headers);
     };
-    const action = params.values.get('Action');
-    const version = params.values.get('Version');
-    const api = this.byVersionAction.get(`${version}/${action}`);
     const statsName = api?.name ?? 'other';
 
     if (req.method !== 'GET' && req.method !== 'POST') {

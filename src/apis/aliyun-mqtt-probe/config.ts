@@ -40,7 +40,7 @@ export const shape = {
   /** A parent topic, optionally with sub-topics: `canary` or `canary/probe`. */
   topic: z
     .string()
-    .max(MAX_TOPIC_LENGTH)
+    .max(MAX_TOPIC_LENGTH, `at most ${MAX_TOPIC_LENGTH} characters, sub-topics included (ApsaraMQ's limit)`)
     .regex(/^[A-Za-z0-9_-]+(\/[A-Za-z0-9_.-]+)*$/, 'a parent topic, optionally with sub-topics, e.g. canary/probe (no wildcards, no leading or trailing /)'),
   /** Text sent (Base64-encoded) as the message; placeholders {{probe_id}}, {{sent_at}}, ... */
   payload: z.string().min(1).max(MAX_MESSAGE_BYTES).default(DEFAULT_PAYLOAD),
@@ -50,27 +50,28 @@ export const shape = {
 export type MqttProbeConfig = CommonJobConfig & z.infer<z.ZodObject<typeof shape>>;
 
 
-/** The longest text each placeholder can become (job, instance and topic are known from the config). */
-function placeholderMax(cfg: MqttProbeConfig): Record<(typeof PLACEHOLDERS)[number], number> {
-  return { probe_id: 40, sent_at: 24, sent_at_ms: 16, seq: 16, job: cfg.name.length, instance_id: cfg.instance_id.length, topic: cfg.topic.length, hostname: 255 };
+/** The most UTF-8 bytes each placeholder can become (job, instance and topic are known from the config). */
+function placeholderMaxBytes(cfg: MqttProbeConfig): Record<(typeof PLACEHOLDERS)[number], number> {
+  const bytes = (s: string) => Buffer.byteLength(s, 'utf8');
+  return { probe_id: 40, sent_at: 24, sent_at_ms: 16, seq: 16, job: bytes(cfg.name), instance_id: bytes(cfg.instance_id), topic: bytes(cfg.topic), hostname: 255 };
 }
 
 /** Problems of the payload template and the subscriber's client ID (checked once every key is valid). */
 export function validateProbeConfig(cfg: MqttProbeConfig): Array<[Array<string | number>, string]> {
   const problems: Array<[Array<string | number>, string]> = [];
   const used = new Set<string>();
-  const max = placeholderMax(cfg);
-  let longest = cfg.payload.length;
+  const max = placeholderMaxBytes(cfg);
+  // The most bytes the rendered payload can have: each placeholder replaced by its longest value.
+  let longest = Buffer.byteLength(cfg.payload, 'utf8');
   for (const [whole, name] of cfg.payload.matchAll(PLACEHOLDER_RE)) {
     if (!(PLACEHOLDERS as readonly string[]).includes(name)) problems.push([['payload'], `unknown placeholder {{${name}}} (known: ${PLACEHOLDERS.map((p) => `{{${p}}}`).join(', ')})`]);
-    else longest += max[name as keyof typeof max] - whole.length;
+    else longest += max[name as keyof typeof max] - Buffer.byteLength(whole, 'utf8');
     used.add(name);
   }
   if (!used.has('probe_id')) problems.push([['payload'], 'the payload must contain {{probe_id}}: received messages are matched to sent probes by it']);
   if (!used.has('sent_at') && !used.has('sent_at_ms')) problems.push([['payload'], 'the payload must contain {{sent_at}} or {{sent_at_ms}}: a probe message states when it was sent']);
-  // The message is sent Base64-encoded, and ApsaraMQ's limit applies to what is sent. Multi-byte characters count as
-  // up to 4 bytes each.
-  const base64 = 4 * Math.ceil((Buffer.byteLength(cfg.payload, 'utf8') + (longest - cfg.payload.length) * 4) / 3);
+  // The message is sent Base64-encoded, and ApsaraMQ's limit applies to what is sent.
+  const base64 = 4 * Math.ceil(longest / 3);
   if (base64 > MAX_MESSAGE_BYTES) problems.push([['payload'], `the payload can reach ${base64} bytes once Base64-encoded, above ApsaraMQ's ${MAX_MESSAGE_BYTES}-byte message limit`]);
   const s = cfg.subscribe;
   if (s?.device_id !== undefined && s.device_id.length > deviceIdRoom(s.group_id)) {

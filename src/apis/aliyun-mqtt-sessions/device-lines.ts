@@ -15,7 +15,7 @@ export class DeviceLines {
     private readonly staticLabels: string,
   ) {}
 
-  /** The family for `status` (1 online, anything else offline), one line per inventory entry. */
+  /** The family for `status` (1 online, NO_VALUE no line this poll, anything else offline), one line per inventory entry. */
   async render(inv: Inventory, status: Uint8Array): Promise<MetricFamily> {
     // Label sets per group rendered once; the client ID, the last declared label, is the one that differs per line.
     const groups = inv.groupNames.map((group_id) => renderDeclaredPrefix(CLIENT_ONLINE, { ...this.where, group_id }));

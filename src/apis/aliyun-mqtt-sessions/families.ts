@@ -6,7 +6,7 @@ export const CLIENT_ONLINE = declareFamily({
   type: 'gauge',
   help: `1 if the ApsaraMQ for MQTT device is connected, 0 if not. ${ON_SCHEDULE}`,
   labels: ['region', 'instance_id', 'group_id', 'client_id'],
-  doc: '1 online, 0 offline. Off with `per_client_series: false`',
+  doc: '1 online, 0 offline; no line in a poll whose answer gave the device no status (below). Off with `per_client_series: false`',
 });
 
 export const CLIENTS = declareFamily({
@@ -14,7 +14,7 @@ export const CLIENTS = declareFamily({
   type: 'gauge',
   help: `ApsaraMQ for MQTT devices per group and state (online, offline). ${ON_SCHEDULE}`,
   labels: ['region', 'instance_id', 'group_id', 'state'],
-  doc: 'devices per group and `state` ∈ `online`, `offline`',
+  doc: 'devices per group and `state` ∈ `online`, `offline`; devices without a status that poll are in neither',
 });
 
 export const TRANSITIONS = declareFamily({
@@ -22,7 +22,24 @@ export const TRANSITIONS = declareFamily({
   type: 'counter',
   help: `Device status changes seen between two successful polls, by new state. ${ON_SCHEDULE}`,
   labels: ['region', 'instance_id', 'group_id', 'to'],
-  doc: 'status changes seen between two successful polls, `to` ∈ `online`, `offline`',
+  doc: 'status changes seen between two answered statuses of a device, `to` ∈ `online`, `offline`',
+});
+
+export const STATUS_MISSING = declareFamily({
+  name: 'aliyun_mqtt_client_status_missing_total',
+  type: 'counter',
+  help: `Devices the cloud's answer gave no status for (left out of a batch answer, or answered without OnlineStatus): no value that poll. ${ON_SCHEDULE}`,
+  labels: ['region', 'instance_id', 'group_id'],
+  doc: 'devices polled without getting a status back, summed over polls (below)',
+});
+
+export const STATUS_UNEXPECTED = declareFamily({
+  name: 'aliyun_mqtt_client_status_unexpected_total',
+  type: 'counter',
+  help: `Entries of batch answers for client IDs that were not asked for, ignored. ${ON_SCHEDULE}`,
+  // No group_id: the cloud, not the inventory, chose these IDs, so their groups are not a bounded set.
+  labels: ['region', 'instance_id'],
+  doc: 'batch-answer entries for client IDs not asked for (ignored), summed over polls; no `group_id`',
 });
 
 export const INVENTORY_ENTRIES = declareFamily({

@@ -3,12 +3,13 @@
 import type { ApiUsage, JobType } from '../../core/job-type';
 import { labelNamesOfFamilies } from '../../metrics/declare';
 import { BATCH_API, BATCH_SIZE, inventoryFile, shape, SINGLE_API, type MqttSessionsConfig } from './config';
-import { CLIENT_ONLINE, CLIENTS, INVENTORY_ENTRIES, INVENTORY_INVALID, TRANSITIONS } from './families';
+import { SESSIONS_DOCS } from './docs';
+import { CLIENT_ONLINE, CLIENTS, INVENTORY_ENTRIES, INVENTORY_INVALID, STATUS_MISSING, STATUS_UNEXPECTED, TRANSITIONS } from './families';
 import { readInventorySync } from './inventory';
 import { mqttEndpoint } from '../aliyun-mqtt/product';
 import { MqttSessionsJob } from './job';
 
-const FAMILIES = [CLIENT_ONLINE, CLIENTS, TRANSITIONS];
+const FAMILIES = [CLIENT_ONLINE, CLIENTS, TRANSITIONS, STATUS_MISSING, STATUS_UNEXPECTED];
 
 export const aliyunMqttSessions: JobType<MqttSessionsConfig> = {
   type: 'aliyun_mqtt_sessions',
@@ -19,7 +20,7 @@ export const aliyunMqttSessions: JobType<MqttSessionsConfig> = {
   jobMetrics: [INVENTORY_ENTRIES, INVENTORY_INVALID],
   labelNames: labelNamesOfFamilies(FAMILIES),
   instanceIds: (cfg) => [cfg.instance_id],
-  docs: { title: 'ApsaraMQ for MQTT — device status' },
+  docs: SESSIONS_DOCS,
   validate(cfg) {
     return cfg.client_ids.length === 0 && !cfg.client_ids_file ? [[[], 'give client_ids or client_ids_file (or both)']] : [];
   },

@@ -6,16 +6,22 @@ export const MONGODB_DOCS: JobTypeDocs = {
   notes: `How the numbers relate, so sums in PromQL stay exact:
 
 - **Totals.** \`tencentcloud_mongodb_connections\` is the sum over the client IPs the cloud listed (after de-duplication),
-  so \`sum by (instance_id) (tencentcloud_mongodb_client_connections)\` always equals it. \`tencentcloud_mongodb_client_ips\`
-  is the cloud's \`TotalCount\`.
+  so \`sum by (instance_id) (tencentcloud_mongodb_client_connections)\` always equals it, and
+  \`tencentcloud_mongodb_client_ips\` is the number of those IPs.
+- **\`TotalCount\`.** The documentation's samples disagree about it (1 with 2 clients listed; 0; absent), so the walk
+  never relies on it: it reads pages until one is shorter than \`page_size\` (a last page that happens to be full costs
+  one more call, answered empty). \`tencentcloud_mongodb_total_count_reported\` shows what the cloud said (no series when it
+  said nothing) and \`tencentcloud_mongodb_total_count_mismatch\` is 1 when that was absent or differed from
+  \`tencentcloud_mongodb_client_ips\`. A disagreement costs no extra calls. A \`TotalCount\` persistently **above** the
+  IPs listed may mean clients the walk did not see (a server that pages below \`page_size\`): see the runbook.
 - **The cap.** Per instance, the \`max_client_ips\` IPs (default 300) with the most connections keep their own series;
   the rest are summed into \`client_ip="other"\`, **split by \`internal_service\`**: one \`other\` series with
   \`internal_service="false"\` and one with \`"true"\`, so \`sum by (internal_service)\` is exact too. Both \`other\` series
   appear whenever anything was folded (a side with nothing folded reads 0), neither when nothing was.
   \`tencentcloud_mongodb_client_ips_folded_total\` counts the folded IPs, summed over polls: \`rate()\` of it shows how much
   of the fleet hides in \`other\`.
-- **Pages that change under the walk.** A walk is complete when \`TotalCount\` never moved, no IP appeared twice and the
-  distinct IPs equal \`TotalCount\`. Otherwise the walk is repeated once; if it is inconsistent again, its data are used
+- **Pages that change under the walk.** A walk is complete when \`TotalCount\` never moved between its pages and no IP
+  appeared twice. Otherwise the walk is repeated once; if it is inconsistent again, its data are used
   with \`tencentcloud_mongodb_result_complete\` 0 (an IP listed twice keeps its later, fresher record).
   \`tencentcloud_mongodb_pages_fetched\` counts the pages of both walks.
 - **Unsupported instances.** When the cloud answers \`InvalidParameterValue.MongoVersionNotSupportQueryClient\`,

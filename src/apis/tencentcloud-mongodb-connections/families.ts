@@ -20,9 +20,23 @@ export const CONNECTIONS = declareFamily({
 export const CLIENT_IPS = declareFamily({
   name: 'tencentcloud_mongodb_client_ips',
   type: 'gauge',
-  help: `Distinct client IPs of the TencentDB for MongoDB instance (the API's TotalCount). ${ON_SCHEDULE}`,
+  help: `Distinct client IPs the TencentDB for MongoDB instance listed in the last walk. ${ON_SCHEDULE}`,
   labels: WHERE,
-  doc: 'distinct client IPs (TotalCount)',
+  doc: 'distinct client IPs listed in the last walk',
+});
+export const TOTAL_COUNT = declareFamily({
+  name: 'tencentcloud_mongodb_total_count_reported',
+  type: 'gauge',
+  help: `TotalCount of the last DescribeClientConnections page read, as the cloud said it (absent when it said none). ${ON_SCHEDULE}`,
+  labels: WHERE,
+  doc: "the cloud's `TotalCount` on the last page read; no series when the answer had none",
+});
+export const TOTAL_COUNT_MISMATCH = declareFamily({
+  name: 'tencentcloud_mongodb_total_count_mismatch',
+  type: 'gauge',
+  help: `1 if the last walk's TotalCount was absent or differed from the client IPs listed, 0 if they agreed. ${ON_SCHEDULE}`,
+  labels: WHERE,
+  doc: '1 if `TotalCount` was absent or differed from `tencentcloud_mongodb_client_ips`, else 0',
 });
 export const CLIENT_IPS_FOLDED = declareFamily({
   name: 'tencentcloud_mongodb_client_ips_folded_total',
@@ -53,4 +67,4 @@ export const RESULT_COMPLETE = declareFamily({
   doc: '1 if the last walk saw every record exactly once',
 });
 
-export const MONGODB_FAMILIES = [CLIENT_CONNECTIONS, CONNECTIONS, CLIENT_IPS, CLIENT_IPS_FOLDED, QUERY_SUPPORTED, PAGES_FETCHED, RESULT_COMPLETE];
+export const MONGODB_FAMILIES = [CLIENT_CONNECTIONS, CONNECTIONS, CLIENT_IPS, TOTAL_COUNT, TOTAL_COUNT_MISMATCH, CLIENT_IPS_FOLDED, QUERY_SUPPORTED, PAGES_FETCHED, RESULT_COMPLETE];

@@ -3,17 +3,19 @@
 //
 // Decisions (see also docs/metrics.md):
 // - Region: the call's `region`, which the Tencent transport sends as X-TC-Region (one SDK client per region).
-// - Walk: Offset steps by the number of records received (equal to Limit on a full page), until Offset reaches the
-//   latest TotalCount, an empty page arrives, or a hard cap of ceil(first TotalCount / page size) + 2 pages is hit
-//   (page size = Limit, or the first page's size if the server returned fewer records than asked).
-// - Consistency: the walk is complete only if TotalCount never moved, no IP was seen twice, the walk ended normally
-//   and the distinct IPs equal TotalCount. Otherwise the whole walk is repeated once; if the second walk is
-//   inconsistent too it is accepted with tencentcloud_mongodb_result_complete 0 (if it fails outright, the first
-//   walk's data are used, also marked incomplete). pages_fetched counts the pages of both walks.
+// - Walk (walk.ts): Offset steps by the number of records received, until a page shorter than Limit — whatever
+//   TotalCount says, since the documentation's samples disagree (1 with 2 clients; 0; absent) — or a full page that
+//   brings no new IP, or a cap of ceil(max(first TotalCount, 100,000) / Limit) + 2 pages.
+// - Consistency: the walk is complete only if TotalCount never moved between pages, no IP was seen twice and the
+//   walk ended at a short page. Otherwise the whole walk is repeated once; if the second walk is inconsistent too
+//   it is accepted with tencentcloud_mongodb_result_complete 0 (if it fails outright, the first walk's data are used,
+//   also marked incomplete). pages_fetched counts the pages of both walks. A TotalCount that disagrees with the IPs
+//   listed is not a reason to walk again (no extra calls against the 5/s budget): it is reported in
+//   tencentcloud_mongodb_total_count_mismatch.
 // - Duplicates: an IP listed twice in one walk keeps its latest record (the later page is the fresher reading).
 // - Totals: tencentcloud_mongodb_connections is the sum over the (de-duplicated) IPs reported, so the per-IP series
-//   always add up to it; tencentcloud_mongodb_client_ips is the cloud's TotalCount from the last page read (equal to
-//   the distinct IPs whenever result_complete is 1).
+//   always add up to it; tencentcloud_mongodb_client_ips counts those IPs; tencentcloud_mongodb_total_count_reported is the
+//   cloud's TotalCount from the last page read, as said (no series when absent).
 // - Cap: the top max_client_ips IPs by connections keep their own series; the rest are folded into
 //   client_ip="other", split by internal_service so the sum per internal_service value stays exact too. Both
 //   "other" series are emitted whenever anything was folded (0 for a side with nothing folded), none otherwise.
@@ -57,7 +59,7 @@ export const tencentcloudMongodbConnections: JobType<MongoConnectionsConfig> = {
         api: CONNECTIONS_API,
         endpoint: mongodbEndpoint(cfg),
         callsPerRun: n,
-        basis: `${n} instance(s) × at least 1 page: ceil(client IPs / ${cfg.page_size}) pages each, unknown until polled; this counts the minimum`,
+        basis: `${n} instance(s) × at least 1 page: floor(client IPs / ${cfg.page_size}) + 1 pages each (the walk ends at a short page), unknown until polled; this counts the minimum`,
       },
     ];
   },

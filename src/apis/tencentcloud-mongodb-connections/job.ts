@@ -109,10 +109,13 @@ export class MongoConnectionsJob implements Job {
         perIp.sample({ ...where, client_ip: OTHER, internal_service: internal }, byInternal[internal] - keptByInternal[internal]);
       }
     }
+    const listed = walk.clients.size;
     return [
       perIp.build(),
       singleSample(F.CONNECTIONS, where, connections, staticLabels),
-      singleSample(F.CLIENT_IPS, where, walk.totalCount, staticLabels),
+      singleSample(F.CLIENT_IPS, where, listed, staticLabels),
+      ...(walk.totalCount === undefined ? [] : [singleSample(F.TOTAL_COUNT, where, walk.totalCount, staticLabels)]),
+      singleSample(F.TOTAL_COUNT_MISMATCH, where, walk.totalCount === listed ? 0 : 1, staticLabels),
       singleSample(F.CLIENT_IPS_FOLDED, where, st.foldedTotal, staticLabels),
       singleSample(F.QUERY_SUPPORTED, where, 1, staticLabels),
       singleSample(F.PAGES_FETCHED, where, pages, staticLabels),

@@ -7,15 +7,16 @@ export interface ClientRecord {
 
 export interface Page {
   clients: ClientRecord[];
-  totalCount: number;
+  /** The answer's TotalCount; undefined when it has none (one of the documentation's samples). */
+  totalCount: number | undefined;
 }
 
 /** Validates one DescribeClientConnections answer; a throw becomes a MalformedResponse. */
 export function parseClientConnections(body: unknown): Page {
   const b = body as { Clients?: unknown; TotalCount?: unknown } | null;
   if (!b || typeof b !== 'object') throw new Error('the answer is not an object');
-  const total = b.TotalCount;
-  if (typeof total !== 'number' || !Number.isInteger(total) || total < 0) throw new Error('TotalCount is missing or not a non-negative integer');
+  const total = b.TotalCount ?? undefined;
+  if (total !== undefined && (typeof total !== 'number' || !Number.isInteger(total) || total < 0)) throw new Error('TotalCount is not a non-negative integer');
   const raw = b.Clients ?? [];
   if (!Array.isArray(raw)) throw new Error('Clients is not a list');
   const clients: ClientRecord[] = new Array(raw.length);

@@ -23,15 +23,19 @@ export interface AliyunKeySource {
   getCredentials(): Promise<AliyunKey>;
 }
 
-/** Codes that mean "try again"; everything else (permissions, parameters, unknown instance) is final. */
+/**
+ * Codes that mean "try again" besides throttling (SystemOverFlow, Throttling, Throttling.User, ...: isThrottlingCode);
+ * everything else (permissions, parameters such as ParameterFieldCheckFailed, unknown instance) is final for the call.
+ */
 const RETRYABLE_CODES = new Set(['InternalError', 'ServiceUnavailable', 'ServiceUnavailableTemporary', 'SystemBusy']);
 
 /**
  * Answers that do not depend on the call (help.aliyun.com/document_detail/48054 and the RAM codes): credentials,
- * signature and clock hold for the whole account; permissions may be granted per instance.
+ * signature and clock hold for the whole account; permissions may be granted per instance, and an instance that does
+ * not exist (MqttInstanceNotFound) or belongs to another account (MqttOwnerCheckError) is so for every call about it.
  */
 const FINAL_FOR_ACCOUNT = /^(InvalidAccessKeyId|SignatureDoesNotMatch|IncompleteSignature|InvalidTimeStamp|InvalidSecurityToken|CheckAccountInfoFailed)(\.|$)/;
-const FINAL_FOR_TARGET = /^(Forbidden|NoPermission|PermissionCheckFailed|InstancePermissionCheckFailed)(\.|$)/;
+const FINAL_FOR_TARGET = /^(Forbidden|NoPermission|PermissionCheckFailed|InstancePermissionCheckFailed|MqttInstanceNotFound|MqttOwnerCheckError)(\.|$)/;
 /** The STS token expired: a refreshed credential may pass (the client refreshes once, then the answer is final). */
 const TOKEN_EXPIRED = 'InvalidSecurityToken.Expired';
 

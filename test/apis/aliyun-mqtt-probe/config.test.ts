@@ -57,11 +57,28 @@ describe('aliyun_mqtt_probe configuration', () => {
     // GID- groups are as valid as GID_ ones (the ApsaraMQ client-ID rules, one place: src/apis/aliyun-mqtt/product.ts).
     expect(problems('    topic: t\n    subscribe: {group_id: GID-abc, device_id: d1}\n')).toEqual([]);
     expect(problems(`    topic: ${'t'.repeat(65)}\n`)[0]).toMatch(/topic.*64/);
+    expect(problems(`    topic: canary/${'t'.repeat(57)}\n`)).toEqual([]);
+    expect(problems(`    topic: canary/${'t'.repeat(58)}\n`)).toEqual(["jobs[0].topic (line 11): at most 64 characters, sub-topics included (ApsaraMQ's limit)"]);
     expect(problems('    topic: t\n    subscribe: {group_id: probe}\n')[0]).toMatch(/group_id.*GID_/);
     expect(problems('    topic: t\n    subscribe: {group_id: GID_abc, url: "http://x"}\n')[0]).toMatch(/url.*mqtt:\/\//);
     expect(problems('    topic: t\n    subscribe: {group_id: GID_abc, access_key_id: k}\n')[0]).toMatch(/both access_key_id and access_key_secret/);
     expect(problems(`    topic: t\n    subscribe: {group_id: GID_abc, device_id: ${'d'.repeat(60)}}\n`)[0]).toMatch(/64 characters/);
     expect(problems('    topic: t\n    subscribe: {group_id: GID_abc, clean: false}\n')[0]).toMatch(/unknown key "clean"/);
     expect(problems('    topic: t\n    labels: {topic: x}\n')[0]).toMatch(/collides/);
+  });
+
+  test('the 64 KB message limit applies to the payload as sent: rendered with its longest placeholder values, then Base64-encoded', () => {
+    const payload = (filler: string) => `    topic: t\n    payload: "{{probe_id}} {{sent_at}} ${filler}"\n`;
+    const refused = (filler: string) => problems(payload(filler)).some((p) => /once Base64-encoded, above ApsaraMQ's 65536-byte message limit/.test(p));
+    // The largest ASCII filler accepted: its worst case (probe_id 40 bytes, sent_at 24, two spaces) is 3/4 of 64 KB.
+    expect(refused('x'.repeat(49152 - 66))).toBe(false);
+    expect(refused('x'.repeat(49152 - 65))).toBe(true);
+    // Well under 64 KB of text, over it once encoded; multi-byte characters count by their UTF-8 bytes.
+    expect(refused('x'.repeat(50_000))).toBe(true);
+    expect(refused('é'.repeat(24_540))).toBe(false);
+    expect(refused('é'.repeat(24_544))).toBe(true);
+    // A placeholder shorter than its value's bytes is counted by those bytes, not by characters ({{job}} is 7 bytes,
+    // "canary" 6): 4,000 of them and a filler render 54,040 bytes, 72,056 once encoded.
+    expect(refused(`${'{{job}}'.repeat(4000)}${'x'.repeat(30_000)}`)).toBe(true);
   });
 });

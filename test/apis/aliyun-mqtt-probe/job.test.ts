@@ -72,6 +72,19 @@ describe('aliyun_mqtt_probe end to end', () => {
     await waitFor('the subscriber to disconnect', () => mqttOf(emu).broker!.connectedClients(INSTANCE).length === 0, 3000);
   });
 
+  test('a GID- group signs in, and the largest payload the config accepts is sent, accepted by the cloud and delivered', async () => {
+    const emu = await emulator(probeScenario());
+    // The largest filler validateProbeConfig accepts (config.test.ts): 64 KB once rendered at worst and Base64-encoded.
+    const payload = `{{probe_id}} {{sent_at}} ${'x'.repeat(49152 - 66)}`;
+    const t = appFromYaml(probeConfig({ endpoint: emu.url, subscribe: SUBSCRIBE(emu, { group_id: 'GID-probe' }), extra: `    payload: "${payload}"\n` }), ENV);
+    const text = await run(t);
+    expect(probeState(text)).toEqual({ success: 1, sent: 1, received: 1, lost: 0, delivered: 1, connected: 1 });
+    expect(mqttOf(emu).broker!.connectedClients(INSTANCE)).toEqual(['GID-probe@@@test-1']);
+    const [sent] = mqttOf(emu).sentMessages();
+    expect(sent.payload.length).toBeGreaterThan(65_000);
+    expect(sent.payload.length).toBeLessThanOrEqual(64 * 1024);
+  });
+
   test('injected drops: every probe lost, success 0, then success again once drops stop', async () => {
     const emu = await emulator(probeScenario());
     const t = appFromYaml(probeConfig({ endpoint: emu.url, subscribe: SUBSCRIBE(emu), timeout: '1s' }), ENV);

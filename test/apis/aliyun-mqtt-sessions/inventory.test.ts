@@ -51,3 +51,14 @@ describe('InventoryLoader', () => {
     expect((await loader.load()).id(0)).toBe('GID_alpha@@@d7');
   });
 });
+
+describe('client-ID rules (src/apis/aliyun-mqtt/product.ts)', () => {
+  test('GID_ and GID- groups of 7-64 characters, the whole ID at most 64', async () => {
+    // 64 characters in all at most, so a group can only reach 60 of its 64.
+    const ok = ['GID_abc@@@d', 'GID-abc@@@d', `GID-${'g'.repeat(56)}@@@d`, `GID_abc@@@${'d'.repeat(54)}`];
+    const bad = ['GID_ab@@@d', 'GIDabcd@@@d', 'gid_abcd@@@d', `GID-${'g'.repeat(57)}@@@d`, `GID_abc@@@${'d'.repeat(55)}`];
+    const inv = await new InventoryLoader([...ok, ...bad], undefined, logger).load();
+    expect(inv.slice(0, inv.size)).toEqual(ok);
+    expect(inv.invalid).toBe(bad.length);
+  });
+});

@@ -2,7 +2,7 @@
 import { mqttOf } from '../../../emulator/apis/mqtt';
 import fs from 'node:fs';
 import { describe, expect, test } from 'vitest';
-import { ALIYUN, appFromYaml, emulator, parseExposition, seriesOf, tempDir } from '../../helpers/harness';
+import { ALIYUN, appFromYaml, emulator, parseExposition, seriesOf, tempDir, truthOf } from '../../helpers/harness';
 import { INSTANCE, ENV, config, inventoryFile, pollWholeFleet, scenario } from './fixtures';
 
 
@@ -72,13 +72,44 @@ describe('aliyun_mqtt_sessions', () => {
     expect(all).not.toContain(ALIYUN.access_key_secret);
   });
 
-  test('an unknown instance is a permission error: not retried', async () => {
-    const emu = await emulator(scenario({}, { size: 5 }));
-    const t = appFromYaml(config(emu.url, { ids: ['GID_sensor@@@dev-000001'] }).replace(`instance_id: ${INSTANCE}`, 'instance_id: post-cn-nope'), ENV);
+  test.each([
+    ['MqttInstanceNotFound', 'an unknown instance', { instance_id: 'post-cn-nope' }],
+    ['MqttOwnerCheckError', "another account's instance", { account: 'someone-else' }],
+    ['InstancePermissionCheckFailed', 'an instance a policy refuses', { permission_denied: true }],
+  ])('%s (%s) is final for the instance: the run sends no other call about it and retries none', async (code, _what, instance) => {
+    const s = { ...scenario({}, { size: 100 }), credentials: [ALIYUN, { account: 'someone-else', provider: 'aliyun', access_key_id: 'LTAI-else', access_key_secret: 'else-secret-0123' }] };
+    Object.assign(s.mqtt.instances[0], instance);
+    const emu = await emulator(s);
+    // 200 devices (20 batches) of the configured instance, whatever the emulator's instance is called.
+    const ids = Object.keys((await truthOf(emu)).mqtt[s.mqtt.instances[0].instance_id]);
+    const t = appFromYaml(config(emu.url, { ids }), ENV);
     await t.app.runAllNow();
     const m = parseExposition(await t.scrape());
-    expect(m.value('cloud_session_exporter_api_requests_total', { code: 'InstancePermissionCheckFailed' })).toBe(1);
+    expect(m.value('cloud_session_exporter_job_success', { job_name: 'fleet' })).toBe(0);
+    expect(m.value('cloud_session_exporter_api_requests_total', { code })).toBe(1);
     expect(m.value('cloud_session_exporter_api_retries_total', { api: 'BatchQuerySessionByClientIds' })).toBe(0);
+    expect(emu.stats().apis.BatchQuerySessionByClientIds.errors).toEqual({ [code]: 1 });
+  });
+
+  test('ParameterFieldCheckFailed is final for its call only: not retried, the other calls of the run are sent', async () => {
+    const emu = await emulator(scenario({ faults: { BatchQuerySessionByClientIds: { error_rates: { ParameterFieldCheckFailed: 1 } } } }, { size: 15 }));
+    const { m } = await pollWholeFleet(emu);
+    expect(m.value('cloud_session_exporter_job_success', { job_name: 'fleet' })).toBe(0);
+    expect(m.value('cloud_session_exporter_api_requests_total', { code: 'ParameterFieldCheckFailed' })).toBe(3);
+    expect(m.value('cloud_session_exporter_api_retries_total', { api: 'BatchQuerySessionByClientIds' })).toBe(0);
+    expect(emu.stats().apis.BatchQuerySessionByClientIds.calls).toBe(3);
+  });
+
+  test.each(['Throttling', 'Throttling.User'])('the gateway throttling %s (HTTP 400) is retried, counted as throttled, and the result is still exact', async (code) => {
+    const emu = await emulator(scenario({ faults: { BatchQuerySessionByClientIds: { error_rates: { [code]: 0.3 } } } }, { size: 100 }));
+    const { truth, m } = await pollWholeFleet(emu);
+    const throttled = emu.stats().apis.BatchQuerySessionByClientIds.errors[code];
+    expect(throttled).toBeGreaterThan(0);
+    expect(m.value('cloud_session_exporter_api_requests_total', { api: 'BatchQuerySessionByClientIds', code })).toBe(throttled);
+    expect(m.value('cloud_session_exporter_api_throttled_total', { api: 'BatchQuerySessionByClientIds' })).toBe(throttled);
+    expect(m.value('cloud_session_exporter_api_retries_total', { api: 'BatchQuerySessionByClientIds' })).toBe(throttled);
+    expect(m.value('cloud_session_exporter_job_success', { job_name: 'fleet' })).toBe(1);
+    for (const [labels, value] of seriesOf(m, 'aliyun_mqtt_client_online')) expect(value).toBe(truth[labels.client_id] ? 1 : 0);
   });
 
   test('throttling by the cloud is retried with backoff and the result is still exact', async () => {

@@ -224,3 +224,42 @@ describe('failing instances fail alone', () => {
     expect(emulator.stats().apis.GetRedisAllSession.calls).toBe(2 * (OK_IDS.length + FAIL_IDS.length));
   });
 });
+
+describe('DAS throttling', () => {
+  test('calls over the cloud\'s limit get Throttling.User (HTTP 400): retried, counted as throttled, and every instance exported', async () => {
+    const ids = ['r-one', 'r-two', 'r-three'];
+    const scenario = `
+seed: 1
+credentials:
+  - {account: main, provider: aliyun, access_key_id: LTAI-redis-test, access_key_secret: redis-test-secret}
+rate_limits: {GetRedisAllSession: 1}
+redis:
+  instances:
+${ids.map((id) => `    - {instance_id: ${id}, sessions: 5}`).join('\n')}
+`;
+    const emu = await startEmulator({ scenario: parseScenario(scenario, 'das-throttling'), port: 0 });
+    const t = appFromYaml(
+      `
+accounts:
+  - {name: main, provider: aliyun, access_key_id: LTAI-redis-test, access_key_secret: redis-test-secret}
+jobs:
+  - {name: redis, type: aliyun_redis_sessions, account: main, schedule: "0 * * * * *", timeout: 20s, endpoint: "${emu.url}", instance_ids: [${ids.join(', ')}]}
+`,
+    );
+    try {
+      await t.app.runAllNow();
+      const m = parseExposition(await t.scrape());
+      const api = { account: 'main', api: 'GetRedisAllSession' };
+      const throttled = emu.stats().apis.GetRedisAllSession.throttled;
+      expect(throttled).toBeGreaterThan(0);
+      expect(m.value('cloud_session_exporter_api_requests_total', { ...api, code: 'Throttling.User' })).toBe(throttled);
+      expect(m.value('cloud_session_exporter_api_throttled_total', api)).toBe(throttled);
+      expect(m.value('cloud_session_exporter_api_retries_total', api)).toBe(throttled);
+      expect(m.value('cloud_session_exporter_job_success', { job_name: 'redis' })).toBe(1);
+      for (const id of ids) expect(m.value('aliyun_redis_sessions', { instance_id: id })).toBe(5);
+    } finally {
+      await t.app.stop(0);
+      await emu.close();
+    }
+  }, 30_000);
+});

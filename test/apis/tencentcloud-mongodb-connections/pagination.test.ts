@@ -58,10 +58,51 @@ describe('pages that change mid-walk (emulator mutate_between_pages)', () => {
   });
 });
 
+describe('TotalCount as the documentation samples give it (emulator total_count), through the SDK', () => {
+  let h: Harness;
+  let m: Scrape;
+  // instance → [total_count, client IPs, expected TotalCount series, expected mismatch, expected calls]
+  const cases: Record<string, [string, number, number | undefined, number, number]> = {
+    'cmgo-tccorrect': ['correct', 2345, 2345, 0, 3],
+    'cmgo-tczero001': ['zero', 2345, 0, 1, 3],
+    'cmgo-tcabsent1': ['absent', 2345, undefined, 1, 3],
+    'cmgo-tcover001': ['{off_by: 5}', 2345, 2350, 1, 3],
+    'cmgo-tcsample1': ['{off_by: -1}', 2, 1, 1, 1],
+    // A last page that happens to be full costs one more call, answered empty, whatever TotalCount says.
+    'cmgo-tcfull001': ['correct', 2000, 2000, 0, 3],
+  };
+  beforeAll(async () => {
+    const instances = Object.entries(cases).map(([id, [mode, ips]]) => `    - {instance_id: ${id}, client_ips: ${ips}, total_count: ${mode}}`);
+    h = await startHarness(`${SCENARIO_CREDENTIALS}\nmongodb:\n  instances:\n${instances.join('\n')}\n`, { instanceIds: Object.keys(cases) });
+    m = await h.run();
+  }, 60_000);
+  afterAll(async () => h?.close());
+
+  test.each(Object.keys(cases))('%s: every client listed, TotalCount shown as said, the mismatch reported, no walk repeated', async (id) => {
+    const [, ips, total, mismatch, calls] = cases[id];
+    const truth = (await h.emu.truth()).mongodb[id];
+    expect(truth.TotalCount).toBe(ips);
+    expect(m.all('tencentcloud_mongodb_client_connections', { instance_id: id }).map((s) => s.labels.client_ip).sort()).toEqual(truth.Clients.map((c) => c.IP).sort());
+    expect(m.value('tencentcloud_mongodb_client_ips', { instance_id: id })).toBe(ips);
+    expect(m.value('tencentcloud_mongodb_total_count_reported', { instance_id: id })).toBe(total);
+    expect(m.value('tencentcloud_mongodb_total_count_mismatch', { instance_id: id })).toBe(mismatch);
+    expect(m.value('tencentcloud_mongodb_result_complete', { instance_id: id })).toBe(1);
+    expect(m.value('tencentcloud_mongodb_pages_fetched', { instance_id: id })).toBe(calls);
+  });
+
+  test('the calls against the 5/s budget are exactly one per page read', async () => {
+    const stats = (await h.emu.stats()).apis.DescribeClientConnections;
+    expect(stats.calls).toBe(Object.values(cases).reduce((a, c) => a + c[4], 0));
+    expect(stats.throttled).toBe(0);
+    expect(m.value('cloud_session_exporter_api_retries_total', { api: 'DescribeClientConnections' })).toBe(0);
+  });
+});
+
 describe('walkPages against a scripted server', () => {
-  const serve = (records: ClientRecord[], total = records.length, cap = Infinity) => async (offset: number, limit: number): Promise<Page> => ({
+  // `total` null: the answers carry no TotalCount.
+  const serve = (records: ClientRecord[], total: number | null = records.length, cap = Infinity) => async (offset: number, limit: number): Promise<Page> => ({
     clients: records.slice(offset, offset + Math.min(limit, cap)),
-    totalCount: total,
+    totalCount: total ?? undefined,
   });
 
   test('a stable list is read exactly once, offset stepping by Limit', async () => {
@@ -80,43 +121,61 @@ describe('walkPages against a scripted server', () => {
     expect(w.problems).toEqual([]);
   });
 
-  test('a server capping its pages below Limit is still read completely (short pages are only a note)', async () => {
-    const records = Array.from({ length: 950 }, (_, i) => rec(i));
-    const w = await walkPages(serve(records, 950, 300), 1000);
-    expect(w.pages).toBe(4);
-    expect(w.clients.size).toBe(950);
+  test.each([
+    ['absent', null],
+    ['0', 0],
+    ['1 (the sample with 2 clients)', 1],
+    ['2,344 (one short)', 2344],
+  ])('TotalCount %s: every page read until the short one, the walk complete', async (_what, total) => {
+    const records = Array.from({ length: 2345 }, (_, i) => rec(i));
+    const offsets: number[] = [];
+    const inner = serve(records, total);
+    const w = await walkPages((o, l) => (offsets.push(o), inner(o, l)), 1000);
+    expect(offsets).toEqual([0, 1000, 2000]);
+    expect(w.clients.size).toBe(2345);
+    expect(w.totalCount).toBe(total ?? undefined);
     expect(w.problems).toEqual([]);
-    expect(w.notes.length).toBe(3);
   });
 
-  test('a server that never stops growing is cut off at ceil(first TotalCount / Limit) + 2 pages', async () => {
+  test('a last page that happens to be full costs one call more, answered empty', async () => {
+    const records = Array.from({ length: 2000 }, (_, i) => rec(i));
+    const w = await walkPages(serve(records), 1000);
+    expect([w.pages, w.clients.size, w.problems]).toEqual([3, 2000, []]);
+  });
+
+  test('a server paging below Limit is read up to its first (short) page: TotalCount above the IPs listed is all that shows it', async () => {
+    const records = Array.from({ length: 950 }, (_, i) => rec(i));
+    const w = await walkPages(serve(records, 950, 300), 1000);
+    expect([w.pages, w.clients.size, w.totalCount, w.problems]).toEqual([1, 300, 950, []]);
+  });
+
+  test('a server that never stops growing is cut off at ceil(max(first TotalCount, 100,000) / Limit) + 2 pages', async () => {
     let calls = 0;
     const w = await walkPages(async (offset, limit) => {
       calls++;
       return { clients: Array.from({ length: limit }, (_, i) => rec(offset + i)), totalCount: 3000 + offset + 2 * limit };
     }, 1000);
-    // First TotalCount 5,000 → at most 5 + 2 pages.
-    expect(calls).toBe(7);
-    expect(w.problems.some((p) => p.startsWith('stopped after 7 pages'))).toBe(true);
+    expect(calls).toBe(102);
+    expect(w.problems.some((p) => p.startsWith('stopped after 102 pages'))).toBe(true);
   });
 
-  test('a server that claims more than it returns stops at the first empty page', async () => {
+  test('a server that claims more than it returns: the walk ends at the first short (here empty) page, complete', async () => {
     const records = Array.from({ length: 1000 }, (_, i) => rec(i));
     const w = await walkPages(serve(records, 5000), 1000);
-    expect(w.pages).toBe(2);
-    expect(w.problems.some((p) => p.startsWith('empty page at offset 1000'))).toBe(true);
+    expect([w.pages, w.clients.size, w.problems]).toEqual([2, 1000, []]);
   });
 
-  test('a server returning the same records on every page: each IP kept once, with its latest record, walk incomplete', async () => {
+  test('a server returning the same full page again: each IP kept once, with its latest record, walk incomplete', async () => {
     let call = 0;
     const w = await walkPages(async () => {
       call++;
       return { clients: [rec(1, call), rec(2, 10 * call)], totalCount: 6 };
     }, 2);
-    expect(w.pages).toBe(3);
+    expect(w.pages).toBe(2);
     expect(w.clients.size).toBe(2);
-    expect(w.clients.get(rec(1).ip)!.count).toBe(3);
-    expect(w.clients.get(rec(2).ip)!.count).toBe(30);
+    expect(w.clients.get(rec(1).ip)!.count).toBe(2);
+    expect(w.clients.get(rec(2).ip)!.count).toBe(20);
+    expect(w.problems.some((p) => p.includes('repeated IPs already seen, and nothing else'))).toBe(true);
     expect(w.problems.some((p) => p.includes('repeated an IP'))).toBe(true);
   });
 });
@@ -159,6 +218,24 @@ describe('the job repeats a disturbed walk once', () => {
     expect(m.value('tencentcloud_mongodb_client_ips', { instance_id: 'cmgo-scripted' })).toBe(2345);
     expect(t.calls[0]).toEqual({ region: 'ap-guangzhou', InstanceId: 'cmgo-scripted', Limit: 1000, Offset: 0 });
     expect(t.calls.map((c) => c.Offset)).toEqual([0, 1000, 2000, 0, 1000, 2000]);
+  });
+
+  test('a TotalCount that disagrees with the rows is reported, not walked again: one walk, one call per page', async () => {
+    for (const [total, mismatch] of [[records.length, 0], [0, 1], [1, 1], [undefined, 1], [records.length + 7, 1]] as const) {
+      const t = new ScriptedTransport(async (_call, p) => {
+        const { TotalCount: _t, ...rest } = page(Number(p.Offset));
+        return total === undefined ? rest : { ...rest, TotalCount: total };
+      });
+      const { m } = await runWithTransport(t);
+      const id = { instance_id: 'cmgo-scripted' };
+      expect(t.calls.map((c) => c.Offset), `TotalCount ${total}`).toEqual([0, 1000, 2000]);
+      expect(m.value('tencentcloud_mongodb_client_ips', id)).toBe(2345);
+      expect(m.value('tencentcloud_mongodb_total_count_reported', id)).toBe(total);
+      expect(m.value('tencentcloud_mongodb_total_count_mismatch', id)).toBe(mismatch);
+      expect(m.value('tencentcloud_mongodb_result_complete', id)).toBe(1);
+      expect(m.value('tencentcloud_mongodb_pages_fetched', id)).toBe(3);
+      expect(m.all('tencentcloud_mongodb_client_connections')).toHaveLength(2345);
+    }
   });
 
   test('the repeated walk fails: the first walk is reported, incomplete, and the poll still counts as ok', async () => {
