@@ -47,6 +47,8 @@ export async function memoryCase(devices: number, cycles: number, tmp: string): 
     credentials: [{ account: 'bench', provider: 'aliyun', access_key_id: 'LTAI-bench', access_key_secret: 'bench-secret' }],
     latency: { min_ms: 1, max_ms: 5 },
     rate_limits: { BatchQuerySessionByClientIds: qps },
+    // A raised quota is one the cloud granted: the per-source-IP ceiling (300) is raised with it, here and in the exporter.
+    source_ip_limits: { mqtt: Math.max(300, qps) },
     mqtt: { instances: [{ instance_id: INSTANCE, region: 'cn-hangzhou', account: 'bench', fleets: [{ group_id: GROUP, prefix: 'dev-', size: devices, digits: 7, online_ratio: 0.7, churn_per_minute: churn }] }] },
   };
   fs.writeFileSync(path.join(dir, 'scenario.json'), JSON.stringify(scenario));
@@ -62,6 +64,7 @@ export async function memoryCase(devices: number, cycles: number, tmp: string): 
   let exp: { stop(): Promise<void> } | undefined;
   try {
     const config = {
+      source_ip_qps: { onsmqtt: Math.max(300, qps) },
       accounts: [{ name: 'bench', provider: 'aliyun', access_key_id: 'LTAI-bench', access_key_secret: 'bench-secret', qps: { BatchQuerySessionByClientIds: qps } }],
       jobs: [{ name: 'churn', type: 'aliyun_mqtt_sessions', account: 'bench', schedule, region: 'cn-hangzhou', endpoint: match![1], instance_id: INSTANCE, client_ids_file: devicesFile }],
     };

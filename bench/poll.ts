@@ -48,6 +48,8 @@ export async function pollCase(c: PollCase, tmp: string): Promise<PollFigure> {
     credentials: [{ account: 'bench', provider: 'aliyun', access_key_id: 'LTAI-bench', access_key_secret: 'bench-secret' }],
     latency: c.latency,
     rate_limits: { BatchQuerySessionByClientIds: c.qps },
+    // A raised quota is one the cloud granted: the per-source-IP ceiling (300) is raised with it, here and in the exporter.
+    source_ip_limits: { mqtt: Math.max(300, c.qps) },
     mqtt: {
       instances: [{ instance_id: INSTANCE, region: 'cn-hangzhou', account: 'bench', fleets: [{ group_id: GROUP, prefix: 'dev-', size: c.devices, digits: 7, online_ratio: 0.8, churn_per_minute: 0.02 }] }],
     },
@@ -80,6 +82,7 @@ export async function pollCase(c: PollCase, tmp: string): Promise<PollFigure> {
   try {
     // JSON is YAML: the exporter's loader reads it as such.
     const config = {
+      source_ip_qps: { onsmqtt: Math.max(300, c.qps) },
       accounts: [{ name: 'bench', provider: 'aliyun', access_key_id: 'LTAI-bench', access_key_secret: 'bench-secret', qps: { BatchQuerySessionByClientIds: c.qps }, ...(c.marginMs === undefined ? {} : { rate_limit_margin: `${c.marginMs}ms` }) }],
       jobs: [{ name: 'bench-fleet', type: 'aliyun_mqtt_sessions', account: 'bench', schedule, timeout: '30m', region: 'cn-hangzhou', endpoint: emuUrl, instance_id: INSTANCE, client_ids_file: path.join(dir, 'devices.txt') }],
     };

@@ -8,7 +8,7 @@ import type { GatewayEnv } from './core/call-flow';
 import { FaultInjector } from './core/faults';
 import { BodyTooLargeError, readBody, sendJson, splitUrl } from './core/http-util';
 import { createRng } from './core/prng';
-import { RateLimiterRegistry } from './core/rate-window';
+import { RateLimiterRegistry, SourceIpGuard } from './core/rate-window';
 import { credentialsOf, type Scenario } from './core/scenario';
 import { StatsRecorder } from './core/stats';
 import { Timers } from './core/timers';
@@ -63,6 +63,11 @@ export async function startEmulator(opts: EmulatorOptions): Promise<Emulator> {
     now,
     stats: new StatsRecorder(now),
     limiters: new RateLimiterRegistry({ ...DEFAULT_QPS, ...scenario.rate_limits }),
+    sourceIps: new SourceIpGuard(
+      new Map(PRODUCTS.filter((p) => p.sourceIpQps !== undefined).flatMap((p) => p.apis.map((a) => [a.name, p.truthKey] as [string, string]))),
+      Object.fromEntries(PRODUCTS.filter((p) => p.sourceIpQps !== undefined).map((p) => [p.truthKey, scenario.source_ip_limits[p.truthKey] ?? p.sourceIpQps!])),
+      scenario.source_ip_block_seconds * 1000,
+    ),
     faults: new FaultInjector(scenario.latency, scenario.faults, createRng(scenario.seed)),
     timers: new Timers(),
   };
@@ -92,8 +97,11 @@ export async function startEmulator(opts: EmulatorOptions): Promise<Emulator> {
       for (const [key, rt] of runtimes) out[key] = await rt.truth(now());
       return out;
     },
-    stats: () => env.stats.snapshot(),
-    resetStats: () => env.stats.reset(),
+    stats: () => ({ ...env.stats.snapshot(), source_ips: env.sourceIps.snapshot() }),
+    resetStats: () => {
+      env.stats.reset();
+      env.sourceIps.reset();
+    },
     faults: () => env.faults.current(),
     setFaults: (faults) => env.faults.replace(parseFaults(faults, 'faults')),
   };

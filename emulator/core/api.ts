@@ -93,6 +93,11 @@ export interface EmulatedProduct {
   service?: string;
   /** The key of its ground truth in /_emulator/truth. */
   truthKey: string;
+  /**
+   * Calls per second one source IP may send to all of the product's APIs together; beyond it the cloud blocks the IP
+   * (ApsaraMQ for MQTT: 300). The scenario's `source_ip_limits` overrides it by truth key.
+   */
+  sourceIpQps?: number;
   apis: readonly ApiSpec[];
   /** Top-level scenario keys it owns, with their schemas (defaults applied, unknown keys refused). */
   scenario: z.ZodRawShape;

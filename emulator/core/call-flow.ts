@@ -3,7 +3,7 @@ import type { ServerResponse } from 'node:http';
 import { ApiError, type ApiAnswer } from './api';
 import type { FaultInjector } from './faults';
 import { sendJson, sendRaw } from './http-util';
-import type { RateLimiterRegistry } from './rate-window';
+import type { RateLimiterRegistry, SourceIpGuard } from './rate-window';
 
 import type { StatsRecorder } from './stats';
 import type { Timers } from './timers';
@@ -12,6 +12,7 @@ export interface GatewayEnv {
   now: () => number;
   stats: StatsRecorder;
   limiters: RateLimiterRegistry;
+  sourceIps: SourceIpGuard;
   faults: FaultInjector;
   timers: Timers;
 }
@@ -37,6 +38,11 @@ export async function serveCall(
 ): Promise<void> {
   const now = env.now();
   env.stats.arrival(api, account, now);
+  if (!env.sourceIps.admit(api, res.socket?.remoteAddress ?? '', now)) {
+    env.stats.outcome(api, account, { kind: 'error', code: 'SourceIpBlocked' });
+    res.destroy();
+    return;
+  }
   const latency = env.faults.latencyMs(api);
   const reply = async (r: { status: number; body: unknown }): Promise<void> => {
     await env.timers.sleep(latency);

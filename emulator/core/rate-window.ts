@@ -1,4 +1,5 @@
-// Sliding 1-second windows: the per-(account, API) QPS limiter and the "busiest second" meter of the stats.
+// Sliding 1-second windows: the per-(account, API) QPS limiter, the per-source-IP ceiling of a product, and the
+// "busiest second" meter of the stats.
 
 const WINDOW_MS = 1000;
 
@@ -64,5 +65,56 @@ export class RateLimiterRegistry {
       this.limiters.set(key, limiter);
     }
     return limiter.tryAcquire(nowMs);
+  }
+}
+
+/**
+ * The per-source-IP ceiling of products that have one: every verified call from an IP to any of the product's APIs
+ * counts, throttled or not. The cloud blocks an IP that goes over; so does this: for `blockMs` its calls to the
+ * product are cut off (the connection is dropped: the answer a blocked client gets is not documented).
+ */
+export class SourceIpGuard {
+  private readonly windows = new Map<string, SlidingWindowLimiter>();
+  private readonly peaks = new Map<string, WindowPeak>();
+  private readonly blockedUntil = new Map<string, number>();
+  private readonly blocks = new Map<string, number>();
+
+  constructor(
+    /** Product of each API that has a ceiling. */
+    private readonly productOf: ReadonlyMap<string, string>,
+    private readonly limits: Readonly<Record<string, number>>,
+    private readonly blockMs: number,
+  ) {}
+
+  /** Records the arrival; false when the IP is (now) blocked for the API's product. */
+  admit(api: string, ip: string, nowMs: number): boolean {
+    const product = this.productOf.get(api);
+    if (product === undefined) return true;
+    const key = `${product}\u0000${ip}`;
+    let peak = this.peaks.get(key);
+    if (!peak) this.peaks.set(key, (peak = new WindowPeak()));
+    peak.record(nowMs);
+    if ((this.blockedUntil.get(key) ?? -Infinity) > nowMs) return false;
+    let window = this.windows.get(key);
+    if (!window) this.windows.set(key, (window = new SlidingWindowLimiter(this.limits[product] ?? Infinity)));
+    if (window.tryAcquire(nowMs)) return true;
+    this.blockedUntil.set(key, nowMs + this.blockMs);
+    this.blocks.set(key, (this.blocks.get(key) ?? 0) + 1);
+    return false;
+  }
+
+  /** Per product and source IP: the ceiling, the busiest 1-second window of arrivals, and how often the IP was blocked. */
+  snapshot(): Record<string, Record<string, { limit: number; busiest_window: number; blocked: number }>> {
+    const out: Record<string, Record<string, { limit: number; busiest_window: number; blocked: number }>> = {};
+    for (const [key, peak] of this.peaks) {
+      const [product, ip] = key.split('\u0000') as [string, string];
+      (out[product] ??= {})[ip] = { limit: this.limits[product] ?? Infinity, busiest_window: peak.peak, blocked: this.blocks.get(key) ?? 0 };
+    }
+    return out;
+  }
+
+  reset(): void {
+    this.peaks.clear();
+    this.blocks.clear();
   }
 }

@@ -67,6 +67,10 @@ export interface Scenario extends Record<string, unknown> {
   credentials: Credential[];
   latency: { min_ms: number; max_ms: number; per_api: Record<string, { min_ms: number; max_ms: number }> };
   rate_limits: Record<string, number>;
+  /** Per product (truth key): calls per second from one source IP to all its APIs, overriding the product's ceiling. */
+  source_ip_limits: Record<string, number>;
+  /** How long an IP that went over a product's ceiling stays blocked. */
+  source_ip_block_seconds: number;
   faults: Faults;
 }
 
@@ -101,6 +105,15 @@ export function scenarioSchema(products: readonly EmulatedProduct[], sections: r
         .refine((r) => r.min_ms <= r.max_ms, { message: 'min_ms must not exceed max_ms' })
         .default({}),
       rate_limits: z.record(apiName, z.number().positive()).default({}),
+      source_ip_limits: z
+        .record(
+          z.string().refine((k) => products.some((p) => p.truthKey === k && p.sourceIpQps !== undefined), {
+            message: `not a product with a per-source-IP ceiling (one of: ${products.filter((p) => p.sourceIpQps !== undefined).map((p) => p.truthKey).join(', ')})`,
+          }),
+          z.number().positive(),
+        )
+        .default({}),
+      source_ip_block_seconds: z.number().positive().default(60),
       faults: faultsSchema(apiNames).default({}),
       ...productKeys,
     })

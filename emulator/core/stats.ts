@@ -27,6 +27,8 @@ export interface ApiStats extends ApiCounters {
 export interface EmulatorStats {
   since_ms: number;
   apis: Record<string, ApiStats>;
+  /** Per product with a per-source-IP ceiling, per source IP: the ceiling, the busiest second, how often it was blocked. */
+  source_ips?: Record<string, Record<string, { limit: number; busiest_window: number; blocked: number }>>;
 }
 
 class Counters {

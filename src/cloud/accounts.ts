@@ -42,20 +42,40 @@ function unusableRoute(provider: CloudTransport['provider'], problem: string): C
   };
 }
 
+/** A product's per-source-IP ceiling: all calls from this process to its APIs, whatever the account (job-type.ts). */
+export interface SourceIpCeiling {
+  product: string;
+  qps: number;
+}
+
 export class LimiterPool {
   private readonly limiters = new Map<string, WindowRateLimiter>();
+  /** Per product: the per-source-IP ceiling every account's limiter of its APIs also counts against. */
+  private readonly ceilings = new Map<string, WindowRateLimiter>();
 
   constructor(private readonly metrics: ApiMetrics) {}
 
-  get(account: string, api: string, qps: number, marginMs?: number): WindowRateLimiter {
+  /** `account`: the limiter's owner — the account, or the quota group it shares its quota with (limiterOwner()). */
+  get(account: string, api: string, qps: number, marginMs?: number, ceiling?: SourceIpCeiling): WindowRateLimiter {
     const key = `${account}\u0000${api}`;
     const existing = this.limiters.get(key);
-    if (existing && sameRule(existing.rule, rateRule(qps)) && existing.guardMs === (marginMs ?? defaultGuardMs(ruleQps(existing.rule)))) return existing;
+    const shared = ceiling ? [this.ceiling(ceiling)] : [];
+    if (
+      existing &&
+      sameRule(existing.rule, rateRule(qps)) &&
+      existing.guardMs === (marginMs ?? defaultGuardMs(ruleQps(existing.rule))) &&
+      existing.sharesWith.length === shared.length &&
+      existing.sharesWith.every((l, i) => l === shared[i])
+    ) {
+      return existing;
+    }
     existing?.cancelAll();
+    existing?.detach();
     const labels = { account, api };
     const limiter = new WindowRateLimiter({
       rate: qps,
       guardMs: marginMs,
+      shared,
       onQueueDepth: (d) => this.metrics.queueDepth.set(labels, d),
       onGuardChange: (ms) => this.metrics.margin.set(labels, ms / 1000),
     });
@@ -71,21 +91,39 @@ export class LimiterPool {
     return limiter;
   }
 
+  /** The product's ceiling limiter; a changed ceiling replaces it, keeping the calls of the last second counted. */
+  private ceiling(c: SourceIpCeiling): WindowRateLimiter {
+    const existing = this.ceilings.get(c.product);
+    if (existing && sameRule(existing.rule, rateRule(c.qps))) return existing;
+    const limiter = new WindowRateLimiter({ rate: c.qps });
+    if (existing) limiter.inheritWindow(existing);
+    this.ceilings.set(c.product, limiter);
+    return limiter;
+  }
+
   /** Forget limiters of accounts or APIs no longer in use. */
   retain(keys: ReadonlySet<string>): void {
     for (const [key, limiter] of this.limiters) {
       if (!keys.has(key)) {
         limiter.cancelAll();
+        limiter.detach();
         this.limiters.delete(key);
         const [account, api] = key.split('\u0000');
         for (const m of [this.metrics.qps, this.metrics.margin, this.metrics.queueDepth, this.metrics.throttled, this.metrics.retries]) m.remove({ account, api });
       }
     }
+    const inUse = new Set([...this.limiters.values()].flatMap((l) => l.sharesWith));
+    for (const [product, limiter] of this.ceilings) if (!inUse.has(limiter)) this.ceilings.delete(product);
   }
 
   cancelAll(): void {
     for (const limiter of this.limiters.values()) limiter.cancelAll();
   }
+}
+
+/** Whose quota an account's calls use: its quota group's, shared with the group's other accounts, or its own. */
+export function limiterOwner(account: AccountConfig): string {
+  return account.quota_group ?? account.name;
 }
 
 /** A shared transport with its users and calls counted, so it is closed only when both are gone. */
@@ -189,6 +227,8 @@ export interface CloudAccountsOptions {
   configDir: string;
   /** Documented QPS of every API a job type calls, by API name. */
   defaultQps: Readonly<Record<string, number>>;
+  /** Per API, the per-source-IP ceiling its calls also count against (config/spec.ts sourceIpCeilings). */
+  sourceIpCeilings?: Readonly<Record<string, SourceIpCeiling>>;
 }
 
 /** One job's view of the configured accounts; `close()` gives back what it took from the pools. */
@@ -222,7 +262,7 @@ export class CloudAccounts {
       client = createApiClient({
         account: accountName,
         transport,
-        limiterFor: (api) => this.opts.limiters.get(accountName, api, this.qpsFor(accountName, api), account.rate_limit_margin),
+        limiterFor: (api) => this.opts.limiters.get(limiterOwner(account), api, this.qpsFor(accountName, api), account.rate_limit_margin, this.opts.sourceIpCeilings?.[api]),
         metrics: this.opts.metrics,
         requestTimeoutMs: account.request_timeout,
       });

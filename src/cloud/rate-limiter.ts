@@ -39,6 +39,12 @@ export interface RateLimiterOptions {
   onQueueDepth?: (depth: number) => void;
   /** Called when the guard in use changes by a whole millisecond or more (throttling widened it, or it decayed). */
   onGuardChange?: (guardMs: number) => void;
+  /**
+   * Wider limits this limiter's calls also count against (a product's per-source-IP ceiling across accounts and
+   * APIs). A call starts only when this limiter and every shared one allow it at the same moment, and takes a slot in
+   * each: nesting one limiter inside another would let the inner wait break the outer's assumed arrival.
+   */
+  shared?: readonly WindowRateLimiter[];
 }
 
 interface Waiter {
@@ -88,6 +94,9 @@ export class WindowRateLimiter {
    */
   private warm = false;
   private warming = false;
+  private readonly shared: readonly WindowRateLimiter[];
+  /** Limiters whose calls also take slots here: they are told when a slot frees early. */
+  private readonly dependents = new Set<WindowRateLimiter>();
 
   constructor(opts: RateLimiterOptions) {
     this.rule = rateRule(opts.rate);
@@ -103,6 +112,18 @@ export class WindowRateLimiter {
     this.onQueueDepth = opts.onQueueDepth;
     this.onGuardChange = opts.onGuardChange;
     this.reportedGuardMs = this.guardMs;
+    this.shared = opts.shared ?? [];
+    for (const s of this.shared) s.dependents.add(this);
+  }
+
+  /** The shared limiters this one's calls also count against. */
+  get sharesWith(): readonly WindowRateLimiter[] {
+    return this.shared;
+  }
+
+  /** Stops counting on the shared limiters (this limiter was replaced or is no longer used). */
+  detach(): void {
+    for (const s of this.shared) s.dependents.delete(this);
   }
 
   /** The guard in use now: the configured one plus what throttling added, decaying. */
@@ -200,11 +221,46 @@ export class WindowRateLimiter {
     this.lastRefill = now;
   }
 
-  /** Earliest time a start is allowed, given the ring and the pacing bucket. */
+  /** Earliest time a start is allowed, given the ring and the pacing bucket; Infinity while the first call is out. */
   private nextAllowed(now: number): number {
+    if (this.warming) return Infinity;
+    this.refill(now);
     const windowFree = this.ring[this.ringPos] + this.windowMs;
     const tokenFree = this.tokens >= 1 ? now : now + (1 - this.tokens) * this.msPerToken;
     return Math.max(windowFree, tokenFree);
+  }
+
+  /** This limiter's slot for a call starting now; the returned function is called when the call has settled. */
+  private take(now: number): () => void {
+    const slot = this.ringPos;
+    const assumedArrival = now + this.currentGuardMs;
+    this.ring[slot] = assumedArrival;
+    this.ringPos = (this.ringPos + 1) % this.rate;
+    this.tokens -= 1;
+    if (!this.warm) {
+      this.warming = true;
+      return () => {
+        this.ring[slot] = Math.max(this.ring[slot], this.now());
+        this.warm = true;
+        this.warming = false;
+        this.freed();
+      };
+    }
+    return () => {
+      // Only if the slot still holds this call (a later call reuses it after `rate` starts).
+      if (this.ring[slot] !== assumedArrival) return;
+      const done = this.now();
+      if (done < assumedArrival) {
+        this.ring[slot] = done;
+        this.freed();
+      }
+    };
+  }
+
+  /** A slot came free before its time: this queue and the limiters counting on this one may start calls now. */
+  private freed(): void {
+    if (this.queueHead < this.queue.length) this.drain();
+    for (const d of this.dependents) if (d.queueHead < d.queue.length) d.drain();
   }
 
   private drain(): void {
@@ -216,8 +272,9 @@ export class WindowRateLimiter {
         this.queueHead++;
         continue;
       }
-      if (this.warming) break;
-      const at = this.nextAllowed(now);
+      // A limiter (this or a shared one) with its first call out is woken by that call's end, not by a timer.
+      const at = Math.max(this.nextAllowed(now), ...this.shared.map((s) => s.nextAllowed(now)));
+      if (at === Infinity) break;
       if (at > now) {
         this.armTimer(at - now);
         this.compact();
@@ -226,30 +283,10 @@ export class WindowRateLimiter {
       this.queueHead++;
       w.settled = true;
       if (w.signal && w.onAbort) w.signal.removeEventListener('abort', w.onAbort);
-      const slot = this.ringPos;
-      const assumedArrival = now + this.currentGuardMs;
-      this.ring[slot] = assumedArrival;
-      this.ringPos = (this.ringPos + 1) % this.rate;
-      this.tokens -= 1;
-      if (!this.warm) {
-        this.warming = true;
-        w.onSettled = () => {
-          this.ring[slot] = Math.max(this.ring[slot], this.now());
-          this.warm = true;
-          this.warming = false;
-          this.drain();
-        };
-      } else {
-        w.onSettled = () => {
-          // Only if the slot still holds this call (a later call reuses it after `rate` starts).
-          if (this.ring[slot] !== assumedArrival) return;
-          const done = this.now();
-          if (done < assumedArrival) {
-            this.ring[slot] = done;
-            if (this.queueHead < this.queue.length) this.drain();
-          }
-        };
-      }
+      const settles = [this.take(now), ...this.shared.map((s) => s.take(now))];
+      w.onSettled = () => {
+        for (const settle of settles) settle();
+      };
       w.start();
     }
     this.compact();

@@ -16,6 +16,8 @@ export interface ExporterConfig {
   source: string;
   dir: string;
   accounts: AccountConfig[];
+  /** `source_ip_qps:` overrides of the products' per-source-IP ceilings, by product. */
+  sourceIpQps: Record<string, number>;
   jobs: Array<CommonJobConfig & Record<string, unknown>>;
   /** What --config.check found worth saying that is not a problem (e.g. skipped inventory lines). */
   checkNotes: string[];
@@ -101,10 +103,12 @@ export function parseConfig(text: string, source: string, opts: LoadOptions): Ex
   }
 
   const top = interpolated as Record<string, unknown>;
-  for (const key of Object.keys(top)) if (!['accounts', 'jobs'].includes(key)) problem([key], `unknown key "${key}" (allowed: accounts, jobs)`);
+  for (const key of Object.keys(top)) if (!TOP_KEYS.includes(key)) problem([key], `unknown key "${key}" (allowed: ${TOP_KEYS.join(', ')})`);
 
   const knownApis = new Set(opts.jobTypes.flatMap((t) => Object.keys(t.apiQps)));
-  const accounts = parseAccounts(top.accounts, dir, knownApis, problem, taints, (p) => missing.push(p));
+  const accounts = parseAccounts(top.accounts, dir, knownApis, problem, taints, (p) => missing.push(p), opts.checkFiles ?? false);
+  checkQuotaGroups(top.accounts, problem);
+  const sourceIpQps = parseSourceIpQps(top.source_ip_qps, opts.jobTypes, problem);
   const declared = new Set(Array.isArray(top.accounts) ? top.accounts.map((a) => (isObject(a) ? a.name : undefined)).filter((n): n is string => typeof n === 'string') : []);
   const jobs = parseJobs(top.jobs, accounts, declared, opts, dir, problem, lineOf);
   if (!opts.allowNoJobs && (top.jobs === undefined || top.jobs === null || (Array.isArray(top.jobs) && top.jobs.length === 0))) {
@@ -113,12 +117,56 @@ export function parseConfig(text: string, source: string, opts: LoadOptions): Ex
   if (problems.length) throw new ConfigError(source, problems);
   // --config.check names each account's kind of credentials (never a secret: key IDs are registered as secrets).
   const accountNotes = opts.checkFiles ? [...accounts.values()].map((a) => `account ${a.name}: ${describeCredentials(a.credentials)}`) : [];
-  return { source, dir, accounts: [...accounts.values()], jobs: jobs.parsed, checkNotes: [...accountNotes, ...jobs.notes] };
+  return { source, dir, accounts: [...accounts.values()], sourceIpQps, jobs: jobs.parsed, checkNotes: [...accountNotes, ...jobs.notes] };
 }
 
 type Problem = (p: PathPart[], msg: string) => void;
 
-function parseAccounts(rawAccounts: unknown, dir: string, knownApis: ReadonlySet<string>, problem: Problem, taints: Map<string, Taint[]>, suppress: (p: PathPart[]) => void): Map<string, AccountConfig> {
+const TOP_KEYS = ['accounts', 'source_ip_qps', 'jobs'];
+
+/** `source_ip_qps: {<product>: calls per second}`: products are those whose job types state a per-source-IP ceiling. */
+function parseSourceIpQps(raw: unknown, jobTypes: LoadOptions['jobTypes'], problem: Problem): Record<string, number> {
+  if (raw === undefined || raw === null) return {};
+  if (!isObject(raw)) {
+    problem(['source_ip_qps'], 'must be a mapping of product to calls per second');
+    return {};
+  }
+  const products = [...new Set(jobTypes.flatMap((t) => (t.sourceIpCeiling ? [t.sourceIpCeiling.product] : [])))];
+  const out: Record<string, number> = {};
+  for (const [product, qps] of Object.entries(raw)) {
+    if (!products.includes(product)) problem(['source_ip_qps', product], `unknown product "${product}" (products with a per-source-IP ceiling: ${products.join(', ')})`);
+    else if (typeof qps !== 'number' || !(qps > 0) || qps > 100_000) problem(['source_ip_qps', product], 'must be a number of calls per second, above 0');
+    else out[product] = qps;
+  }
+  return out;
+}
+
+/** Accounts sharing a quota group share its limiters: they must be of one provider and agree on the rates and margin. */
+function checkQuotaGroups(raw: unknown, problem: Problem): void {
+  if (!Array.isArray(raw)) return;
+  const first = new Map<string, { index: number; acc: Record<string, unknown> }>();
+  raw.forEach((acc, i) => {
+    if (!isObject(acc) || typeof acc.quota_group !== 'string') return;
+    const prior = first.get(acc.quota_group);
+    if (!prior) return void first.set(acc.quota_group, { index: i, acc });
+    const where = formatPath(['accounts', prior.index]);
+    for (const key of ['provider', 'qps', 'rate_limit_margin']) {
+      if (JSON.stringify(acc[key] ?? null) !== JSON.stringify(prior.acc[key] ?? null)) {
+        problem(['accounts', i, 'quota_group'], `quota group "${acc.quota_group}" is shared with ${where}, whose ${key} differs: accounts sharing a quota must share ${key}`);
+      }
+    }
+  });
+}
+
+function parseAccounts(
+  rawAccounts: unknown,
+  dir: string,
+  knownApis: ReadonlySet<string>,
+  problem: Problem,
+  taints: Map<string, Taint[]>,
+  suppress: (p: PathPart[]) => void,
+  checkFiles: boolean,
+): Map<string, AccountConfig> {
   const accounts = new Map<string, AccountConfig>();
   if (rawAccounts === undefined || rawAccounts === null) return accounts;
   if (!Array.isArray(rawAccounts)) {
@@ -143,7 +191,9 @@ function parseAccounts(rawAccounts: unknown, dir: string, knownApis: ReadonlySet
     let parsed: AccountConfig | undefined;
     if (fields && formProblems.length === 0) {
       parsed = foldCredentials(fields);
-      if (fields.credentials) for (const [p, msg] of checkCredentialsConfig(fields.credentials, dir)) problem([...base, 'credentials', ...p], msg);
+      // Files of a credentials block are read by its provider at every refresh (a sidecar or the kubelet may write
+      // them after start-up): only --config.check insists that they are there now.
+      if (fields.credentials && checkFiles) for (const [p, msg] of checkCredentialsConfig(fields.credentials, dir)) problem([...base, 'credentials', ...p], msg);
     }
     // Only the proxy's password is a secret: its address is named in messages (proxy-url.ts).
     const proxy = typeof resolved.proxy_url === 'string' && resolved.proxy_url ? parseProxyUrl(resolved.proxy_url) : undefined;

@@ -47,6 +47,8 @@ export const aliyunAccountSchema = z
     security_token: nonEmpty.optional(),
     credentials: aliyunCredentialsSchema.optional(),
     qps: qpsOverrides.optional(),
+    /** Accounts naming the same group share one quota (one limiter per API): Alibaba counts per account UID, whatever the AccessKey. */
+    quota_group: z.string().regex(/^[a-zA-Z0-9_.:-]+$/, 'letters, digits, and _ . : -').optional(),
     request_timeout: positiveDurationMs.default('5s'),
     /** Cloud answers larger than this fail with ResponseTooLarge. */
     max_response_size: byteSize.default(DEFAULT_MAX_RESPONSE_BYTES),
@@ -66,6 +68,8 @@ export const tencentAccountSchema = z
     token: nonEmpty.optional(),
     credentials: tencentCredentialsSchema.optional(),
     qps: qpsOverrides.optional(),
+    /** Accounts naming the same group share one quota (one limiter per API): Alibaba counts per account UID, whatever the AccessKey. */
+    quota_group: z.string().regex(/^[a-zA-Z0-9_.:-]+$/, 'letters, digits, and _ . : -').optional(),
     request_timeout: positiveDurationMs.default('10s'),
     /** Cloud answers larger than this fail with ResponseTooLarge. */
     max_response_size: byteSize.default(DEFAULT_MAX_RESPONSE_BYTES),

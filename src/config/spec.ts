@@ -15,6 +15,11 @@ export interface JobConfigSpec<C extends CommonJobConfig = CommonJobConfig> {
   schema: z.ZodRawShape;
   /** Documented per-account rate limits of the APIs this type calls (calls per second): also the names `qps:` accepts. */
   apiQps: Readonly<Record<string, number>>;
+  /**
+   * The product's documented ceiling on calls per second from one source IP to all its APIs (ApsaraMQ for MQTT: 300),
+   * across every account; `source_ip_qps:` overrides it by product name. Job types of one product state the same one.
+   */
+  sourceIpCeiling?: { product: string; qps: number };
   /** Label names this type emits: static labels may not reuse them. */
   labelNames: readonly string[];
   /** The cloud instances a job of this config reports on (two jobs of one type must not share one unlabelled). */
@@ -31,3 +36,14 @@ export interface JobConfigSpec<C extends CommonJobConfig = CommonJobConfig> {
 // Type-erased form used by registries; each job type keeps its precise config type internally.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type AnyJobConfigSpec = JobConfigSpec<any>;
+
+/** Per API, the per-source-IP ceiling its calls count against: the job types' documented ones, overridden by `source_ip_qps`. */
+export function sourceIpCeilings(types: readonly AnyJobConfigSpec[], overrides: Readonly<Record<string, number>> = {}): Record<string, { product: string; qps: number }> {
+  const out: Record<string, { product: string; qps: number }> = {};
+  for (const t of types) {
+    if (!t.sourceIpCeiling) continue;
+    const { product, qps } = t.sourceIpCeiling;
+    for (const api of Object.keys(t.apiQps)) out[api] = { product, qps: overrides[product] ?? qps };
+  }
+  return out;
+}

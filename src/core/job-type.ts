@@ -60,8 +60,12 @@ export interface ApiUsage {
   callsPerRun: number;
   /** Free-text basis of the estimate, e.g. "6,000 devices / 10 per call". */
   basis: string;
-  /** Billed calls (a message sent): shown as messages per day. */
-  billed?: boolean;
+  /**
+   * Billed calls: each successful one counts as one messaging TPS of `instance` (ApsaraMQ for MQTT bills SendMessage,
+   * ApplyToken and the session queries so). The plan shows them per day and the TPS they take from the instance, and
+   * warns above `maxTpsShare` of its purchased TPS when the job states it.
+   */
+  billed?: { instance: string; purchasedTps?: number; maxTpsShare: number };
 }
 
 /** The type's section of docs/metrics.md (scripts/generate-metrics-doc.ts). */

@@ -2,7 +2,8 @@
 // keep their data), changed ones are replaced (their sockets go back once their run ended), removed ones stop and
 // their data go; limiters of (account, API) pairs no longer used go too. Limiters and transports live in pools that
 // outlive every configuration, so a reload never resets a rate window or reconnects an unchanged account.
-import { CloudAccounts, type LimiterPool, type TransportPool } from '../cloud/accounts';
+import { CloudAccounts, limiterOwner, type LimiterPool, type TransportPool } from '../cloud/accounts';
+import { sourceIpCeilings } from '../config/spec';
 import type { CredentialsPool } from '../cloud/credentials/pool';
 import type { ExporterConfig } from '../config/load';
 import { renderLabels } from '../metrics/family';
@@ -59,7 +60,11 @@ export class JobSet {
     }
     for (const jobCfg of cfg.jobs) if (!this.entries.has(jobCfg.name)) this.add(jobCfg, cfg);
     const keys = new Set<string>();
-    for (const jobCfg of cfg.jobs) for (const api of Object.keys(this.typeByName.get(jobCfg.type)!.apiQps)) keys.add(`${jobCfg.account}\u0000${api}`);
+    for (const jobCfg of cfg.jobs) {
+      const account = cfg.accounts.find((a) => a.name === jobCfg.account);
+      const owner = account ? limiterOwner(account) : String(jobCfg.account);
+      for (const api of Object.keys(this.typeByName.get(jobCfg.type)!.apiQps)) keys.add(`${owner}\u0000${api}`);
+    }
     limiters.retain(keys);
   }
 
@@ -95,6 +100,7 @@ export class JobSet {
       credentials: deps.credentials,
       configDir: cfg.dir,
       defaultQps: this.defaultQps,
+      sourceIpCeilings: sourceIpCeilings(this.deps.jobTypes, cfg.sourceIpQps),
     });
     const job = jobType.create(jobCfg, { jobName: jobCfg.name, staticLabels: renderLabels(jobCfg.labels), accounts, logger, configDir: cfg.dir });
     const runner = new JobRunner({ config: jobCfg, job, instanceIds: job.instanceIds, store: deps.store, metrics: deps.metrics, logger, now: deps.now, onRunEnd: deps.onRunEnd });
@@ -104,5 +110,6 @@ export class JobSet {
 }
 
 function fingerprintOf(job: ExporterConfig['jobs'][number], cfg: ExporterConfig): string {
-  return JSON.stringify({ job, account: cfg.accounts.find((a) => a.name === job.account) ?? null, dir: cfg.dir });
+  // The per-source-IP overrides too: a job's limiters count against the ceilings of its APIs' product.
+  return JSON.stringify({ job, account: cfg.accounts.find((a) => a.name === job.account) ?? null, dir: cfg.dir, sourceIpQps: cfg.sourceIpQps });
 }

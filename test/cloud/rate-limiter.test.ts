@@ -188,6 +188,44 @@ describe('WindowRateLimiter', () => {
     expect(higherStarts[10]).toBeGreaterThanOrEqual(1000);
   });
 
+  test('shared ceiling: three limiters of 500/s counting on one of 300/s start at most 300 calls in any second together, and reach it', async () => {
+    vi.useFakeTimers();
+    const now = () => Date.now();
+    const ceiling = new WindowRateLimiter({ rate: 300, guardMs: 6, now });
+    const own = [0, 1, 2].map(() => new WindowRateLimiter({ rate: 500, guardMs: 6, now, shared: [ceiling] }));
+    const starts: number[][] = [[], [], []];
+    const done = own.flatMap((l, i) => Array.from({ length: 600 }, () => l.schedule(async () => void starts[i]!.push(Date.now()))));
+    await vi.advanceTimersByTimeAsync(10_000);
+    await Promise.all(done);
+    const all = starts.flat().sort((a, b) => a - b);
+    expect(all).toHaveLength(1800);
+    expect(busiestWindow(all)).toBeLessThanOrEqual(300);
+    // Each limiter alone stays within its own 500 too, and the ceiling is the pace: 1,800 calls in about 6 s.
+    for (const st of starts) expect(busiestWindow(st)).toBeLessThanOrEqual(500);
+    expect(all.at(-1)! - all[0]!).toBeLessThan(6_300);
+    expect(all.at(-1)! - all[0]!).toBeGreaterThan(5_000);
+  });
+
+  test('shared ceiling: a slot freed early on the ceiling wakes the limiters waiting on it; detach() stops counting', async () => {
+    vi.useFakeTimers();
+    const now = () => Date.now();
+    // 10/s with a 200 ms guard: a 1 ms call frees its ceiling slot when it completes, so the calls run at the pacing
+    // of the ceiling (one per 100 ms), not at one window plus the guard per 10 calls.
+    const ceiling = new WindowRateLimiter({ rate: 10, guardMs: 200, now });
+    const a = new WindowRateLimiter({ rate: 1000, now, shared: [ceiling] });
+    const starts: number[] = [];
+    const t0 = Date.now();
+    const done = Array.from({ length: 31 }, () => a.schedule(async () => { starts.push(Date.now() - t0); await new Promise((r) => setTimeout(r, 1)); }));
+    await vi.advanceTimersByTimeAsync(10_000);
+    await Promise.all(done);
+    expect(busiestWindow(starts)).toBeLessThanOrEqual(10);
+    expect(starts.at(-1)).toBeLessThan(3_300);
+    expect(a.sharesWith).toEqual([ceiling]);
+    a.detach();
+    // Detached, its calls are still its own to pace, and the ceiling's queue-less wake-ups no longer reach it.
+    expect((ceiling as unknown as { dependents: Set<unknown> }).dependents.has(a)).toBe(false);
+  });
+
   test('rejects a non-positive rate with a clear message', () => {
     expect(() => new WindowRateLimiter({ rate: 0 })).toThrow(/positive/);
   });

@@ -32,6 +32,8 @@ const MQTT_TRUTH_KEY = 'mqtt';
 export const mqttProduct: EmulatedProduct = {
   provider: 'aliyun',
   truthKey: MQTT_TRUTH_KEY,
+  // "Outbound QPS of a single IP address. If this limit is exceeded, the IP address is blocked" (QPS limits page).
+  sourceIpQps: 300,
   apis: [
     { name: 'QuerySessionByClientId', version: ONSMQTT_VERSION, qps: 500 },
     { name: 'BatchQuerySessionByClientIds', version: ONSMQTT_VERSION, qps: 100 },

@@ -5,7 +5,7 @@ import { labelNamesOfFamilies } from '../../metrics/declare';
 import { SEND_API, shape, validateProbeConfig, type MqttProbeConfig } from './config';
 import { API_DURATION, API_REQUEST_DURATION, DELIVERY_DURATION, ERRORS, LOST, PROBE_SUCCESS, RECEIVED, SENT, SUBSCRIBER_CONNECTED } from './families';
 import { MqttProbeJob } from './job';
-import { mqttEndpoint } from '../aliyun-mqtt/product';
+import { billedOn, MQTT_SOURCE_IP_CEILING, mqttEndpoint } from '../aliyun-mqtt/product';
 import { PROBE_DOCS } from './docs';
 
 const FAMILIES = [PROBE_SUCCESS, API_DURATION, API_REQUEST_DURATION, DELIVERY_DURATION, SENT, RECEIVED, LOST, ERRORS, SUBSCRIBER_CONNECTED];
@@ -15,13 +15,14 @@ export const aliyunMqttProbe: JobType<MqttProbeConfig> = {
   provider: 'aliyun',
   schema: shape,
   apiQps: { [SEND_API]: 1000 },
+  sourceIpCeiling: MQTT_SOURCE_IP_CEILING,
   families: FAMILIES,
   labelNames: labelNamesOfFamilies(FAMILIES),
   instanceIds: (cfg) => [cfg.instance_id],
   docs: PROBE_DOCS,
   validate: validateProbeConfig,
   plan(cfg): ApiUsage[] {
-    return [{ account: cfg.account, api: SEND_API, endpoint: mqttEndpoint(cfg), callsPerRun: 1, basis: `1 probe message to ${cfg.topic} per run`, billed: true }];
+    return [{ account: cfg.account, api: SEND_API, endpoint: mqttEndpoint(cfg), callsPerRun: 1, basis: `1 probe message to ${cfg.topic} per run`, billed: billedOn(cfg) }];
   },
   create(cfg, ctx) {
     return new MqttProbeJob(cfg, ctx);

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import type { CommonJobConfig } from '../../config/schema';
 import { endpointType, endpointUrl, regionId } from '../shared/endpoint';
+import { billingShape } from '../aliyun-mqtt/product';
 
 export const BATCH_API = 'BatchQuerySessionByClientIds';
 export const SINGLE_API = 'QuerySessionByClientId';
@@ -21,6 +22,7 @@ export const shape = {
   per_client_series: z.boolean().default(true),
   /** false: use QuerySessionByClientId only. */
   use_batch_api: z.boolean().default(true),
+  ...billingShape,
 };
 
 export type MqttSessionsConfig = CommonJobConfig & z.infer<z.ZodObject<typeof shape>>;

@@ -6,7 +6,7 @@ import { BATCH_API, BATCH_SIZE, inventoryFile, shape, SINGLE_API, type MqttSessi
 import { SESSIONS_DOCS } from './docs';
 import { CLIENT_ONLINE, CLIENTS, INVENTORY_ENTRIES, INVENTORY_INVALID, STATUS_MISSING, STATUS_UNEXPECTED, TRANSITIONS } from './families';
 import { readInventorySync } from './inventory';
-import { mqttEndpoint } from '../aliyun-mqtt/product';
+import { billedOn, MQTT_SOURCE_IP_CEILING, mqttEndpoint } from '../aliyun-mqtt/product';
 import { MqttSessionsJob } from './job';
 
 const FAMILIES = [CLIENT_ONLINE, CLIENTS, TRANSITIONS, STATUS_MISSING, STATUS_UNEXPECTED];
@@ -16,6 +16,7 @@ export const aliyunMqttSessions: JobType<MqttSessionsConfig> = {
   provider: 'aliyun',
   schema: shape,
   apiQps: { [BATCH_API]: 100, [SINGLE_API]: 500 },
+  sourceIpCeiling: MQTT_SOURCE_IP_CEILING,
   families: FAMILIES,
   jobMetrics: [INVENTORY_ENTRIES, INVENTORY_INVALID],
   labelNames: labelNamesOfFamilies(FAMILIES),
@@ -41,8 +42,8 @@ export const aliyunMqttSessions: JobType<MqttSessionsConfig> = {
   plan(cfg, configDir): ApiUsage[] {
     const devices = countInventory(cfg, configDir);
     return cfg.use_batch_api
-      ? [{ account: cfg.account, api: BATCH_API, endpoint: mqttEndpoint(cfg), callsPerRun: Math.ceil(devices / BATCH_SIZE), basis: `${devices} devices / ${BATCH_SIZE} per call` }]
-      : [{ account: cfg.account, api: SINGLE_API, endpoint: mqttEndpoint(cfg), callsPerRun: devices, basis: `${devices} devices, one per call` }];
+      ? [{ account: cfg.account, api: BATCH_API, endpoint: mqttEndpoint(cfg), callsPerRun: Math.ceil(devices / BATCH_SIZE), basis: `${devices} devices / ${BATCH_SIZE} per call`, billed: billedOn(cfg) }]
+      : [{ account: cfg.account, api: SINGLE_API, endpoint: mqttEndpoint(cfg), callsPerRun: devices, basis: `${devices} devices, one per call`, billed: billedOn(cfg) }];
   },
   create(cfg, ctx) {
     return new MqttSessionsJob(cfg, ctx);

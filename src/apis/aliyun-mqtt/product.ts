@@ -1,9 +1,17 @@
 // ApsaraMQ for MQTT facts both of its job types rely on: the OpenAPI version, the endpoints, and the client-ID rules
 // (`<GroupID>@@@<DeviceID>`, at most 64 characters; the Group ID starts with GID_ or GID-, 7-64 letters, digits,
 // '-' and '_'), stated once.
+import { z } from 'zod';
 import type { EndpointType } from '../shared/endpoint';
 
 export const MQTT_API_VERSION = '2020-04-20';
+
+/**
+ * "Outbound QPS of a single IP address. If this limit is exceeded, the IP address is blocked ... globally applied and
+ * is 300 for each API operation" (ApsaraMQ for MQTT, QPS limits). Read the strict way: every OpenAPI call from this
+ * process counts, whatever the API and account, so the session fallback at 500 QPS cannot get the IP blocked.
+ */
+export const MQTT_SOURCE_IP_CEILING = { product: 'onsmqtt', qps: 300 } as const;
 
 /** The OpenAPI endpoint a job calls: its `endpoint`, else the region's public or VPC endpoint. */
 export function mqttEndpoint(cfg: { region: string; endpoint?: string; endpoint_type: EndpointType }): string {
@@ -45,3 +53,18 @@ export function checkClientId(id: string): ClientIdCheck {
 export const MAX_TOPIC_LENGTH = 64;
 /** A message is at most 64 KB as sent (after the Base64 encoding the documentation recommends). */
 export const MAX_MESSAGE_BYTES = 64 * 1024;
+
+/**
+ * Keys of both MQTT job types: successful session queries, SendMessage and ApplyToken each count as one messaging TPS
+ * of the instance and are billed (onsmqtt 2020-04-20 API reference). `purchased_tps` (the instance's specification)
+ * lets --config.check warn when a schedule would take more than `max_tps_share` of it from the devices.
+ */
+export const billingShape = {
+  purchased_tps: z.number().int().positive().optional(),
+  max_tps_share: z.number().gt(0).max(1).default(0.25),
+};
+
+/** The billing line of an MQTT job's quota plan usage. */
+export function billedOn(cfg: { instance_id: string; purchased_tps?: number; max_tps_share: number }): { instance: string; purchasedTps?: number; maxTpsShare: number } {
+  return { instance: cfg.instance_id, purchasedTps: cfg.purchased_tps, maxTpsShare: cfg.max_tps_share };
+}

@@ -38,9 +38,10 @@ describe('aliyun_mqtt_probe configuration', () => {
     const text = fs.readFileSync(path.join(__dirname, '..', '..', '..', 'config', 'examples', 'aliyun-mqtt-probe.yml'), 'utf8').replace('/run/secrets/aliyun_access_key_secret', path.join(dir, 'secret'));
     const cfg = parseConfig(text, path.join(dir, 'probe.yml'), { env: ENV, jobTypes: JOB_TYPES });
     const plan = buildQuotaPlan(cfg, JOB_TYPES);
-    expect(plan.rows.map((r) => [r.job, r.api, r.qps, r.callsPerRun, r.messagesPerDay])).toEqual([
-      ['mqtt-canary', 'SendMessage', 1000, 1, 2880],
-      ['mqtt-canary-shanghai', 'SendMessage', 1000, 1, 1440],
+    // SendMessage's 1,000 QPS is paced by ApsaraMQ's 300 QPS per-source-IP ceiling; each probe is one billed message.
+    expect(plan.rows.map((r) => [r.job, r.api, r.qps, r.callsPerRun, r.billedPerDay, r.peakTps])).toEqual([
+      ['mqtt-canary', 'SendMessage', 300, 1, 2880, 1],
+      ['mqtt-canary-shanghai', 'SendMessage', 300, 1, 1440, 1],
     ]);
     expect(plan.warnings).toEqual([]);
     expect(formatQuotaPlan(plan)).toMatch(/SendMessage\s+1000\s+mqtt-canary\s+1\s.*\s2880\s+1 probe message to canary\/probe per run/);
