@@ -1,8 +1,7 @@
 // aliyun_mqtt_probe's configuration keys, its API, and what a probe message may hold.
 import { z } from 'zod';
 import type { CommonJobConfig } from '../../config/schema';
-import { DEVICE_ID_PATTERN, deviceIdRoom, GROUP_ID_PATTERN, MAX_CLIENT_ID_LENGTH, MAX_TOPIC_LENGTH, MAX_MESSAGE_BYTES, billingShape } from '../aliyun-mqtt/product';
-import { endpointType, endpointUrl, regionId } from '../shared/endpoint';
+import { DEVICE_ID_PATTERN, deviceIdRoom, GROUP_ID_PATTERN, MAX_CLIENT_ID_LENGTH, MAX_TOPIC_LENGTH, MAX_MESSAGE_BYTES, mqttInstanceShape } from '../aliyun-mqtt/product';
 
 export const SEND_API = 'SendMessage';
 /** Probe timeout when the config sets none (capped by the schedule interval). */
@@ -32,11 +31,7 @@ const subscribeShape = z
   .strict();
 
 export const shape = {
-  account: z.string(),
-  region: regionId,
-  endpoint: endpointUrl.optional(),
-  endpoint_type: endpointType,
-  instance_id: z.string().min(1),
+  ...mqttInstanceShape,
   /** A parent topic, optionally with sub-topics: `canary` or `canary/probe`. */
   topic: z
     .string()
@@ -45,7 +40,6 @@ export const shape = {
   /** Text sent (Base64-encoded) as the message; placeholders {{probe_id}}, {{sent_at}}, ... */
   payload: z.string().min(1).max(MAX_MESSAGE_BYTES).default(DEFAULT_PAYLOAD),
   subscribe: subscribeShape.optional(),
-  ...billingShape,
 };
 
 export type MqttProbeConfig = CommonJobConfig & z.infer<z.ZodObject<typeof shape>>;

@@ -2,8 +2,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import type { CommonJobConfig } from '../../config/schema';
-import { endpointType, endpointUrl, regionId } from '../shared/endpoint';
-import { billingShape } from '../aliyun-mqtt/product';
+import { mqttInstanceShape } from '../aliyun-mqtt/product';
 
 export const BATCH_API = 'BatchQuerySessionByClientIds';
 export const SINGLE_API = 'QuerySessionByClientId';
@@ -11,18 +10,13 @@ export const SINGLE_API = 'QuerySessionByClientId';
 export const BATCH_SIZE = 10;
 
 export const shape = {
-  account: z.string(),
-  region: regionId,
-  endpoint: endpointUrl.optional(),
-  endpoint_type: endpointType,
-  instance_id: z.string().min(1),
+  ...mqttInstanceShape,
   client_ids: z.array(z.string()).default([]),
   client_ids_file: z.string().optional(),
   /** Per-device series; turn off for huge fleets and keep only per-group counts. */
   per_client_series: z.boolean().default(true),
   /** false: use QuerySessionByClientId only. */
   use_batch_api: z.boolean().default(true),
-  ...billingShape,
 };
 
 export type MqttSessionsConfig = CommonJobConfig & z.infer<z.ZodObject<typeof shape>>;

@@ -2,7 +2,7 @@
 // (`<GroupID>@@@<DeviceID>`, at most 64 characters; the Group ID starts with GID_ or GID-, 7-64 letters, digits,
 // '-' and '_'), stated once.
 import { z } from 'zod';
-import type { EndpointType } from '../shared/endpoint';
+import { endpointType, endpointUrl, regionId, type EndpointType } from '../shared/endpoint';
 
 export const MQTT_API_VERSION = '2020-04-20';
 
@@ -55,11 +55,17 @@ export const MAX_TOPIC_LENGTH = 64;
 export const MAX_MESSAGE_BYTES = 64 * 1024;
 
 /**
- * Keys of both MQTT job types: successful session queries, SendMessage and ApplyToken each count as one messaging TPS
- * of the instance and are billed (onsmqtt 2020-04-20 API reference). `purchased_tps` (the instance's specification)
- * lets --config.check warn when a schedule would take more than `max_tps_share` of it from the devices.
+ * The keys both MQTT job types have: the instance and how to reach it, and its billing. Successful session queries,
+ * SendMessage and ApplyToken each count as one messaging TPS of the instance and are billed (onsmqtt 2020-04-20 API
+ * reference); `purchased_tps` (the instance's specification) lets --config.check warn when a schedule would take more
+ * than `max_tps_share` of it from the devices.
  */
-export const billingShape = {
+export const mqttInstanceShape = {
+  account: z.string(),
+  region: regionId,
+  endpoint: endpointUrl.optional(),
+  endpoint_type: endpointType,
+  instance_id: z.string().min(1),
   purchased_tps: z.number().int().positive().optional(),
   max_tps_share: z.number().gt(0).max(1).default(0.25),
 };
