@@ -42,6 +42,15 @@ function unusableRoute(provider: CloudTransport['provider'], problem: string): C
   };
 }
 
+export interface LimiterStatus {
+  account: string;
+  api: string;
+  /** The rate the limiter enforces (rate.ts rounding applied), calls per second. */
+  qps: number;
+  marginMs: number;
+  queueDepth: number;
+}
+
 export class LimiterPool {
   private readonly limiters = new Map<string, WindowRateLimiter>();
 
@@ -79,8 +88,17 @@ export class LimiterPool {
         this.limiters.delete(key);
         const [account, api] = key.split('\u0000');
         for (const m of [this.metrics.qps, this.metrics.margin, this.metrics.queueDepth, this.metrics.throttled, this.metrics.retries]) m.remove({ account, api });
+        this.metrics.activity.forget(account, api);
       }
     }
+  }
+
+  /** Every limiter in use, read live (the status page): its rate, the margin in use now and its queue. */
+  list(): LimiterStatus[] {
+    return [...this.limiters].map(([key, limiter]) => {
+      const [account, api] = key.split('\u0000');
+      return { account, api, qps: ruleQps(limiter.rule), marginMs: limiter.currentGuardMs, queueDepth: limiter.queueDepth };
+    });
   }
 
   cancelAll(): void {
