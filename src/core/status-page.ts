@@ -144,7 +144,8 @@ function jobSection(j: JobView, now: number): Html {
       return html`<td class="num">${fig ? figureValue(fig) : ''}</td>`;
     })}<td>${error}</td></tr>`;
   });
-  const failed = j.lastFailedRun;
+  // The instance table shows the last run's errors; an earlier failed run is told below it, once the job recovered.
+  const failed = j.lastFailedRun !== j.lastRun ? j.lastFailedRun : undefined;
   const lastFailure = failed
     ? html`<p class="last-failure">Last failed run ${when(failed.startedAt, now)}: ${failed.failures.map((f) => html`<br>${f.instanceId ? html`${f.instanceId}: ` : ''}${codes([f])} <span class="message">${f.message}</span>`)}</p>`
     : '';
