@@ -171,6 +171,7 @@ async function main(): Promise<void> {
   console.log(`
 The exporter is polling the local cloud emulator.
 
+  Status:    ${exporterUrl}/ (every job, API quota and credential at a glance)
   Metrics:   ${exporterUrl}/metrics
   Emulator:  ${emulatorUrl}/_emulator/truth (ground truth), ${emulatorUrl}/_emulator/stats
   Broker:    ${brokerUrl} (the canary's subscription; faults: POST ${emulatorUrl}/_emulator/broker/faults)

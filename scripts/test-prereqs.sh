@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `npm test`'s pretest step: obtains what the tests need that npm cannot install. The tests run real servers and
 # tools from Debian packages (Prometheus, promtool and amtool; Redis; Mosquitto; kubectl for the Kubernetes
-# manifests; openssl for test certificates) and compare the manifests with Debian's own kubectl (kustomize v2),
+# manifests; openssl for test certificates; Chromium, which playwright-core drives for the status page's browser test) and compare the manifests with Debian's own kubectl (kustomize v2),
 # unpacked into .cache/. As root on a Debian machine this installs what is missing; otherwise it stops and prints the
 # exact command to run. Servers are never started here: policy-rc.d keeps the packages' services down (the tests
 # start their own on free ports).
@@ -16,6 +16,8 @@ have redis-server || missing+=(redis-server)
 [ -x /usr/sbin/mosquitto ] || have mosquitto || missing+=(mosquitto)
 have kubectl || missing+=(kubernetes-client)
 have openssl || missing+=(openssl)
+# At the path test/web/status-browser.test.ts launches: playwright-core downloads no browser of its own here.
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 
 # Debian's kubectl (1.20, kustomize v2.0.3) is what a fresh machine gets; the manifests must render with it too.
 debian_kubectl=.cache/debian-kubectl/usr/bin/kubectl

@@ -48,6 +48,15 @@ export interface SourceIpCeiling {
   qps: number;
 }
 
+export interface LimiterStatus {
+  account: string;
+  api: string;
+  /** The rate the limiter enforces (rate.ts rounding applied), calls per second. */
+  qps: number;
+  marginMs: number;
+  queueDepth: number;
+}
+
 export class LimiterPool {
   private readonly limiters = new Map<string, WindowRateLimiter>();
   /** Per product: the per-source-IP ceiling every account's limiter of its APIs also counts against. */
@@ -110,10 +119,19 @@ export class LimiterPool {
         this.limiters.delete(key);
         const [account, api] = key.split('\u0000');
         for (const m of [this.metrics.qps, this.metrics.margin, this.metrics.queueDepth, this.metrics.throttled, this.metrics.retries]) m.remove({ account, api });
+        this.metrics.activity.forget(account, api);
       }
     }
     const inUse = new Set([...this.limiters.values()].flatMap((l) => l.sharesWith));
     for (const [product, limiter] of this.ceilings) if (!inUse.has(limiter)) this.ceilings.delete(product);
+  }
+
+  /** Every limiter in use, read live (the status page): its rate, the margin in use now and its queue. */
+  list(): LimiterStatus[] {
+    return [...this.limiters].map(([key, limiter]) => {
+      const [account, api] = key.split('\u0000');
+      return { account, api, qps: ruleQps(limiter.rule), marginMs: limiter.currentGuardMs, queueDepth: limiter.queueDepth };
+    });
   }
 
   cancelAll(): void {

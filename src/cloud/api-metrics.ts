@@ -2,6 +2,7 @@
 // throttled, and what the rate limiters are doing.
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { declareFamily, type FamilyDecl } from '../metrics/declare';
+import { ApiActivity } from './api-activity';
 
 const ACCOUNT_API = ['account', 'api'] as const;
 
@@ -40,6 +41,8 @@ export interface ApiMetrics {
   queueDepth: Gauge<L>;
   qps: Gauge<L>;
   margin: Gauge<L>;
+  /** The same calls, throttled answers and retries, counted for the status page's last minute. */
+  activity: ApiActivity;
 }
 
 export function createApiMetrics(registry: Registry): ApiMetrics {
@@ -54,5 +57,6 @@ export function createApiMetrics(registry: Registry): ApiMetrics {
     queueDepth: gauge(API.queueDepth),
     qps: gauge(API.qps),
     margin: gauge(API.margin),
+    activity: new ApiActivity(),
   };
 }

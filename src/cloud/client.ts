@@ -61,6 +61,7 @@ export function measured(metrics: ApiMetrics, account: string, provider: CloudTr
   return (next) => async (spec) => {
     const labels = { account, api: spec.api };
     const started = performance.now();
+    metrics.activity.note(account, spec.api, 'calls');
     try {
       const result = await next(spec);
       metrics.requests.inc({ ...labels, code: 'OK' });
@@ -68,7 +69,10 @@ export function measured(metrics: ApiMetrics, account: string, provider: CloudTr
     } catch (err) {
       const cloudErr = asCloudError(provider, spec.api, err);
       metrics.requests.inc({ ...labels, code: cloudErr.code });
-      if (cloudErr.throttled) metrics.throttled.inc(labels);
+      if (cloudErr.throttled) {
+        metrics.throttled.inc(labels);
+        metrics.activity.note(account, spec.api, 'throttled');
+      }
       throw cloudErr;
     } finally {
       metrics.duration.observe(labels, (performance.now() - started) / 1000);
@@ -186,7 +190,10 @@ export function createApiClient(opts: ApiClientOptions): ApiCaller {
   const { account, transport, metrics } = opts;
   const finals = new FinalAnswers(account);
   const chain: CallDecorator[] = [
-    retrying((api) => metrics.retries.inc({ account, api }), opts.random),
+    retrying((api) => {
+      metrics.retries.inc({ account, api });
+      metrics.activity.note(account, api, 'retries');
+    }, opts.random),
     finals.guard,
     refreshingCredentials(transport.credentials),
     rateLimited(opts.limiterFor, transport.provider),

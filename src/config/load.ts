@@ -21,6 +21,11 @@ export interface ExporterConfig {
   jobs: Array<CommonJobConfig & Record<string, unknown>>;
   /** What --config.check found worth saying that is not a problem (e.g. skipped inventory lines). */
   checkNotes: string[];
+  /**
+   * The file as loaded: ${VAR}s resolved, `*_file` keys still naming their files, no defaults added. It holds secrets:
+   * only src/core/config-view.ts shows it, masked.
+   */
+  document: unknown;
 }
 
 export class ConfigError extends Error {
@@ -117,7 +122,7 @@ export function parseConfig(text: string, source: string, opts: LoadOptions): Ex
   if (problems.length) throw new ConfigError(source, problems);
   // --config.check names each account's kind of credentials (never a secret: key IDs are registered as secrets).
   const accountNotes = opts.checkFiles ? [...accounts.values()].map((a) => `account ${a.name}: ${describeCredentials(a.credentials)}`) : [];
-  return { source, dir, accounts: [...accounts.values()], sourceIpQps, jobs: jobs.parsed, checkNotes: [...accountNotes, ...jobs.notes] };
+  return { source, dir, accounts: [...accounts.values()], sourceIpQps, jobs: jobs.parsed, checkNotes: [...accountNotes, ...jobs.notes], document: interpolated };
 }
 
 type Problem = (p: PathPart[], msg: string) => void;

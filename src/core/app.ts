@@ -16,6 +16,10 @@ import { BUILD } from './build-info';
 import { snapshotExposition, type Exposition } from '../metrics/exposition';
 import { buildQuotaPlan } from './quota-plan';
 import { createWebServer, type WebServer } from '../web/web-server';
+import { redact } from '../util/redact';
+import { collectStatus, notReadyReasons, type LoadRecord, type StatusModel } from './status-model';
+import { refreshFrom, renderConfigPage, renderStatusPage } from './status-page';
+import { maskedConfigYaml } from './config-view';
 
 export interface AppDeps {
   logger?: Logger;
@@ -53,6 +57,8 @@ export interface App {
   /** Runs every job now (tests, benchmarks). */
   runAllNow(): Promise<void>;
   runner(jobName: string): JobRunner | undefined;
+  /** What the status page at `/` shows, now. */
+  status(): StatusModel;
   handler: http.RequestListener;
   /** Reads the web config file (throws its WebConfigError when it is invalid), then listens. */
   listen(address: string): Promise<AddressInfo>;
@@ -62,6 +68,9 @@ export interface App {
 export function createApp(initial: ExporterConfig, deps: AppDeps): App {
   const logger = deps.logger ?? createLogger();
   const jobTypes = deps.jobTypes;
+  const now = deps.now ?? Date.now;
+  const startedAt = now();
+  const telemetryPath = deps.telemetryPath ?? '/metrics';
   const metrics = createSelfMetrics(BUILD, { processMetrics: deps.processMetrics, jobMetrics: jobTypes.flatMap((t) => t.jobMetrics ?? []) });
   const store = new SnapshotStore();
   const limiters = new LimiterPool(metrics.api);
@@ -69,6 +78,9 @@ export function createApp(initial: ExporterConfig, deps: AppDeps): App {
   const credentials = deps.credentialsPool ?? new CredentialsPool({ logger, metrics: metrics.credentials, proxyEnv: deps.proxyEnv });
   const jobs = new JobSet({ jobTypes, store, metrics, limiters, transports, credentials, logger, now: deps.now, onRunEnd: notifyIfReady });
   let config = initial;
+  let lastReload: LoadRecord = { ok: true, at: startedAt };
+  let lastGoodLoadAt = startedAt;
+  let webRead: LoadRecord | undefined;
   let server: WebServer | undefined;
   const readyWaiters: Array<() => void> = [];
 
@@ -83,11 +95,11 @@ export function createApp(initial: ExporterConfig, deps: AppDeps): App {
   }
 
   function isReady(): boolean {
-    return jobs.runners().every((r) => r.firstAttemptDone && r.blocked === undefined);
+    return notReadyReasons(jobs.runners()).length === 0;
   }
 
   function refreshStaleness(): void {
-    for (const [job_name, instance_id] of store.expire((deps.now ?? Date.now)())) logger.warn({ job_name, instance_id }, 'dropping data older than stale_after');
+    for (const [job_name, instance_id] of store.expire(now())) logger.warn({ job_name, instance_id }, 'dropping data older than stale_after');
     for (const runner of jobs.runners()) {
       let any = false;
       for (const instance_id of runner.instanceIds) {
@@ -116,6 +128,8 @@ export function createApp(initial: ExporterConfig, deps: AppDeps): App {
         const next = deps.loadConfig();
         build(next);
         config = next;
+        lastReload = { ok: true, at: now() };
+        lastGoodLoadAt = lastReload.at;
         metrics.reloadSuccessful.set(1);
         metrics.reloadTimestamp.set(Date.now() / 1000);
         logger.info({ jobs: config.jobs.length }, 'configuration reloaded');
@@ -123,6 +137,7 @@ export function createApp(initial: ExporterConfig, deps: AppDeps): App {
       } catch (err) {
         metrics.reloadSuccessful.set(0);
         const message = (err as Error).message;
+        lastReload = { ok: false, at: now(), error: redact(message) };
         logger.error({ err }, 'configuration reload failed; keeping the previous configuration');
         return { ok: false, error: message };
       }
@@ -139,6 +154,23 @@ export function createApp(initial: ExporterConfig, deps: AppDeps): App {
     runner(name) {
       return jobs.runner(name);
     },
+    status() {
+      return collectStatus({
+        now: now(),
+        build: BUILD,
+        startedAt,
+        config,
+        lastReload,
+        lastGoodLoadAt,
+        web: deps.webConfigFile && webRead ? { file: deps.webConfigFile, lastRead: webRead } : undefined,
+        telemetryPath,
+        runners: jobs.runners(),
+        store,
+        limiters,
+        activity: metrics.api.activity,
+        credentials,
+      });
+    },
     handler: undefined as unknown as http.RequestListener,
     async listen(address) {
       const { host, port } = parseListenAddress(address);
@@ -147,11 +179,13 @@ export function createApp(initial: ExporterConfig, deps: AppDeps): App {
         handler: app.handler,
         logger,
         // The web config file follows its own changes (and those of the certificates it names), not /-/reload.
-        onReload(ok) {
+        onReload(ok, error) {
           metrics.webReloadSuccessful.set(ok ? 1 : 0);
           if (ok) metrics.webReloadTimestamp.set(Date.now() / 1000);
+          webRead = { ok, at: now(), error: error === undefined ? undefined : redact(error) };
         },
       });
+      webRead = { ok: true, at: now() };
       metrics.webReloadSuccessful.set(1);
       metrics.webReloadTimestamp.set(Date.now() / 1000);
       return server.listen(host, port);
@@ -165,13 +199,14 @@ export function createApp(initial: ExporterConfig, deps: AppDeps): App {
     },
   };
   app.handler = createHttpHandler({
-    telemetryPath: deps.telemetryPath ?? '/metrics',
+    telemetryPath,
     contentType: metrics.registry.contentType,
     exposition: () => app.exposition(),
     isReady,
     reload: deps.lifecycle === false ? undefined : () => app.reload(),
     logger,
-    jobsSummary: () => jobs.runners().map((r) => ({ name: r.name, ready: r.firstAttemptDone })),
+    statusPage: (query) => renderStatusPage(app.status(), refreshFrom(query)),
+    configPage: () => renderConfigPage({ telemetryPath, configFile: config.source }, maskedConfigYaml(config.document)),
   });
 
   build(config);

@@ -3,11 +3,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 function readVersion(): string {
-  for (const rel of ['../package.json', '../../package.json']) {
+  // From src/core/ (tests run the sources) and from dist/src/core/ (the built exporter, the container image).
+  for (const rel of ['../../package.json', '../../../package.json']) {
     try {
       return JSON.parse(fs.readFileSync(path.join(__dirname, rel), 'utf8')).version ?? 'unknown';
     } catch {
-      // try the next location (source vs dist layout)
+      // try the next location
     }
   }
   return 'unknown';

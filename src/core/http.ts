@@ -1,10 +1,12 @@
-// HTTP endpoints: landing page, /metrics (streamed, gzip when asked), health, readiness and reload. TLS, client
-// certificates, basic auth, headers and the rate limit are the web server's (src/web/web-server.ts), before this.
+// HTTP endpoints: the status page (and its configuration page and stylesheet), /metrics (streamed, gzip when asked),
+// health, readiness and reload. TLS, client certificates, basic auth, headers and the rate limit are the web server's
+// (src/web/web-server.ts), before this: the status pages are served under the same web config as /metrics.
 import type http from 'node:http';
 import zlib from 'node:zlib';
 import type { Logger } from '../util/log';
 import { redact } from '../util/redact';
 import { writeExposition, type Exposition } from '../metrics/exposition';
+import { STATUS_CSS } from './status-page';
 
 export interface HttpOptions {
   telemetryPath: string;
@@ -15,13 +17,16 @@ export interface HttpOptions {
   /** Absent when the lifecycle endpoint is off (--no-web.enable-lifecycle): POST /-/reload is then refused with 403. */
   reload?: () => Promise<{ ok: boolean; error?: string }>;
   logger: Logger;
-  jobsSummary: () => Array<{ name: string; ready: boolean }>;
+  /** The status page's HTML for a request's query string (auto-refresh). */
+  statusPage: (query: string) => string;
+  /** /config: the loaded configuration, secrets masked. */
+  configPage: () => string;
 }
 
 export function createHttpHandler(opts: HttpOptions): http.RequestListener {
   return (req, res) => {
-    const url = (req.url ?? '/').split('?')[0];
-    handle(url, req, res, opts).catch((err) => {
+    const [url, query = ''] = (req.url ?? '/').split('?', 2);
+    handle(url, query, req, res, opts).catch((err) => {
       opts.logger.error({ err, path: url }, 'HTTP handler failed');
       if (!res.headersSent) text(res, 500, 'internal error\n');
       else res.destroy();
@@ -29,14 +34,19 @@ export function createHttpHandler(opts: HttpOptions): http.RequestListener {
   };
 }
 
-async function handle(url: string, req: http.IncomingMessage, res: http.ServerResponse, opts: HttpOptions): Promise<void> {
+async function handle(url: string, query: string, req: http.IncomingMessage, res: http.ServerResponse, opts: HttpOptions): Promise<void> {
   if (url === opts.telemetryPath) {
     if (req.method !== 'GET' && req.method !== 'HEAD') return text(res, 405, 'use GET\n', { Allow: 'GET, HEAD' });
     return serveMetrics(req, res, opts);
   }
   switch (url) {
     case '/':
-      return landing(res, opts);
+      return page(req, res, 'text/html; charset=utf-8', opts.statusPage(query));
+    case '/config':
+      return page(req, res, 'text/html; charset=utf-8', opts.configPage());
+    case '/status.css':
+      // The same bytes until the exporter is upgraded: an hour's caching spares every auto-refresh a request.
+      return page(req, res, 'text/css; charset=utf-8', STATUS_CSS, 'max-age=3600');
     case '/-/healthy':
       return text(res, 200, 'Healthy.\n');
     case '/-/ready':
@@ -92,26 +102,14 @@ export function acceptsGzip(header: string | string[] | undefined): boolean {
   return (gzip ?? star ?? 0) > 0;
 }
 
-function landing(res: http.ServerResponse, opts: HttpOptions): void {
-  const jobs = opts
-    .jobsSummary()
-    .map((j) => `<li>${escapeHtml(j.name)}${j.ready ? '' : ' (first run pending)'}</li>`)
-    .join('');
-  const body = `<!doctype html><html><head><title>cloud-session-exporter</title></head><body>
-<h1>cloud-session-exporter</h1>
-<p>Prometheus exporter for cloud session and connection APIs.</p>
-<ul><li><a href="${escapeHtml(opts.telemetryPath)}">Metrics</a></li><li><a href="/-/healthy">Health</a></li><li><a href="/-/ready">Readiness</a></li></ul>
-<h2>Jobs</h2><ul>${jobs}</ul>
-</body></html>\n`;
-  res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
-  res.end(body);
+/** A page rendered in full; not stored by caches unless `cacheControl` says so (it shows live state). */
+function page(req: http.IncomingMessage, res: http.ServerResponse, contentType: string, body: string, cacheControl = 'no-store'): void {
+  if (req.method !== 'GET' && req.method !== 'HEAD') return text(res, 405, 'use GET\n', { Allow: 'GET, HEAD' });
+  res.writeHead(200, { 'Content-Type': contentType, 'Content-Length': Buffer.byteLength(body), 'Cache-Control': cacheControl });
+  res.end(req.method === 'HEAD' ? undefined : body);
 }
 
 function text(res: http.ServerResponse, status: number, body: string, headers: Record<string, string> = {}): void {
   res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', ...headers });
   res.end(body);
-}
-
-function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }

@@ -1,15 +1,17 @@
 // Runs one configured job: once at start-up, then on its cron schedule, never overlapping itself, each run under a
-// deadline; publishes results to the snapshot store and the job's self-metrics.
+// deadline; publishes results to the snapshot store and the job's self-metrics, and keeps what the status page shows
+// of its runs (the last one, the last failed one, per instance).
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from '../util/log';
 import type { CommonJobConfig } from '../config/schema';
-import type { Job, JobRunResult } from './job-type';
+import type { Job, JobRunResult, JobStatus } from './job-type';
 import type { SelfMetrics } from '../metrics/self-metrics';
 import { RUN_RESULTS } from '../metrics/self-metrics';
 import type { SnapshotStore } from '../metrics/snapshot-store';
 import { runDeadlineMs, scheduleIntervalMs } from '../util/schedule';
 import { sleep } from '../cloud/retry';
-import { RunAborted } from '../cloud/errors';
+import { labelSafeCode, RunAborted } from '../cloud/errors';
+import { redact } from '../util/redact';
 import { setMaxListeners } from 'node:events';
 
 /**
@@ -18,6 +20,44 @@ import { setMaxListeners } from 'node:events';
  * the run is abandoned, not awaited, so neither the schedule nor a shutdown can wedge on it.
  */
 const ABANDON_AFTER_MS = 500;
+
+/** Why a run failed for one instance (or, without instanceId, for the whole job), as the status page shows it. */
+export interface RunFailure {
+  instanceId?: string;
+  /** Label-safe codes: the cloud's error code, Timeout, DeadlineExceeded, ... */
+  codes: readonly string[];
+  /** Redacted and cut short: it may quote a cloud's answer. */
+  message: string;
+}
+
+/** One finished run, for the status page. */
+export interface RunRecord {
+  /** Date.now() ms (the runner's clock). */
+  startedAt: number;
+  durationMs: number;
+  ok: boolean;
+  /** Empty when ok. */
+  failures: readonly RunFailure[];
+}
+
+/** One cloud instance as of the job's last run. */
+export interface InstanceRecord {
+  /** Undefined until the instance's first poll ended. */
+  ok?: boolean;
+  lastSuccessAt?: number;
+  /** Of the last poll, when it failed. */
+  failure?: RunFailure;
+}
+
+const MAX_MESSAGE_CHARS = 300;
+
+/** The codes and words of a failure; `codes` (the canary's ProbeFailed) or `code` (CloudError, Node errors) when the error has them. */
+function failureOf(err: unknown, instanceId?: string): RunFailure {
+  const e = (err ?? {}) as { codes?: unknown; code?: unknown; name?: unknown; message?: unknown };
+  const codes = Array.isArray(e.codes) && e.codes.length > 0 ? e.codes.map((c) => labelSafeCode(String(c))) : [labelSafeCode(typeof e.code === 'string' ? e.code : typeof e.name === 'string' ? e.name : 'Error')];
+  const text = redact(typeof e.message === 'string' ? e.message : String(err));
+  return { instanceId, codes: [...new Set(codes)], message: text.length > MAX_MESSAGE_CHARS ? `${text.slice(0, MAX_MESSAGE_CHARS)}…` : text };
+}
 
 export interface JobRunnerOptions {
   config: CommonJobConfig;
@@ -39,6 +79,15 @@ export class JobRunner {
   firstAttemptDone = false;
   /** Why the job cannot poll at all (e.g. its inventory file is unreadable); undefined when it can. */
   blocked: string | undefined;
+  /** The last finished run, and the last one that failed (the same record when the last run failed). */
+  lastRun: RunRecord | undefined = undefined;
+  lastFailedRun: RunRecord | undefined = undefined;
+  /** End of the last run that succeeded for every instance (Date.now() ms). */
+  lastSuccessAt: number | undefined = undefined;
+  /** Start of the run in flight, if any. */
+  runningSince: number | undefined = undefined;
+  /** Per configured instance, in config order. */
+  readonly instances: ReadonlyMap<string, InstanceRecord>;
   private task: ScheduledTask | undefined;
   private running: Promise<void> | undefined;
   private abort = new AbortController();
@@ -51,6 +100,7 @@ export class JobRunner {
     const { config, metrics, store } = opts;
     this.name = config.name;
     this.instanceIds = opts.instanceIds;
+    this.instances = new Map(opts.instanceIds.map((id) => [id, {}]));
     this.now = opts.now ?? Date.now;
     this.intervalMs = scheduleIntervalMs(config.schedule);
     this.timeoutMs = runDeadlineMs(config, this.intervalMs);
@@ -66,6 +116,30 @@ export class JobRunner {
       metrics.instanceSuccess.set({ ...job, instance_id }, 0);
       metrics.instanceLastSuccess.set({ ...job, instance_id }, 0);
       metrics.instanceStale.set({ ...job, instance_id }, 0);
+    }
+  }
+
+  get type(): string {
+    return this.opts.config.type;
+  }
+
+  get schedule(): string {
+    return this.opts.config.schedule;
+  }
+
+  /** When the schedule fires next (Date.now() ms); undefined before start() and after stop(). */
+  nextRunAt(): number | undefined {
+    if (this.stopped) return undefined;
+    return this.task?.getNextRun()?.getTime();
+  }
+
+  /** The job type's figures (Job.status); a hook that throws shows as no figures, never as a broken page. */
+  jobStatus(): JobStatus {
+    try {
+      return this.opts.job.status?.() ?? {};
+    } catch (err) {
+      this.opts.logger.warn({ err }, "the job's status hook failed");
+      return {};
     }
   }
 
@@ -111,12 +185,17 @@ export class JobRunner {
     this.abort.signal.addEventListener('abort', onStop, { once: true });
     const timer = setTimeout(() => deadlineCtl.abort(new RunAborted('DeadlineExceeded')), this.timeoutMs);
     let allOk = false;
+    let failures: RunFailure[] = [];
+    this.runningSince = started;
     try {
       const outcome = await this.untilAbandoned(job.run({ deadline: started + this.timeoutMs, signal: deadlineCtl.signal }), deadlineCtl.signal);
       const finished = this.now();
       if (outcome === 'abandoned') {
         const reason = deadlineCtl.signal.reason;
-        for (const instance_id of this.opts.instanceIds) metrics.instanceSuccess.set({ ...labels, instance_id }, 0);
+        for (const instance_id of this.opts.instanceIds) {
+          metrics.instanceSuccess.set({ ...labels, instance_id }, 0);
+          failures.push(failureOf(reason, instance_id));
+        }
         metrics.jobDuration.set(labels, (finished - started) / 1000);
         if (reason instanceof RunAborted && reason.code === 'Shutdown') logger.info('run stopped for shutdown');
         else logger.error({ code: 'DeadlineExceeded', timeout_ms: this.timeoutMs }, `run abandoned: it had not ended ${ABANDON_AFTER_MS} ms after its deadline; keeping the last good values until they go stale`);
@@ -130,6 +209,10 @@ export class JobRunner {
         const inst = { ...labels, instance_id: t.instanceId };
         metrics.instanceSuccess.set(inst, t.ok ? 1 : 0);
         if (t.families) store.put(this.name, t.instanceId, t.families, finished);
+        const record = this.instances.get(t.instanceId) as InstanceRecord | undefined;
+        const failure = t.ok ? undefined : failureOf(t.error ?? new Error('the poll failed without saying why'), t.instanceId);
+        if (failure) failures.push(failure);
+        if (record) Object.assign(record, { ok: t.ok, failure, lastSuccessAt: t.ok ? finished : record.lastSuccessAt });
         if (t.ok) {
           metrics.instanceLastSuccess.set(inst, finished / 1000);
         } else if (shutdown) {
@@ -139,17 +222,25 @@ export class JobRunner {
         }
       }
       if (result.blocked !== undefined) logger.error({ reason: result.blocked }, 'the job cannot poll; not ready until it can');
+      if (!allOk && failures.length === 0) failures.push(failureOf(new Error(result.blocked ?? 'the run reported no instance'), undefined));
       store.retainInstances(this.name, new Set(result.targets.map((t) => t.instanceId)));
       for (const [name, value] of Object.entries(result.jobMetrics ?? {})) metrics.jobMetrics.get(name)?.set(labels, value);
       metrics.jobDuration.set(labels, (finished - started) / 1000);
-      if (allOk) metrics.jobLastSuccess.set(labels, finished / 1000);
+      if (allOk) {
+        metrics.jobLastSuccess.set(labels, finished / 1000);
+        this.lastSuccessAt = finished;
+      }
       logger.debug({ duration_ms: finished - started, ok: allOk }, 'run finished');
     } catch (err) {
       // A job module must not throw, but if one does the exporter keeps going.
       logger.error({ err }, 'run failed unexpectedly');
       metrics.jobDuration.set(labels, (this.now() - started) / 1000);
+      failures = [failureOf(err)];
     } finally {
       clearTimeout(timer);
+      this.runningSince = undefined;
+      this.lastRun = { startedAt: started, durationMs: this.now() - started, ok: allOk, failures: allOk ? [] : failures };
+      if (!allOk) this.lastFailedRun = this.lastRun;
       this.abort.signal.removeEventListener('abort', onStop);
       metrics.jobSuccess.set(labels, allOk ? 1 : 0);
       metrics.jobRuns.inc({ ...labels, result: allOk ? 'success' : 'failure' });

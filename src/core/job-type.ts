@@ -44,11 +44,41 @@ export interface JobContext {
   configDir: string;
 }
 
+/**
+ * One figure the status page shows for a job or one of its instances: what matters for its type (devices online,
+ * connections, delivery latency). The job type says what its figures are; core only lays them out.
+ */
+export interface StatusFigure {
+  /** What it is, for a person: "devices online". */
+  label: string;
+  /** Undefined: not known yet (shown as such, never as 0). */
+  value: number | string | undefined;
+  /** How a number reads: a count (default), a duration in seconds, or a ratio shown as a percentage. */
+  unit?: 'count' | 'seconds' | 'ratio';
+  /** A short qualifier after the value, e.g. "600 calls at 100 QPS". */
+  note?: string;
+  /** The value needs a look (invalid inventory entries, a cycle longer than its quota bound). */
+  warn?: boolean;
+}
+
+/** What a job tells the status page about itself now (Job.status). */
+export interface JobStatus {
+  /** Figures about the whole job. */
+  figures?: readonly StatusFigure[];
+  /** Figures per cloud instance, by instance ID. */
+  instances?: Readonly<Record<string, readonly StatusFigure[]>>;
+}
+
 export interface Job {
   /** Cloud instances this job reports on; their success series exist from start-up. */
   readonly instanceIds: readonly string[];
   run(ctx: RunContext): Promise<JobRunResult>;
   close?(): Promise<void>;
+  /**
+   * The figures of its type for the status page at `/`, from what the job already holds (never a cloud call; called
+   * on every page view). Optional: without it the page shows the runner's facts only.
+   */
+  status?(): JobStatus;
 }
 
 /** One API call pattern of a job, for `--config.check`'s quota plan. */

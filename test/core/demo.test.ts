@@ -7,11 +7,14 @@ import http from 'node:http';
 import path from 'node:path';
 import { expect, test } from 'vitest';
 import { freePort } from '../helpers/servers';
+import { findSecretLeaks } from '../helpers/secrets';
 
 const ROOT = path.join(__dirname, '../..');
 const SCRIPT = path.join(ROOT, 'dist/scripts/demo.js');
 const DEFAULTS = { DEMO_EMULATOR_LISTEN: 18080, DEMO_BROKER_LISTEN: 18883, DEMO_EXPORTER_LISTEN: 10780 };
 const VARIABLES = Object.keys(DEFAULTS);
+/** The demo scenario's keys (config/scenarios/demo.yaml), which scripts/demo.ts passes to the exporter. */
+const DEMO_KEYS = { aliyun_id: 'LTAI-demo-access-key', aliyun_secret: 'demo-secret-change-me', tencent_id: 'AKID-demo-secret-id', tencent_key: 'demo-tencent-key' };
 
 function startDemo(env: Record<string, string>, args: string[] = []): { child: ChildProcess; output(): string; exit: Promise<number | null> } {
   if (!fs.existsSync(SCRIPT)) throw new Error(`${SCRIPT} is missing: run npm run build first (npm test does)`);
@@ -51,6 +54,7 @@ test('npm run demo --once: every demo job succeeds, the canary receives its prob
   expect(out).toMatch(/aliyun_mqtt_clients\{[^}]*state="online"[^}]*\} [1-9]\d*/);
   expect(out).toContain(`MQTT broker on mqtt://127.0.0.1:${broker}`);
   expect(out).toContain(`Metrics:   http://127.0.0.1:${exp}/metrics`);
+  expect(out).toContain(`Status:    http://127.0.0.1:${exp}/ `);
   expect(out).not.toMatch(/level=error/);
 }, 90_000);
 
@@ -91,6 +95,19 @@ test("with its default ports held by other servers, the demo listens elsewhere, 
     expect(Object.keys(truth.mqtt).sort()).toEqual(['post-cn-demo0001', 'post-cn-demo0002']);
     const stats = (await (await fetch(truthUrl.replace(/truth$/, 'stats'))).json()) as { apis: Record<string, { ok: number }> };
     for (const api of ['BatchQuerySessionByClientIds', 'DescribeClientConnections', 'GetRedisAllSession', 'SendMessage']) expect(stats.apis[api]?.ok, api).toBeGreaterThan(0);
+
+    // The printed status page: every job run and succeeded, each job type's figures, every API's quota bar, both
+    // accounts' credentials, and none of the demo's keys.
+    const statusUrl = /Status: +(http:\/\/\S+\/)/.exec(out)![1]!;
+    expect(new URL(statusUrl).port).toBe(new URL(metricsUrl).port);
+    const page = await (await fetch(statusUrl)).text();
+    for (const job of ['fleet-hangzhou', 'fleet-shanghai', 'mongodb', 'redis', 'canary']) {
+      expect(page, job).toMatch(new RegExp(`<tr id="row-${job}" data-job="${job}">.*?<td><span class="ok">ok</span></td><td class="last-success"><time`));
+    }
+    for (const label of ['devices', 'online', 'invalid inventory entries', 'quota bound', 'last delivery latency', 'lost', 'connections', 'sessions']) expect(page, label).toContain(`>${label}<`);
+    expect(page.match(/<meter /g)).toHaveLength(4);
+    expect(page.match(/<td><span class="ok">ok<\/span><\/td><td><span class="none">does not expire/g)).toHaveLength(2);
+    expect(findSecretLeaks(page, DEMO_KEYS)).toEqual([]);
 
     for (const imp of impostors) if (imp) expect(imp.requests, 'the demo never asks the servers on its default ports').toEqual([]);
     demo.child.kill('SIGINT');

@@ -71,7 +71,7 @@ describe('every endpoint behind TLS, a client certificate and basic auth', () =>
 
   it('answers 401 without the password (or with a wrong one) on every path, and 200 with it', async () => {
     const seen: Record<string, unknown> = {};
-    for (const p of ['/', '/metrics', '/-/healthy', '/-/ready', '/nope']) {
+    for (const p of ['/', '/config', '/status.css', '/metrics', '/-/healthy', '/-/ready', '/nope']) {
       const none = await request(e.port, { tls: mtls(), path: p });
       const wrong = await request(e.port, { tls: mtls(), path: p, authorization: basicAuthHeader('prometheus', 'wrong') });
       const right = await request(e.port, { tls: mtls(), path: p, authorization: AUTH });
@@ -79,6 +79,8 @@ describe('every endpoint behind TLS, a client certificate and basic auth', () =>
     }
     expect(seen).toEqual({
       '/': [401, 401, 200, 'Basic'],
+      '/config': [401, 401, 200, 'Basic'],
+      '/status.css': [401, 401, 200, 'Basic'],
       '/metrics': [401, 401, 200, 'Basic'],
       '/-/healthy': [401, 401, 200, 'Basic'],
       '/-/ready': [401, 401, 200, 'Basic'],

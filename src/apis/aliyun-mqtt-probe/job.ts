@@ -9,7 +9,7 @@ import { HistogramState, type MetricFamily } from '../../metrics/family';
 import { longTermAccessKey } from '../../cloud/credentials/aliyun';
 import { registerSecret } from '../../util/redact';
 import { runDeadlineMs } from '../../util/schedule';
-import type { Job, JobContext, JobRunResult, RunContext } from '../../core/job-type';
+import type { Job, JobContext, JobRunResult, JobStatus, RunContext } from '../../core/job-type';
 import { clientIdOf, deviceIdRoom, mqttEndpoint, MQTT_API_VERSION } from '../aliyun-mqtt/product';
 import { API_BUCKETS, DEFAULT_PROBE_TIMEOUT_MS, DELIVERY_BUCKETS, PLACEHOLDER_RE, PLACEHOLDERS, SEND_API, type MqttProbeConfig } from './config';
 import { API_DURATION, API_REQUEST_DURATION, DELIVERY_DURATION, ERRORS, LOST, PROBE_SUCCESS, RECEIVED, SENT, SUBSCRIBER_CONNECTED } from './families';
@@ -55,6 +55,9 @@ export class MqttProbeJob implements Job {
   private readonly deliveryHistogram = new HistogramState(DELIVERY_BUCKETS);
   private lastSuccess = 0;
   private lastApiSeconds: number | undefined;
+  /** Send → receive of the last probe that arrived (end-to-end mode). */
+  private lastDeliverySeconds: number | undefined;
+  private lastProbeLost = false;
   private sent = 0;
   private received = 0;
   private lost = 0;
@@ -101,6 +104,23 @@ export class MqttProbeJob implements Job {
     this.lastSuccess = error === undefined ? 1 : 0;
     // A failed probe is itself data (success 0, its error codes): its families are published, and the run fails.
     return { targets: [{ instanceId: this.cfg.instance_id, ok: error === undefined, families: this.render(), error }] };
+  }
+
+  status(): JobStatus {
+    const figures: JobStatus['figures'] = [
+      { label: 'last SendMessage latency', value: this.lastApiSeconds, unit: 'seconds' },
+      { label: 'probes sent', value: this.sent },
+    ];
+    if (!this.subscriber) return { figures };
+    return {
+      figures: [
+        ...figures,
+        { label: 'last delivery latency', value: this.lastDeliverySeconds, unit: 'seconds' },
+        { label: 'received', value: this.received },
+        { label: 'lost', value: this.lost, note: this.lastProbeLost ? 'the last probe was lost' : undefined, warn: this.lastProbeLost },
+        { label: 'subscriber', value: this.subscriber.ready ? 'connected' : `not connected (${this.subscriber.problem})`, warn: !this.subscriber.ready },
+      ],
+    };
   }
 
   async close(): Promise<void> {
@@ -183,9 +203,11 @@ export class MqttProbeJob implements Job {
     const untilPerf = Math.min(entry.sentAt + this.timeoutMs, performance.now() + (run.deadline - Date.now()));
     const received = await this.waitForDelivery(entry, untilPerf, run.signal);
     this.pending.delete(probeId);
+    this.lastProbeLost = !received;
     if (received) {
       this.received++;
-      this.deliveryHistogram.observe((entry.received! - entry.sentAt) / 1000);
+      this.lastDeliverySeconds = (entry.received! - entry.sentAt) / 1000;
+      this.deliveryHistogram.observe(this.lastDeliverySeconds);
     } else {
       this.lost++;
     }

@@ -6,7 +6,9 @@ import type { ApiCaller } from '../../cloud/client';
 import { NO_VALUE } from '../../metrics/binary-gauge-lines';
 import { DeclaredFamilyBuilder, singleSample } from '../../metrics/declare';
 import type { MetricFamily } from '../../metrics/family';
-import type { Job, JobContext, JobRunResult, RunContext } from '../../core/job-type';
+import type { Job, JobContext, JobRunResult, JobStatus, RunContext } from '../../core/job-type';
+import { rateRule, ruleQps } from '../../cloud/rate';
+import { sessionsFigures, type PollFigures } from './status';
 import { mqttEndpoint, MQTT_API_VERSION } from '../aliyun-mqtt/product';
 import { runPool } from '../shared/pool';
 import { DeviceLines } from './device-lines';
@@ -42,6 +44,9 @@ export class MqttSessionsJob implements Job {
   private readonly transitions = new Map<string, { online: number; offline: number }>();
   private readonly missing = new Map<string, number>();
   private unexpected = 0;
+  /** For the status page: the inventory of the last run, and what the last successful poll found and took. */
+  private lastInventory: { size: number; invalid: number } | undefined;
+  private lastPoll: PollFigures | undefined;
 
   constructor(
     private readonly cfg: MqttSessionsConfig,
@@ -66,14 +71,36 @@ export class MqttSessionsJob implements Job {
       return { targets: [{ instanceId, ok: false, error: new Error(reason) }], blocked: reason };
     }
     const jobMetrics = { [INVENTORY_ENTRIES.name]: inv.size, [INVENTORY_INVALID.name]: inv.invalid };
+    this.lastInventory = { size: inv.size, invalid: inv.invalid };
     try {
+      const started = performance.now();
       const result = await this.poll(inv, run);
+      const seconds = (performance.now() - started) / 1000;
       this.unexpected += result.unexpected;
       const families = await this.render(inv, result.status);
+      this.notePoll(inv, result.status, seconds);
       return { targets: [{ instanceId, ok: true, families }], jobMetrics };
     } catch (err) {
       return { targets: [{ instanceId, ok: false, error: err as Error }], jobMetrics };
     }
+  }
+
+  status(): JobStatus {
+    return { figures: sessionsFigures(this.lastInventory, this.lastPoll) };
+  }
+
+  private notePoll(inv: Inventory, status: Uint8Array, seconds: number): void {
+    let online = 0;
+    let offline = 0;
+    for (const s of status) {
+      if (s === STATUS_ONLINE) online++;
+      else if (s === STATUS_OFFLINE) offline++;
+    }
+    // After a fallback, useBatch tells the API the poll ended on.
+    const api = this.useBatch ? BATCH_API : SINGLE_API;
+    const calls = this.useBatch ? Math.ceil(inv.size / BATCH_SIZE) : inv.size;
+    const qps = ruleQps(rateRule(this.ctx.accounts.qpsFor(this.cfg.account, api)));
+    this.lastPoll = { online, offline, noStatus: inv.size - online - offline, seconds, api, calls, qps };
   }
 
   private async poll(inv: Inventory, run: RunContext, result: PollResult = { status: new Uint8Array(inv.size), unexpected: 0 }): Promise<PollResult> {

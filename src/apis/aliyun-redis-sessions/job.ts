@@ -1,16 +1,19 @@
 // One aliyun_redis_sessions job: one GetRedisAllSession call per instance, all instances at once behind the account's
 // limiter; each instance fails on its own.
 import type { ApiCaller } from '../../cloud/client';
-import type { Job, JobContext, JobRunResult, RunContext, TargetResult } from '../../core/job-type';
+import type { Job, JobContext, JobRunResult, JobStatus, RunContext, StatusFigure, TargetResult } from '../../core/job-type';
 import { aggregateRedisSessions, renderRedisFamilies } from './aggregate';
 import { DAS_API_VERSION, dasEndpoint, REDIS_SESSIONS_API, type RedisSessionsConfig } from './config';
 import { parseGetRedisAllSession } from './parse';
+import { OTHER } from '../shared/top-n';
 
 export class RedisSessionsJob implements Job {
   readonly instanceIds: string[];
   private readonly caller: ApiCaller;
   /** aliyun_redis_client_ips_folded_total per instance, kept across runs. */
   private readonly foldedTotals = new Map<string, number>();
+  /** Per instance, its last successful answer's figures for the status page. */
+  private readonly last = new Map<string, { sessions: number; listed: number; clientIps: number; nodes: number }>();
 
   constructor(
     private readonly cfg: RedisSessionsConfig,
@@ -27,6 +30,19 @@ export class RedisSessionsJob implements Job {
     return { targets };
   }
 
+  status(): JobStatus {
+    const instances: Record<string, StatusFigure[]> = {};
+    for (const id of this.instanceIds) {
+      const l = this.last.get(id);
+      instances[id] = [
+        { label: 'sessions', value: l?.sessions, note: l && l.listed < l.sessions ? `${l.listed.toLocaleString('en-US')} listed` : undefined },
+        { label: 'client IPs', value: l?.clientIps },
+        { label: 'nodes', value: l?.nodes },
+      ];
+    }
+    return { instances };
+  }
+
   private async poll(instanceId: string, run: RunContext): Promise<TargetResult> {
     try {
       const data = await this.caller.call({ api: REDIS_SESSIONS_API, params: { InstanceId: instanceId }, target: instanceId, deadline: run.deadline, signal: run.signal, parse: parseGetRedisAllSession });
@@ -35,6 +51,7 @@ export class RedisSessionsJob implements Job {
         maxCommands: this.cfg.max_commands,
         idleThresholds: this.cfg.idle_thresholds,
       });
+      this.last.set(instanceId, { sessions: agg.total, listed: agg.listed, clientIps: agg.clientSessions.size - (agg.clientSessions.has(OTHER) ? 1 : 0) + agg.foldedIps, nodes: agg.nodes.size });
       const folded = (this.foldedTotals.get(instanceId) ?? 0) + agg.foldedIps;
       this.foldedTotals.set(instanceId, folded);
       return { instanceId, ok: true, families: renderRedisFamilies(instanceId, agg, folded, this.ctx.staticLabels) };

@@ -4,7 +4,7 @@ import { CloudError } from '../../cloud/errors';
 import type { ApiCaller } from '../../cloud/client';
 import { DeclaredFamilyBuilder, singleSample } from '../../metrics/declare';
 import type { MetricFamily } from '../../metrics/family';
-import type { Job, JobContext, JobRunResult, RunContext, TargetResult } from '../../core/job-type';
+import type { Job, JobContext, JobRunResult, JobStatus, RunContext, StatusFigure, TargetResult } from '../../core/job-type';
 import { foldTopN, OTHER } from '../shared/top-n';
 import { CONNECTIONS_API, MONGODB_API_VERSION, mongodbEndpoint, UNSUPPORTED_CODES, type MongoConnectionsConfig } from './config';
 import * as F from './families';
@@ -14,6 +14,8 @@ import { walkPages, type WalkResult } from './walk';
 interface InstanceState {
   foldedTotal: number;
   unsupportedCode?: string;
+  /** The last successful walk, for the status page. */
+  last?: { connections: number; clientIps: number; complete: boolean };
 }
 
 export class MongoConnectionsJob implements Job {
@@ -34,6 +36,21 @@ export class MongoConnectionsJob implements Job {
     // Instances run concurrently; the account's shared limiter paces every call of every job using the account.
     const targets = await Promise.all(this.instanceIds.map((id) => this.pollInstance(id, run)));
     return { targets };
+  }
+
+  status(): JobStatus {
+    const instances: Record<string, StatusFigure[]> = {};
+    for (const [id, st] of this.state) {
+      instances[id] =
+        st.unsupportedCode !== undefined
+          ? [{ label: 'connections', value: `not reported: ${st.unsupportedCode}` }]
+          : [
+              { label: 'connections', value: st.last?.connections },
+              { label: 'client IPs', value: st.last?.clientIps },
+              { label: 'walk', value: st.last && (st.last.complete ? 'complete' : 'incomplete (pages changed twice)'), warn: st.last?.complete === false },
+            ];
+    }
+    return { instances };
   }
 
   private async pollInstance(instanceId: string, run: RunContext): Promise<TargetResult> {
@@ -110,6 +127,7 @@ export class MongoConnectionsJob implements Job {
       }
     }
     const listed = walk.clients.size;
+    st.last = { connections, clientIps: listed, complete };
     return [
       perIp.build(),
       singleSample(F.CONNECTIONS, where, connections, staticLabels),

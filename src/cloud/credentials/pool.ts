@@ -5,7 +5,7 @@ import type { AccountConfig } from '../../config/schema';
 import type { Logger } from '../../util/log';
 import { createAliyunCredentials, type AliyunCredentials } from './aliyun';
 import { REFRESH_RESULTS, type CredentialMetrics } from './metrics';
-import type { CredentialsOptions } from './refresh';
+import type { CredentialState, CredentialsOptions, RefreshResult } from './refresh';
 import { proxyRoute, type ProxyEnv } from '../proxy';
 import { createTencentCredentials, type TencentCredentials } from './tencent';
 
@@ -18,6 +18,18 @@ export interface CredentialsPoolOptions {
   proxyEnv?: ProxyEnv;
   /** Overrides for tests: clocks, retry pacing, exchange timeouts. */
   tuning?: Pick<CredentialsOptions, 'now' | 'minRetryMs' | 'httpTimeoutMs' | 'recheckMs' | 'settleMs'>;
+}
+
+/** An account's held credentials as the status page shows them. */
+export interface CredentialsStatus {
+  account: string;
+  /** The credentials type (access_key, sts, ram_role_arn, oidc_role_arn, ...). */
+  type: string;
+  state: CredentialState;
+  /** Of the held credential (Date.now() ms); undefined for static keys. */
+  expiry?: number;
+  refreshes: Readonly<Record<RefreshResult, number>>;
+  lastError: string;
 }
 
 interface Entry {
@@ -59,6 +71,11 @@ export class CredentialsPool {
       this.opts.metrics?.expiry.remove({ account: entry.account });
       for (const result of REFRESH_RESULTS) this.opts.metrics?.refreshes.remove({ account: entry.account, result });
     }
+  }
+
+  /** The credentials held now, one entry per account (two while a reload replaces an account's settings). */
+  list(): CredentialsStatus[] {
+    return [...this.entries.values()].map(({ account, creds }) => ({ account, type: creds.type, state: creds.state, expiry: creds.expiry, refreshes: { ...creds.refreshes }, lastError: creds.lastError }));
   }
 
   /** Accounts whose credentials are held now (tests: reloads must not accumulate them). */

@@ -78,7 +78,8 @@ class Refresher<C> {
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
   private failuresInRow = 0;
-  private lastError = '';
+  /** Redacted (describeError); empty after a success. */
+  lastError = '';
   private lastSuccessAt = -Infinity;
   private readonly abort = new AbortController();
   private readonly now: () => number;
@@ -318,6 +319,11 @@ export abstract class ManagedCredentials<C> {
   /** Refresh attempts so far, by result. */
   get refreshes(): Readonly<Record<RefreshResult, number>> {
     return this.refresher.counts;
+  }
+
+  /** Why the last attempt failed, redacted and short; empty when it succeeded. */
+  get lastError(): string {
+    return this.refresher.lastError;
   }
 
   /** Resolves when the first attempt has finished (successfully or not): startup can log the state once. */
