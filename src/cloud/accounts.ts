@@ -57,6 +57,8 @@ export interface LimiterStatus {
   queueDepth: number;
 }
 
+const CEILING_GUARD_MS = 100;
+
 export class LimiterPool {
   private readonly limiters = new Map<string, WindowRateLimiter>();
   /** Per product: the per-source-IP ceiling every account's limiter of its APIs also counts against. */
@@ -104,7 +106,10 @@ export class LimiterPool {
   private ceiling(c: SourceIpCeiling): WindowRateLimiter {
     const existing = this.ceilings.get(c.product);
     if (existing && sameRule(existing.rule, rateRule(c.qps))) return existing;
-    const limiter = new WindowRateLimiter({ rate: c.qps });
+    // Going over a per-IP ceiling gets the IP blocked, with no throttled answer to widen the margin from: assume a
+    // call may reach the cloud up to CEILING_GUARD_MS after it started (costs at most ~9% of the ceiling's rate when
+    // every call is that slow; calls that complete sooner free their slot on completion).
+    const limiter = new WindowRateLimiter({ rate: c.qps, guardMs: CEILING_GUARD_MS });
     if (existing) limiter.inheritWindow(existing);
     this.ceilings.set(c.product, limiter);
     return limiter;
