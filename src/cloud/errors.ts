@@ -75,9 +75,14 @@ export class CloudError extends Error {
 }
 
 /** Error codes become label values: keep them short and in a safe alphabet so a hostile server cannot blow up cardinality or escaping. */
-export function labelSafeCode(code: string): string {
+function labelSafeCode(code: string): string {
   const cleaned = String(code ?? '').replace(/[^A-Za-z0-9._-]/g, '').slice(0, 64);
   return cleaned || 'Unknown';
+}
+
+/** The label-safe code of any error a call raised: a CloudError's, else the error's own `code` if any. */
+export function errorCodeOf(err: unknown): string {
+  return err instanceof CloudError ? err.code : labelSafeCode((err as { code?: string } | undefined)?.code ?? 'Unknown');
 }
 
 const THROTTLING_CODES = new Set(['SystemOverFlow', 'Throttling.User', 'Throttling.Api', 'Throttling', 'RequestLimitExceeded']);

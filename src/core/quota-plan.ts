@@ -39,7 +39,7 @@ export function buildQuotaPlan(cfg: ExporterConfig, jobTypes: readonly AnyJobTyp
   for (const job of cfg.jobs) {
     const jobType = typeByName.get(job.type)!;
     const intervalMs = scheduleIntervalMs(job.schedule);
-    for (const use of jobType.plan(job, cfg.dir)) {
+    for (const use of jobType.plan(job, cfg.dir, cfg.accounts)) {
       const account = cfg.accounts.find((a) => a.name === use.account)!;
       // What the limiter will enforce (a fractional or non-integer rate rounds as rate.ts says), not the raw number.
       const qps = ruleQps(rateRule(accountQps(account, use.api, defaultQps)));
@@ -97,6 +97,10 @@ function formatQps(qps: number): string {
   return Number.isInteger(qps) ? String(qps) : qps.toFixed(2);
 }
 
+function formatCalls(calls: number): string {
+  return Number.isInteger(calls) ? String(calls) : calls.toPrecision(3);
+}
+
 function formatSeconds(ms: number): string {
   return `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)}s`;
 }
@@ -108,7 +112,7 @@ export function formatQuotaPlan(plan: QuotaPlan): string {
     r.api,
     formatQps(r.qps),
     r.job,
-    String(r.callsPerRun),
+    formatCalls(r.callsPerRun),
     formatSeconds(r.shortestCycleMs),
     formatDuration(r.intervalMs),
     `${(r.share * 100).toFixed(1)}%`,
