@@ -152,6 +152,23 @@ jobs:
     expect(mqttOf(emu).broker!.stats().sign_ins.token).toBe(2);
   });
 
+  test('a token revoked while connected: the broker says so ($SYS/tokenInvalidNotice, code 3) and closes; the reconnect applies for a new token first, never refused', async () => {
+    const emu = await emulator(probeScenario());
+    const t = appFromYaml(probeConfig({ endpoint: emu.url, subscribe: SUBSCRIBE(emu, { auth: 'token' }), timeout: '1s' }), ENV);
+    expect(probeState(await run(t))).toMatchObject({ success: 1, received: 1 });
+    expect(mqttOf(emu).revokeTokens(INSTANCE)).toBe(1);
+    await waitFor('the exporter to see the drop', () => logged(t, LOST_CONNECTION) === 1);
+    const notice = t.logs.map((l) => JSON.parse(l) as { msg: string; code?: string; reason?: string }).find((l) => l.msg.includes('holds the MQTT token not valid'));
+    expect(notice).toMatchObject({ code: '3', reason: 'revoked' });
+    await waitFor('the subscriber to sign in again', () => mqttOf(emu).broker!.isConnected(INSTANCE, CLIENT_ID), 5000);
+    expect(mqttOf(emu).tokens.all()).toHaveLength(2);
+    expect(mqttOf(emu).broker!.stats()).toMatchObject({ refused: 0, token_disconnects: 1, sign_ins: { signature: 0, token: 2 } });
+    // The drop healed between two probes: counted, and the next probe succeeds.
+    const next = await run(t);
+    expect(probeState(next)).toMatchObject({ success: 1, received: 2 });
+    expect(errorsByCode(next)).toEqual({ SubscriberDisconnected: 1 });
+  });
+
   test('ApplyToken refused: the probe fails with the cloud\'s code counted and says why; once it answers again, the subscriber signs in', async () => {
     const emu = await emulator(probeScenario());
     emu.setFaults({ ApplyToken: { error_rates: { InstancePermissionCheckFailed: 1 } } });
