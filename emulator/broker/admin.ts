@@ -18,6 +18,7 @@ function parseJson(body: Buffer): Record<string, unknown> {
  * POST /_emulator/broker/faults          {"drop_rate": 0.5, "delay_ms": {"min": 300, "max": 400}} (keys given are replaced)
  * POST /_emulator/broker/disconnect      {"instance_id": "...", "client_id": "..."}: kill that connection
  * POST /_emulator/broker/restart         drop every connection and session, listen again on the same port
+ * POST /_emulator/broker/revoke_tokens   {"instance_id": "..."}: revoke every token of the instance (RevokeToken)
  */
 export async function handleBrokerAdmin(broker: MqttBroker | undefined, req: IncomingMessage, res: ServerResponse, path: string, body: Buffer): Promise<void> {
   if (broker === undefined) return sendJson(res, 404, { error: 'the scenario has no `broker:` section' });
@@ -33,6 +34,11 @@ export async function handleBrokerAdmin(broker: MqttBroker | undefined, req: Inc
       const { instance_id, client_id } = parseJson(body);
       if (typeof instance_id !== 'string' || typeof client_id !== 'string') return sendJson(res, 400, { error: 'body must be {"instance_id": "...", "client_id": "..."}' });
       return sendJson(res, 200, { disconnected: broker.disconnectClient(instance_id, client_id) });
+    }
+    if (route === 'POST /revoke_tokens') {
+      const { instance_id } = parseJson(body);
+      if (typeof instance_id !== 'string') return sendJson(res, 400, { error: 'body must be {"instance_id": "..."}' });
+      return sendJson(res, 200, { revoked: broker.revokeTokens(instance_id) });
     }
     const clients = /^GET \/clients\/([^/]+)$/.exec(route);
     if (clients !== null) return sendJson(res, 200, broker.connectedClients(decodeURIComponent(clients[1] as string)));

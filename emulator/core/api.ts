@@ -27,6 +27,8 @@ export interface ApiAnswer {
 
 export interface AliyunCall {
   account: string;
+  /** The AccessKey ID that signed the call (a scenario key, or an issued `STS.` one). */
+  accessKeyId: string;
   params: Map<string, string>;
   requestId: string;
   nowMs: number;

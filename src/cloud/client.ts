@@ -24,6 +24,8 @@ export interface CallSpec<T> {
   /** Validates the body; a throw becomes a MalformedResponse CloudError. */
   parse: (body: unknown) => T;
   retry?: Partial<RetryPolicy>;
+  /** Told the key each attempt is signed with (CallRequest.onSigned): the last call before success is the answer's. */
+  onSigned?: (accessKeyId: string) => void;
 }
 
 export type Call = <T>(spec: CallSpec<T>) => Promise<T>;
@@ -46,7 +48,7 @@ export interface CallLimiter {
 export function transportCall(transport: CloudTransport, requestTimeoutMs: number): Call {
   return async (spec) => {
     const timeoutMs = Math.max(1, Math.min(requestTimeoutMs, spec.deadline - Date.now()));
-    const body = await transport.call({ api: spec.api, params: spec.params, region: spec.region, timeoutMs, signal: spec.signal });
+    const body = await transport.call({ api: spec.api, params: spec.params, region: spec.region, timeoutMs, signal: spec.signal, onSigned: spec.onSigned });
     try {
       return spec.parse(body);
     } catch (err) {

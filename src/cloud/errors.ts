@@ -80,6 +80,11 @@ export function labelSafeCode(code: string): string {
   return cleaned || 'Unknown';
 }
 
+/** The label-safe code of any error a call raised: a CloudError's, else the error's own `code` if any. */
+export function errorCodeOf(err: unknown): string {
+  return err instanceof CloudError ? err.code : labelSafeCode((err as { code?: string } | undefined)?.code ?? 'Unknown');
+}
+
 const THROTTLING_CODES = new Set(['SystemOverFlow', 'Throttling.User', 'Throttling.Api', 'Throttling', 'RequestLimitExceeded']);
 
 export function isThrottlingCode(code: string): boolean {

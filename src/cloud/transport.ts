@@ -8,6 +8,11 @@ export interface CallRequest {
   timeoutMs: number;
   /** The run's signal: an abort ends the exchange at once. */
   signal?: AbortSignal;
+  /**
+   * Told the AccessKey ID the request is signed with, before it is sent (Alibaba; other providers do not call it):
+   * what the cloud answers may be bound to that key (an ApsaraMQ token names it at sign-in).
+   */
+  onSigned?: (accessKeyId: string) => void;
 }
 
 /** What a transport's refreshing credentials offer the client: a refresh when the cloud refuses the held token as expired. */

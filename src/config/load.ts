@@ -264,7 +264,7 @@ function parseJobs(
     if (!cfg) return;
     const intervalMs = scheduleIntervalMs(cfg.schedule);
     if (cfg.jitter >= intervalMs) problem([...base, 'jitter'], `must be shorter than the schedule's interval (${intervalMs / 1000}s): a run could otherwise start after the next tick`);
-    for (const [p, msg] of jobType.validate?.(cfg) ?? []) problem([...base, ...p], msg);
+    for (const [p, msg] of jobType.validate?.(cfg, accounts) ?? []) problem([...base, ...p], msg);
     if (opts.checkFiles && jobType.inspect) {
       const found = jobType.inspect(cfg, dir);
       for (const [p, msg] of found.problems) problem([...base, ...p], msg);

@@ -1,7 +1,7 @@
 // What the config loader needs to know of a job type: its keys, its provider, the APIs it may rate-limit, the labels
 // it owns and the instances a config names. Job types (src/apis/) implement it; the loader imports nothing above it.
 import type { z } from 'zod';
-import type { CommonJobConfig } from './schema';
+import type { AccountConfig, CommonJobConfig } from './schema';
 
 /** A problem found in a job's config: the path below the job, and the message. */
 export type JobProblem = [Array<string | number>, string];
@@ -24,8 +24,8 @@ export interface JobConfigSpec<C extends CommonJobConfig = CommonJobConfig> {
   labelNames: readonly string[];
   /** The cloud instances a job of this config reports on (two jobs of one type must not share one unlabelled). */
   instanceIds(config: C): readonly string[];
-  /** Checks across keys, once every key is valid. */
-  validate?(config: C): JobProblem[];
+  /** Checks across keys, once every key is valid; `accounts`: the valid accounts of the file, by name. */
+  validate?(config: C, accounts: ReadonlyMap<string, AccountConfig>): JobProblem[];
   /**
    * --config.check only: reads what the job will read at run time (files) and says what is wrong with it, without
    * calling the cloud.

@@ -2,7 +2,7 @@
 // calls, and how one run produces a result the runner publishes.
 import type { Logger } from '../util/log';
 import type { CloudAccounts } from '../cloud/accounts';
-import type { CommonJobConfig } from '../config/schema';
+import type { AccountConfig, CommonJobConfig } from '../config/schema';
 import type { JobConfigSpec } from '../config/spec';
 import type { FamilyDecl } from '../metrics/declare';
 import type { MetricFamily } from '../metrics/family';
@@ -87,6 +87,7 @@ export interface ApiUsage {
   api: string;
   /** The endpoint the job calls it at (its `endpoint`, else the API's default for its region and endpoint_type). */
   endpoint: string;
+  /** May be a fraction: calls not made every run (a token re-applied before it expires) are spread over the runs. */
   callsPerRun: number;
   /** Free-text basis of the estimate, e.g. "6,000 devices / 10 per call". */
   basis: string;
@@ -114,7 +115,8 @@ export interface JobType<C extends CommonJobConfig = CommonJobConfig> extends Jo
   /** Per-job self-metrics the runner keeps (label `job_name` only), set from JobRunResult.jobMetrics. */
   jobMetrics?: readonly FamilyDecl<'job_name'>[];
   docs: JobTypeDocs;
-  plan(config: C, configDir: string): ApiUsage[];
+  /** `accounts`: every account of the config (what a job may do can depend on its account's credentials). */
+  plan(config: C, configDir: string, accounts: readonly AccountConfig[]): ApiUsage[];
   create(config: C, ctx: JobContext): Job;
 }
 

@@ -60,7 +60,7 @@ export function buildQuotaPlan(cfg: ExporterConfig, jobTypes: readonly AnyJobTyp
   for (const job of cfg.jobs) {
     const jobType = typeByName.get(job.type)!;
     const intervalMs = scheduleIntervalMs(job.schedule);
-    for (const use of jobType.plan(job, cfg.dir)) {
+    for (const use of jobType.plan(job, cfg.dir, cfg.accounts)) {
       const account = cfg.accounts.find((a) => a.name === use.account)!;
       // What the limiters will enforce (a fractional or non-integer rate rounds as rate.ts says), not the raw number.
       const accountRate = ruleQps(rateRule(accountQps(account, use.api, defaultQps)));
@@ -83,12 +83,12 @@ export function buildQuotaPlan(cfg: ExporterConfig, jobTypes: readonly AnyJobTyp
         billedPerDay: use.billed ? Math.round(use.callsPerRun * (86_400_000 / intervalMs)) : undefined,
         billedInstance: use.billed?.instance,
         // The most billed calls one second of the run can hold.
-        peakTps: use.billed ? Math.min(use.callsPerRun, qps) : undefined,
+        peakTps: use.billed ? Math.min(Math.ceil(use.callsPerRun), qps) : undefined,
         ceiling: ceiling && ceilingRate < accountRate ? ceiling : undefined,
         endpoint: use.endpoint,
         route: describeRoute(route),
       });
-      if (use.billed?.purchasedTps !== undefined) billedUse.push({ job: job.name, instance: use.billed.instance, peakTps: Math.min(use.callsPerRun, qps), purchased: use.billed.purchasedTps, share: use.billed.maxTpsShare });
+      if (use.billed?.purchasedTps !== undefined) billedUse.push({ job: job.name, instance: use.billed.instance, peakTps: Math.min(Math.ceil(use.callsPerRun), qps), purchased: use.billed.purchasedTps, share: use.billed.maxTpsShare });
     }
   }
   for (const account of cfg.accounts) {
@@ -155,6 +155,10 @@ function formatQps(qps: number): string {
   return Number.isInteger(qps) ? String(qps) : qps.toFixed(2);
 }
 
+function formatCalls(calls: number): string {
+  return Number.isInteger(calls) ? String(calls) : calls.toPrecision(3);
+}
+
 function formatSeconds(ms: number): string {
   return `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)}s`;
 }
@@ -166,7 +170,7 @@ export function formatQuotaPlan(plan: QuotaPlan): string {
     r.api,
     r.ceiling ? `${formatQps(r.qps)} (per-IP)` : formatQps(r.qps),
     r.job,
-    String(r.callsPerRun),
+    formatCalls(r.callsPerRun),
     formatSeconds(r.shortestCycleMs),
     formatDuration(r.intervalMs),
     `${(r.share * 100).toFixed(1)}%`,

@@ -224,7 +224,7 @@ describe('job config', () => {
       env: { TC_ID: 'id', TC_KEY: 'key', TC_TOKEN: 'tok' },
       jobTypes: JOB_TYPES,
     });
-    const usage = tencentcloudMongodbConnections.plan(cfg.jobs[0] as never, cfg.dir);
+    const usage = tencentcloudMongodbConnections.plan(cfg.jobs[0] as never, cfg.dir, cfg.accounts);
     expect(usage).toEqual([{ account: 'tc', api: 'DescribeClientConnections', endpoint: 'https://mongodb.tencentcloudapi.com', callsPerRun: 3, basis: expect.stringContaining('at least 1 page') }]);
     expect(tencentcloudMongodbConnections.apiQps).toEqual({ DescribeClientConnections: 5 });
     const plan = buildQuotaPlan(cfg, JOB_TYPES);

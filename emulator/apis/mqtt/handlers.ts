@@ -1,10 +1,12 @@
-// ApsaraMQ for MQTT (onsmqtt 2020-04-20): QuerySessionByClientId, BatchQuerySessionByClientIds and SendMessage.
+// ApsaraMQ for MQTT (onsmqtt 2020-04-20): QuerySessionByClientId, BatchQuerySessionByClientIds, SendMessage and
+// ApplyToken.
 import { randomBytes } from 'node:crypto';
 import { ApiError, type AliyunApi, type AliyunCall } from '../../core/api';
 import { createRng, hashInts, hashString } from '../../core/prng';
 import { mqttError } from './errors';
 import type { MqttInstanceState } from './fleet';
 import { PartialAnswerer } from './partial-answers';
+import { isValidResource, MAX_TOKEN_RESOURCES, MIN_TOKEN_VALIDITY_MS, tokenTypeOf, type TokenStore } from '../../broker/tokens';
 
 export const ONSMQTT_VERSION = '2020-04-20';
 const MAX_BATCH = 10;
@@ -58,6 +60,7 @@ export class MqttApis {
   constructor(
     instances: MqttInstanceState[],
     seed: number,
+    private readonly tokens: { store: TokenStore; maxValidityMs: number },
     private readonly onSendMessage?: SendMessageHook,
   ) {
     for (const i of instances) {
@@ -154,6 +157,30 @@ export class MqttApis {
             }
           }
           return { body: { MsgId: msgId, RequestId: call.requestId } };
+        },
+      },
+      {
+        name: 'ApplyToken',
+        version: ONSMQTT_VERSION,
+        throttleCode: THROTTLE_CODE,
+        handle: (call) => {
+          const resources = required(call.params, 'Resources').split(',');
+          const actions = required(call.params, 'Actions');
+          const expireText = required(call.params, 'ExpireTime');
+          const type = tokenTypeOf(actions);
+          if (type === undefined) throw mqttError('ParameterCheckFailed', `Actions must be R, W or R,W, not "${actions}".`);
+          if (!/^\d{1,16}$/.test(expireText)) throw mqttError('ParameterCheckFailed', 'ExpireTime must be a timestamp in milliseconds.');
+          const expireTime = Number(expireText);
+          if (expireTime - call.nowMs < MIN_TOKEN_VALIDITY_MS) throw mqttError('ParameterCheckFailed', `ExpireTime must be at least ${MIN_TOKEN_VALIDITY_MS / 1000} seconds from now.`);
+          if (resources.length > MAX_TOKEN_RESOURCES) throw mqttError('ParameterCheckFailed', `Resources names ${resources.length} topics; a token covers at most ${MAX_TOKEN_RESOURCES}.`);
+          const bad = resources.find((r) => !isValidResource(r) || r.length > MAX_TOPIC_CHARS);
+          if (bad !== undefined) throw mqttError('ParameterCheckFailed', `Resources: "${bad}" is not a topic (levels separated by /, + and # only as whole levels, # last, at most ${MAX_TOPIC_CHARS} characters).`);
+          if (resources.some((r, i) => i > 0 && resources[i - 1]! >= r)) throw mqttError('ParameterCheckFailed', 'Resources must list distinct topics in alphabetical order.');
+          const { inst } = this.authorizedInstance(call);
+          // Beyond the longest validity the call still succeeds; the token lives that long (documented for 30 days).
+          const expiresAt = Math.min(expireTime, call.nowMs + this.tokens.maxValidityMs);
+          const { token } = this.tokens.store.issue({ instanceId: inst.id, accessKeyId: call.accessKeyId, resources, type, expiresAt });
+          return { body: { RequestId: call.requestId, Token: token } };
         },
       },
     ];

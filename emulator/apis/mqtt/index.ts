@@ -1,7 +1,9 @@
 // Emulated ApsaraMQ for MQTT (onsmqtt 2020-04-20): the session queries and SendMessage over simulated fleets (or the
-// embedded broker's real connections), the `mqtt:` and `broker:` scenario keys, and its admin routes.
+// embedded broker's real connections), ApplyToken with the tokens its broker checks, the `mqtt:` and `broker:`
+// scenario keys, and its admin routes.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { MqttBroker } from '../../broker/broker';
+import { TokenStore } from '../../broker/tokens';
 import { BROKER_ADMIN_PREFIX, handleBrokerAdmin } from '../../broker/admin';
 import type { EmulatedProduct, ProductRuntime } from '../../core/api';
 import { sendJson } from '../../core/http-util';
@@ -25,6 +27,10 @@ export interface MqttRuntime extends ProductRuntime {
   setPartialAnswers(instanceId: string, partial: Partial<PartialAnswers>): void;
   /** An instance's `partial_answers`, and how many IDs its answers left out and added so far. */
   partialAnswers(instanceId: string): ReturnType<PartialAnswerer['state']>;
+  /** Tokens ApplyToken issued. */
+  readonly tokens: TokenStore;
+  /** Revokes every token of an instance; connections holding one are told and closed (broker.revokeTokens). */
+  revokeTokens(instanceId: string): number;
 }
 
 const MQTT_TRUTH_KEY = 'mqtt';
@@ -38,13 +44,17 @@ export const mqttProduct: EmulatedProduct = {
     { name: 'QuerySessionByClientId', version: ONSMQTT_VERSION, qps: 500 },
     { name: 'BatchQuerySessionByClientIds', version: ONSMQTT_VERSION, qps: 100 },
     { name: 'SendMessage', version: ONSMQTT_VERSION, qps: 1000 },
+    { name: 'ApplyToken', version: ONSMQTT_VERSION, qps: 100 },
   ],
   scenario: MQTT_SCENARIO,
   errors: MQTT_ERRORS,
   check: checkMqttScenario,
-  async start({ scenario, credentials, hooks }): Promise<MqttRuntime> {
+  async start({ scenario, credentials, hooks, now }): Promise<MqttRuntime> {
     const { mqtt, broker: b } = mqttSections(scenario);
-    const broker = b && (await MqttBroker.start({ host: b.host, port: b.port, credentials: credentials.aliyun, instances: mqtt.instances, faults: { drop_rate: b.drop_rate, delay_ms: b.delay_ms }, devices: b.devices }));
+    const tokens = new TokenStore(now);
+    const broker =
+      b &&
+      (await MqttBroker.start({ host: b.host, port: b.port, credentials: credentials.aliyun, instances: mqtt.instances, tokens, faults: { drop_rate: b.drop_rate, delay_ms: b.delay_ms }, devices: b.devices, now }));
     const instances = mqtt.instances.map((c) => (broker && c.status_from_broker ? new BrokerBackedMqttInstance(c, scenario.seed, broker) : new MqttInstanceState(c, scenario.seed)));
     const hook = hooks.onSendMessage as SendMessageHook | undefined;
     const onSendMessage: SendMessageHook | undefined = broker
@@ -53,7 +63,7 @@ export const mqttProduct: EmulatedProduct = {
           await hook?.(m);
         }
       : hook;
-    const apis = new MqttApis(instances, scenario.seed, onSendMessage);
+    const apis = new MqttApis(instances, scenario.seed, { store: tokens, maxValidityMs: mqtt.token_max_validity * 1000 }, onSendMessage);
     const setOnline = (instanceId: string, clientId: string, online: boolean) => {
       const inst = apis.instance(instanceId);
       if (inst === undefined) throw new Error(`no MQTT instance "${instanceId}" in the scenario`);
@@ -77,6 +87,8 @@ export const mqttProduct: EmulatedProduct = {
       setOnline,
       setPartialAnswers,
       partialAnswers,
+      tokens,
+      revokeTokens: (instanceId) => broker?.revokeTokens(instanceId) ?? tokens.revokeInstance(instanceId),
       truth: (nowMs) => Object.fromEntries(instances.map((i) => [i.id, i.truth(nowMs)])),
       admin: (req, res, path, body) => admin(req, res, path, body, broker, apis, { setOnline, setPartialAnswers, partialAnswers }),
       close: async () => broker?.close(),

@@ -2,6 +2,7 @@
 // including the embedded broker's references to them.
 import { z } from 'zod';
 import { BrokerScenarioSchema, type BrokerScenario } from '../../broker/scenario';
+import { MAX_TOKEN_VALIDITY_MS } from '../../broker/tokens';
 import { checkInstances, name, type Scenario } from '../../core/scenario';
 
 const ratio = z.number().min(0).max(1);
@@ -53,7 +54,21 @@ const MqttInstanceSchema = z
   .strict();
 
 export const MQTT_SCENARIO = {
-  mqtt: z.object({ instances: z.array(MqttInstanceSchema).default([]) }).strict().default({}),
+  mqtt: z
+    .object({
+      instances: z.array(MqttInstanceSchema).default([]),
+      /**
+       * Longest life of a token ApplyToken issues, in seconds (default 30 days, the documented maximum): a longer
+       * ExpireTime is accepted and cut to it, as the cloud cuts one beyond 30 days. Tests set seconds.
+       */
+      token_max_validity: z
+        .number()
+        .positive()
+        .max(MAX_TOKEN_VALIDITY_MS / 1000)
+        .default(MAX_TOKEN_VALIDITY_MS / 1000),
+    })
+    .strict()
+    .default({}),
   broker: BrokerScenarioSchema.optional(),
 };
 
@@ -62,8 +77,8 @@ export type FleetConfig = MqttInstanceConfig['fleets'][number];
 export type PartialAnswers = z.output<typeof PartialAnswersSchema>;
 
 /** The product's keys of a validated scenario, typed. */
-export function mqttSections(sc: Scenario): { mqtt: { instances: MqttInstanceConfig[] }; broker?: BrokerScenario } {
-  return { mqtt: sc.mqtt as { instances: MqttInstanceConfig[] }, broker: sc.broker as BrokerScenario | undefined };
+export function mqttSections(sc: Scenario): { mqtt: { instances: MqttInstanceConfig[]; token_max_validity: number }; broker?: BrokerScenario } {
+  return { mqtt: sc.mqtt as { instances: MqttInstanceConfig[]; token_max_validity: number }, broker: sc.broker as BrokerScenario | undefined };
 }
 
 export function checkMqttScenario(sc: Scenario, ctx: z.RefinementCtx): void {

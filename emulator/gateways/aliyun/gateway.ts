@@ -97,7 +97,7 @@ export class AliyunGateway {
     // A product may answer some injected codes its own way (DAS: business failures at HTTP 200).
     const own: Envelope = { ...envelope, injected: (name, code, httpStatus) => api.injectedError?.(code, requestId) ?? envelope.injected(name, code, httpStatus) };
     await serveCall(this.env, res, api.name, account, own, (nowMs) =>
-      api.handle({ account, params: params.values, requestId, nowMs }),
+      api.handle({ account, accessKeyId: auth.credential.access_key_id, params: params.values, requestId, nowMs }),
     );
   }
 }

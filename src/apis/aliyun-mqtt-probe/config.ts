@@ -1,9 +1,15 @@
 // aliyun_mqtt_probe's configuration keys, its API, and what a probe message may hold.
 import { z } from 'zod';
-import type { CommonJobConfig } from '../../config/schema';
+import type { AccountConfig, CommonJobConfig } from '../../config/schema';
+import { durationMs } from '../../config/duration';
 import { DEVICE_ID_PATTERN, deviceIdRoom, GROUP_ID_PATTERN, MAX_CLIENT_ID_LENGTH, MAX_TOPIC_LENGTH, MAX_MESSAGE_BYTES, mqttInstanceShape } from '../aliyun-mqtt/product';
 
 export const SEND_API = 'SendMessage';
+/** Token-mode sign-in of the subscriber: a token for its topic, applied for with the account's credentials. */
+export const APPLY_TOKEN_API = 'ApplyToken';
+/** ApplyToken's bounds of a token's validity (60 s to 30 days; beyond 30 days the cloud silently cuts it). */
+const TOKEN_TTL_BOUNDS_MS = { min: 60_000, max: 30 * 86_400_000 };
+const DEFAULT_TOKEN_TTL_MS = 3_600_000;
 /** Probe timeout when the config sets none (capped by the schedule interval). */
 export const DEFAULT_PROBE_TIMEOUT_MS = 10_000;
 export const API_BUCKETS = [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -24,9 +30,17 @@ const subscribeShape = z
     group_id: z.string().regex(GROUP_ID_PATTERN, 'a group ID such as GID_probe or GID-probe (GID_ or GID-, then letters, digits, - or _, 7-64 characters)'),
     /** The device part of the client ID `<group_id>@@@<device_id>`; give each exporter replica its own. */
     device_id: z.string().regex(DEVICE_ID_PATTERN, 'letters, digits and _ . : -').optional(),
-    /** Credentials for the MQTT connection; default: the job's account. */
+    /** Signature-mode keys for the MQTT connection; default: the account's access_key credentials. */
     access_key_id: z.string().min(1).optional(),
     access_key_secret: z.string().min(1).optional(),
+    /** How the subscriber signs in; default: subscriberAuth(). */
+    auth: z.enum(['signature', 'token'], { errorMap: () => ({ message: 'must be signature or token' }) }).optional(),
+    /** Token mode: the validity asked of ApplyToken for each token. */
+    token_ttl: durationMs
+      .refine((ms) => ms >= TOKEN_TTL_BOUNDS_MS.min && ms <= TOKEN_TTL_BOUNDS_MS.max, {
+        message: `must be between ${TOKEN_TTL_BOUNDS_MS.min / 1000}s and ${TOKEN_TTL_BOUNDS_MS.max / 86_400_000}d (the validity ApplyToken grants)`,
+      })
+      .optional(),
   })
   .strict();
 
@@ -43,6 +57,26 @@ export const shape = {
 };
 
 export type MqttProbeConfig = CommonJobConfig & z.infer<z.ZodObject<typeof shape>>;
+type SubscribeConfig = NonNullable<MqttProbeConfig['subscribe']>;
+
+/**
+ * How the subscriber signs in: `auth` when given; else Signature mode when a long-term AccessKey is at hand (the
+ * subscriber's own keys, or the account's `access_key` credentials), Token mode otherwise (role, STS, instance
+ * credentials: they cannot sign in the Signature way).
+ */
+export function subscriberAuth(s: SubscribeConfig, account: AccountConfig | undefined): 'signature' | 'token' {
+  if (s.auth !== undefined) return s.auth;
+  return s.access_key_id !== undefined || hasLongTermKey(account) ? 'signature' : 'token';
+}
+
+function hasLongTermKey(account: AccountConfig | undefined): boolean {
+  return account?.provider === 'aliyun' && account.credentials.type === 'access_key';
+}
+
+/** The validity asked of ApplyToken for each token. */
+export function tokenTtlMs(s: SubscribeConfig): number {
+  return s.token_ttl ?? DEFAULT_TOKEN_TTL_MS;
+}
 
 
 /** The most UTF-8 bytes each placeholder can become (job, instance and topic are known from the config). */
@@ -51,8 +85,8 @@ function placeholderMaxBytes(cfg: MqttProbeConfig): Record<(typeof PLACEHOLDERS)
   return { probe_id: 40, sent_at: 24, sent_at_ms: 16, seq: 16, job: bytes(cfg.name), instance_id: bytes(cfg.instance_id), topic: bytes(cfg.topic), hostname: 255 };
 }
 
-/** Problems of the payload template and the subscriber's client ID (checked once every key is valid). */
-export function validateProbeConfig(cfg: MqttProbeConfig): Array<[Array<string | number>, string]> {
+/** Problems of the payload template and the subscriber's client ID and sign-in (checked once every key is valid). */
+export function validateProbeConfig(cfg: MqttProbeConfig, accounts: ReadonlyMap<string, AccountConfig>): Array<[Array<string | number>, string]> {
   const problems: Array<[Array<string | number>, string]> = [];
   const used = new Set<string>();
   const max = placeholderMaxBytes(cfg);
@@ -74,6 +108,27 @@ export function validateProbeConfig(cfg: MqttProbeConfig): Array<[Array<string |
   }
   if (s && (s.access_key_id === undefined) !== (s.access_key_secret === undefined)) {
     problems.push([['subscribe'], "give both access_key_id and access_key_secret, or neither (then the account's keys are used)"]);
+  }
+  const account = accounts.get(cfg.account);
+  // An unknown account is reported at `account`; the sign-in is judged against a known one.
+  if (s && account) problems.push(...signInProblems(s, account));
+  return problems;
+}
+
+function signInProblems(s: SubscribeConfig, account: AccountConfig): Array<[Array<string | number>, string]> {
+  const mode = subscriberAuth(s, account);
+  const problems: Array<[Array<string | number>, string]> = [];
+  if (mode === 'signature' && s.access_key_id === undefined && !hasLongTermKey(account)) {
+    problems.push([
+      ['subscribe', 'auth'],
+      `signature mode signs in with a long-term AccessKey, and account "${account.name}" has none (credentials type ${account.credentials.type}): give subscribe.access_key_id and subscribe.access_key_secret, or use auth: token`,
+    ]);
+  }
+  if (mode === 'token' && s.access_key_id !== undefined) {
+    problems.push([['subscribe', 'access_key_id'], "signature-mode keys: with auth: token the token is applied for with the account's credentials; remove them or use auth: signature"]);
+  }
+  if (mode === 'signature' && s.token_ttl !== undefined) {
+    problems.push([['subscribe', 'token_ttl'], `used in token mode only, and this subscriber signs in the signature way (${s.auth === undefined ? 'the default with a long-term AccessKey' : 'auth: signature'}): remove it or set auth: token`]);
   }
   return problems;
 }

@@ -8,10 +8,10 @@ only):
 
 | \`code\` | meaning |
 |---|---|
-| the cloud's error code, e.g. \`InstancePermissionCheckFailed\`, \`Throttling.User\`, \`SendMessageFailed\` | SendMessage was refused (never retried: a retry would bill a second message) |
+| the cloud's error code, e.g. \`InstancePermissionCheckFailed\`, \`Throttling.User\`, \`SendMessageFailed\` | SendMessage was refused (never retried: a retry would bill a second message), or, in token mode, ApplyToken was (each failed ApplyToken counted once; it fails a probe only when the subscriber then has no valid token to sign in with, as \`SubscriberDisconnected\`) |
 | \`Timeout\`, \`NetworkError\`, \`MalformedResponse\` | SendMessage got no usable answer |
 | \`SubscriberDisconnected\` | the MQTT connection was down when the probe was sent, or dropped before the probe arrived: that probe fails, even if the message arrived after a reconnect. A drop that healed between two probes is counted too, but fails neither: the next probe runs on a working connection |
-| \`SubscriberAuthFailed\` | the broker refused the sign-in (CONNACK "bad user name or password" / "not authorized"): wrong keys, group ID or instance |
+| \`SubscriberAuthFailed\` | the broker refused the sign-in (CONNACK "bad user name or password" / "not authorized"): wrong keys, group ID or instance, or in token mode a token it no longer accepts (revoked, expired); the next attempt applies for a new token |
 | \`SubscribeFailed\` | connected, but the broker refused the subscription to the probe topic (SUBACK failure: topic or permission) |
 
 \`SubscriberDisconnected\` and \`SubscriberAuthFailed\` exist at 0 from start-up in end-to-end mode, so \`increase()\` sees

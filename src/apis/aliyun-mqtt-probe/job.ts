@@ -2,7 +2,7 @@
 // message and hide the failure the canary exists to see) and, in end-to-end mode, waits for it on the subscription.
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
-import { CloudError, labelSafeCode } from '../../cloud/errors';
+import { errorCodeOf } from '../../cloud/errors';
 import type { ApiCaller } from '../../cloud/client';
 import { DeclaredFamilyBuilder, singleSample } from '../../metrics/declare';
 import { HistogramState, type MetricFamily } from '../../metrics/family';
@@ -11,9 +11,10 @@ import { registerSecret } from '../../util/redact';
 import { runDeadlineMs } from '../../util/schedule';
 import type { Job, JobContext, JobRunResult, JobStatus, RunContext } from '../../core/job-type';
 import { clientIdOf, deviceIdRoom, mqttEndpoint, MQTT_API_VERSION } from '../aliyun-mqtt/product';
-import { API_BUCKETS, DEFAULT_PROBE_TIMEOUT_MS, DELIVERY_BUCKETS, PLACEHOLDER_RE, PLACEHOLDERS, SEND_API, type MqttProbeConfig } from './config';
+import { API_BUCKETS, DEFAULT_PROBE_TIMEOUT_MS, DELIVERY_BUCKETS, PLACEHOLDER_RE, PLACEHOLDERS, SEND_API, subscriberAuth, tokenTtlMs, type MqttProbeConfig } from './config';
 import { API_DURATION, API_REQUEST_DURATION, DELIVERY_DURATION, ERRORS, LOST, PROBE_SUCCESS, RECEIVED, SENT, SUBSCRIBER_CONNECTED } from './families';
-import { ProbeSubscriber, signaturePassword, signatureUsername } from './subscriber';
+import { ProbeSubscriber, signatureSignIn, type SignIn } from './subscriber';
+import { TokenSignIn } from './token';
 
 /** Why an end-to-end probe failed, in the log: each reason with its words, and the error codes it counted. */
 type FailureReason = 'subscriber_not_connected' | 'subscriber_dropped' | 'lost';
@@ -47,6 +48,10 @@ export class MqttProbeJob implements Job {
   private readonly token = randomBytes(5).toString('hex');
   private readonly probeIdRe: RegExp;
   private readonly subscriber: ProbeSubscriber | undefined;
+  /** Token mode's sign-in: keeps the token fresh and tells what ApplyToken answered. */
+  private readonly tokenSignIn: TokenSignIn | undefined;
+  /** A probe is under way (from its start to its verdict): a reconnect for a new token waits until it is not. */
+  private probing = false;
   private readonly pending = new Map<string, PendingProbe>();
   private seq = 0;
   private readonly where: { region: string; instance_id: string; topic: string };
@@ -76,31 +81,41 @@ export class MqttProbeJob implements Job {
     if (cfg.subscribe) {
       const s = cfg.subscribe;
       const account = ctx.accounts.account(cfg.account);
-      // Signature mode signs with a long-term AccessKey: the subscriber's own, or the account's static one.
-      const own = s.access_key_id !== undefined && s.access_key_secret !== undefined ? { id: s.access_key_id, secret: s.access_key_secret } : undefined;
-      const key = own ?? (account.provider === 'aliyun' ? longTermAccessKey(account.credentials, ctx.configDir) : undefined);
-      if (!key) throw new Error(`job ${cfg.name}: the subscriber signs in with an AccessKey, and account ${cfg.account} has none (credentials type ${account.credentials.type}): give subscribe.access_key_id and subscribe.access_key_secret`);
-      const { id: keyId, secret } = key;
-      registerSecret(s.access_key_id);
-      registerSecret(s.access_key_secret);
       const clientId = clientIdOf(s.group_id, s.device_id ?? defaultDeviceId(s.group_id));
-      const password = signaturePassword(secret, clientId);
-      registerSecret(password);
+      let signIn: SignIn;
+      if (subscriberAuth(s, account) === 'token') {
+        this.tokenSignIn = new TokenSignIn({ caller: this.caller, instanceId: cfg.instance_id, topic: cfg.topic, ttlMs: tokenTtlMs(s), logger: ctx.logger, probing: () => this.probing });
+        signIn = this.tokenSignIn;
+      } else {
+        // Signature mode signs with a long-term AccessKey: the subscriber's own, or the account's static one (the
+        // config loader refused a signature-mode subscriber with neither).
+        const own = s.access_key_id !== undefined && s.access_key_secret !== undefined ? { id: s.access_key_id, secret: s.access_key_secret } : undefined;
+        const key = own ?? (account.provider === 'aliyun' ? longTermAccessKey(account.credentials, ctx.configDir) : undefined);
+        if (!key) throw new Error(`job ${cfg.name}: account ${cfg.account} has no long-term AccessKey for the subscriber's signature mode`);
+        registerSecret(s.access_key_id);
+        registerSecret(s.access_key_secret);
+        const signature = signatureSignIn(key.id, key.secret, cfg.instance_id, clientId);
+        registerSecret(signature.password);
+        signIn = signature;
+      }
       this.subscriber = new ProbeSubscriber({
         url: s.url ?? `mqtts://${cfg.instance_id}.mqtt.aliyuncs.com:8883`,
         clientId,
-        username: signatureUsername(keyId, cfg.instance_id),
-        password,
+        signIn,
         topic: cfg.topic,
         logger: ctx.logger,
         onMessage: (_topic, payload) => this.onMessage(payload),
       });
+      this.tokenSignIn?.attach(this.subscriber);
       for (const code of ['SubscriberDisconnected', 'SubscriberAuthFailed']) this.errors.set(code, 0);
     }
   }
 
   async run(run: RunContext): Promise<JobRunResult> {
     const error = await this.probe(run);
+    // Each failed ApplyToken is a probe error under its code, in the run it happened in or the next; it fails no
+    // probe while the subscription holds (a subscriber that could not sign in fails it as not connected).
+    for (const code of this.tokenSignIn?.takeFailures() ?? []) this.countError(code);
     this.lastSuccess = error === undefined ? 1 : 0;
     // A failed probe is itself data (success 0, its error codes): its families are published, and the run fails.
     return { targets: [{ instanceId: this.cfg.instance_id, ok: error === undefined, families: this.render(), error }] };
@@ -126,6 +141,7 @@ export class MqttProbeJob implements Job {
   async close(): Promise<void> {
     for (const p of this.pending.values()) p.onReceived?.();
     this.pending.clear();
+    this.tokenSignIn?.close();
     await this.subscriber?.close();
   }
 
@@ -136,8 +152,18 @@ export class MqttProbeJob implements Job {
    * is counted (SubscriberDisconnected) but fails neither: the next probe runs on a working connection.
    */
   private async probe(run: RunContext): Promise<Error | undefined> {
+    this.probing = true;
+    try {
+      return await this.probeOnce(run);
+    } finally {
+      this.probing = false;
+      this.tokenSignIn?.afterProbe();
+    }
+  }
+
+  private async probeOnce(run: RunContext): Promise<Error | undefined> {
     const codes: string[] = [];
-    const count = (code: string) => this.errors.set(code, (this.errors.get(code) ?? 0) + 1);
+    const count = (code: string) => this.countError(code);
     const reasons: FailureReason[] = [];
     const explanations: string[] = [];
     const failBecause = (reason: FailureReason, explanation: string, code?: string) => {
@@ -157,7 +183,8 @@ export class MqttProbeJob implements Job {
       if (!sub.ready && (firstConnect || sub.connecting)) await sub.waitReady(Math.min(this.timeoutMs, run.deadline - Date.now()) / 2, run.signal);
       lossesAtStart = sub.losses;
       if (!sub.ready) {
-        failBecause('subscriber_not_connected', `the MQTT subscriber was not connected when the probe was sent (${sub.problem})`, sub.problem);
+        const why = sub.signInError === undefined ? sub.problem : `${sub.problem}; it could not sign in: ${sub.signInError}`;
+        failBecause('subscriber_not_connected', `the MQTT subscriber was not connected when the probe was sent (${why})`, sub.problem);
       } else if (lossesAtStart !== this.subscriberLossesSeen) {
         // Dropped and healed since the last probe: counted, and this probe runs on the working connection.
         count('SubscriberDisconnected');
@@ -193,7 +220,7 @@ export class MqttProbeJob implements Job {
     this.apiHistogram.observe(apiSeconds);
     if (apiError) {
       this.pending.delete(probeId);
-      count(apiError instanceof CloudError ? apiError.code : labelSafeCode((apiError as { code?: string }).code ?? 'Unknown'));
+      count(errorCodeOf(apiError));
       // The cloud's error says why (its code, status and request ID in the log).
       return apiError;
     }
@@ -223,6 +250,10 @@ export class MqttProbeJob implements Job {
       failBecause('lost', `${probeId}, published with SendMessage, was not received on ${this.cfg.topic} within ${waited}${cut}`);
     }
     return reasons.length === 0 ? undefined : new ProbeFailed(reasons, codes, explanations);
+  }
+
+  private countError(code: string): void {
+    this.errors.set(code, (this.errors.get(code) ?? 0) + 1);
   }
 
   /** Resolves true once the probe arrives, false at `untilPerf` (a performance.now() time) or on abort. */

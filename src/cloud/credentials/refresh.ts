@@ -15,6 +15,11 @@ import type { ProxyEndpoint } from '../proxy';
 const FIFTEEN_MIN = 15 * 60_000;
 const MAX_RETRY_MS = 60_000;
 
+/** How long before expiry a credential of this lifetime is renewed: a third of its life, at most 15 minutes. */
+export function refreshMarginMs(lifetimeMs: number): number {
+  return Math.min(Math.max(lifetimeMs, 0) / 3, FIFTEEN_MIN);
+}
+
 export interface Obtained<C> {
   value: C;
   /** ms epoch; undefined when the source does not say (static keys, files, environment). */
@@ -185,7 +190,7 @@ class Refresher<C> {
       return;
     }
     const lifetime = got.expiresAt === undefined ? 0 : got.expiresAt - now;
-    const marginMs = same && this.held ? this.held.marginMs : Math.min(Math.max(lifetime, 0) / 3, FIFTEEN_MIN);
+    const marginMs = same && this.held ? this.held.marginMs : refreshMarginMs(lifetime);
     this.held = { value: got.value, expiresAt: got.expiresAt, id: got.id, marginMs };
     if (!same) this.generation++;
     this.counts.success++;

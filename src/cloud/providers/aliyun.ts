@@ -1,4 +1,5 @@
 // Alibaba Cloud RPC (POP, signature v1) transport on @alicloud/pop-core, with errors normalised and redacted.
+import { AsyncLocalStorage } from 'node:async_hooks';
 import type http from 'node:http';
 // pop-core ships no types; its surface used here is small.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -44,6 +45,9 @@ export class AliyunRpcTransport implements CloudTransport {
   readonly credentials?: RefreshableCredentials;
   private readonly client: PopClient;
   private readonly agent: http.Agent;
+  private readonly source: AliyunKeySource;
+  /** The key a request is signed with, read once in call() and handed to pop-core inside that call's context. */
+  private readonly signingKey = new AsyncLocalStorage<AliyunKey>();
 
   constructor(
     /** A fixed key, or the account's credentials provider (refreshing ones also offer a refresh on expiry). */
@@ -56,12 +60,12 @@ export class AliyunRpcTransport implements CloudTransport {
   ) {
     // One keep-alive agent per client, sized for 1,000 QPS at cloud latencies without unbounded sockets.
     this.agent = guardedAgent(endpoint.startsWith('https://') ? 'https:' : 'http:', { maxSockets: 256, proxy });
-    const source: AliyunKeySource = 'getCredentials' in creds ? creds : { getCredentials: async () => creds };
+    this.source = 'getCredentials' in creds ? creds : { getCredentials: async () => creds };
     // Fixed keys are not offered: refreshing them would only send a refused call again.
     if ('getCredentials' in creds && creds.refreshNow && creds.refreshable !== false) this.credentials = creds as RefreshableCredentials;
     this.client = new RPCClient({
-      // Read by pop-core at the start of every request, inside the bounded exchange.
-      credentialsProvider: source,
+      // Read by pop-core at the start of every request: the key call() read, so that onSigned names the one used.
+      credentialsProvider: { getCredentials: async () => this.signingKey.getStore() ?? this.source.getCredentials() },
       endpoint,
       apiVersion,
       opts: { agent: this.agent },
@@ -75,15 +79,20 @@ export class AliyunRpcTransport implements CloudTransport {
     const limits = { timeoutMs: req.timeoutMs, maxResponseBytes: this.maxResponseBytes, signal: req.signal };
     let body: unknown;
     try {
-      body = await boundedExchange(limits, () =>
-        this.client.request(req.api, params, {
-          method: 'POST',
-          // httpx's own timers only as a backstop: the exchange's timer ends the call first, and destroys its socket.
-          timeout: req.timeoutMs + 1000,
-          formatParams: false,
-          agent: this.agent,
-        }),
-      );
+      body = await boundedExchange(limits, async () => {
+        // Inside the bounded exchange: waiting for a first credential is bounded like the call.
+        const key = await this.source.getCredentials();
+        req.onSigned?.(key.accessKeyId);
+        return this.signingKey.run(key, () =>
+          this.client.request(req.api, params, {
+            method: 'POST',
+            // httpx's own timers only as a backstop: the exchange's timer ends the call first, and destroys its socket.
+            timeout: req.timeoutMs + 1000,
+            formatParams: false,
+            agent: this.agent,
+          }),
+        );
+      });
     } catch (err) {
       throw normaliseAliyunError(req.api, err);
     }

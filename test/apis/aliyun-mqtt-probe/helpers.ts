@@ -1,5 +1,7 @@
 // Shared pieces of the SendMessage canary tests: the scenario, the exporter config, waiting and scrape lookups.
-import { ALIYUN, ALIYUN_ACCOUNT_YAML, parseExposition, seriesOf } from '../../helpers/harness';
+import { mqttOf } from '../../../emulator/apis/mqtt';
+import type { Emulator } from '../../../emulator/server';
+import { ALIYUN, ALIYUN_ACCOUNT_YAML, parseExposition, seriesOf, type TestApp } from '../../helpers/harness';
 
 export const INSTANCE = 'post-cn-probe0001';
 export const TOPIC = 'canary/probe';
@@ -74,3 +76,21 @@ export function probeState(text: string): Record<'success' | 'sent' | 'received'
     connected: metric(text, 'aliyun_mqtt_probe_subscriber_connected'),
   };
 }
+
+/** The `subscribe:` block of probeConfig for the emulator's broker: client ID `GID_probe@@@<deviceId>`. */
+export function subscribeTo(emu: Emulator, deviceId: string, extra: Record<string, string> = {}): Record<string, string> {
+  return { url: mqttOf(emu).broker!.url, group_id: 'GID_probe', device_id: deviceId, ...extra };
+}
+
+/** Runs the canary job once, then scrapes. */
+export async function runProbe(app: TestApp): Promise<string> {
+  await app.app.runner('canary')!.trigger();
+  return app.scrape();
+}
+
+/** Log lines so far whose message is `msg`. */
+export function logged(app: TestApp, msg: string): number {
+  return app.logs.filter((l) => (JSON.parse(l) as { msg: string }).msg === msg).length;
+}
+
+export const LOST_CONNECTION = 'probe subscriber lost its MQTT connection; reconnecting';

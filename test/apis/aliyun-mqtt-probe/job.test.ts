@@ -6,21 +6,10 @@ import fs from 'node:fs';
 import { describe, expect, test } from 'vitest';
 import { ALIYUN, appFromYaml, emulator, type TestApp } from '../../helpers/harness';
 import type { Emulator } from '../../../emulator/server';
-import { INSTANCE, TOPIC, ENV, buckets, metric, probeConfig, probeState, probeScenario, waitFor } from './helpers';
+import { INSTANCE, TOPIC, ENV, LOST_CONNECTION, buckets, logged, metric, probeConfig, probeState, probeScenario, runProbe as run, subscribeTo, waitFor } from './helpers';
 
 const CLIENT_ID = 'GID_probe@@@test-1';
-const SUBSCRIBE = (emu: Emulator, extra: Record<string, string> = {}) => ({ url: mqttOf(emu).broker!.url, group_id: 'GID_probe', device_id: 'test-1', ...extra });
-
-
-
-async function run(app: TestApp): Promise<string> {
-  await app.app.runner('canary')!.trigger();
-  return app.scrape();
-}
-
-/** Log lines so far whose message is `msg`. */
-const logged = (app: TestApp, msg: string): number => app.logs.filter((l) => (JSON.parse(l) as { msg: string }).msg === msg).length;
-const LOST_CONNECTION = 'probe subscriber lost its MQTT connection; reconnecting';
+const SUBSCRIBE = (emu: Emulator, extra: Record<string, string> = {}) => subscribeTo(emu, 'test-1', extra);
 const RECONNECTED = 'probe subscriber reconnected';
 
 /** The `err` object of the last "poll failed" log line (JSON logs). */

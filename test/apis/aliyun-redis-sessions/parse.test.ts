@@ -290,7 +290,7 @@ describe('configuration', () => {
     const job = parsed.jobs[0] as Record<string, unknown>;
     expect(job).toMatchObject({ max_client_ips: 200, max_commands: 50, idle_thresholds: [60, 300, 3600] });
     expect(job.endpoint).toBeUndefined();
-    expect(aliyunRedisSessions.plan(job as never, '/')).toEqual([{ account: 'main', api: 'GetRedisAllSession', endpoint: 'https://das.cn-shanghai.aliyuncs.com', callsPerRun: 3, basis: '3 instances, one call each' }]);
+    expect(aliyunRedisSessions.plan(job as never, '/', [])).toEqual([{ account: 'main', api: 'GetRedisAllSession', endpoint: 'https://das.cn-shanghai.aliyuncs.com', callsPerRun: 3, basis: '3 instances, one call each' }]);
     const custom = parseConfig(cfg('    instance_ids: [r-1]\n    endpoint: http://127.0.0.1:1/\n    idle_thresholds: [30s, 10m, 90]\n'), 't.yml', { env: {}, jobTypes: JOB_TYPES });
     expect(custom.jobs[0]).toMatchObject({ endpoint: 'http://127.0.0.1:1', idle_thresholds: [30, 600, 90] });
   });
