@@ -1,6 +1,6 @@
 // Memory over many polls with device churn: a real exporter process polling the emulator every few seconds, whose
 // devices change status all the time and whose inventory file is rewritten every fourth cycle (5% of the devices
-// replaced). RSS and V8 heap are sampled after every completed cycle; flat means no growth from the first cycles to
+// replaced); it keeps a state_dir, so every cycle also writes the fleet state file. RSS and V8 heap are sampled after every completed cycle; flat means no growth from the first cycles to
 // the last ones.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -66,7 +66,7 @@ export async function memoryCase(devices: number, cycles: number, tmp: string): 
     const config = {
       source_ip_qps: { onsmqtt: Math.max(300, qps) },
       accounts: [{ name: 'bench', provider: 'aliyun', access_key_id: 'LTAI-bench', access_key_secret: 'bench-secret', qps: { BatchQuerySessionByClientIds: qps } }],
-      jobs: [{ name: 'churn', type: 'aliyun_mqtt_sessions', account: 'bench', schedule, region: 'cn-hangzhou', endpoint: match![1], instance_id: INSTANCE, client_ids_file: devicesFile }],
+      jobs: [{ name: 'churn', type: 'aliyun_mqtt_sessions', account: 'bench', schedule, region: 'cn-hangzhou', endpoint: match![1], instance_id: INSTANCE, client_ids_file: devicesFile, state_dir: path.join(dir, 'state') }],
     };
     fs.writeFileSync(path.join(dir, 'exporter.yml'), JSON.stringify(config));
     const port = await freePort();

@@ -10,6 +10,7 @@ import { FULL, QUICK, ROOT, log, round } from './lib';
 import { pollCase, type PollCase, type PollFigure } from './poll';
 import { scrapeCase, type ScrapeFigure } from './scrape';
 import { memoryCase, type MemoryFigure } from './memory';
+import { fleetCase, type FleetFigure } from './fleet';
 
 const LATENCY = { min_ms: 20, max_ms: 200 };
 
@@ -54,8 +55,8 @@ function machine() {
   };
 }
 
-/** BENCH_ONLY=poll,limiter,scrape,memory runs a subset and merges it into the existing latest.json. */
-const ONLY = new Set((process.env.BENCH_ONLY ?? 'poll,limiter,scrape,memory').split(',').map((s) => s.trim()));
+/** BENCH_ONLY=poll,limiter,scrape,memory,fleet runs a subset and merges it into the existing latest.json. */
+const ONLY = new Set((process.env.BENCH_ONLY ?? 'poll,limiter,scrape,memory,fleet').split(',').map((s) => s.trim()));
 
 async function main(): Promise<void> {
   const mode = QUICK ? 'quick' : FULL ? 'full' : 'default';
@@ -72,6 +73,7 @@ async function main(): Promise<void> {
     scrape: ScrapeFigure[];
     scrape_ratio: Array<{ series: number; gzip: boolean; p50_ratio_promclient_over_ours: number; p99_ratio_promclient_over_ours: number; same_family_bytes: boolean | null }>;
     memory: MemoryFigure[];
+    fleet: FleetFigure[];
     duration_s?: number;
     loadavg_at_end?: number[];
   } = {
@@ -84,6 +86,7 @@ async function main(): Promise<void> {
     scrape: [],
     scrape_ratio: [],
     memory: [],
+    fleet: [],
   };
 
   // 2. Limiter ceiling (in-process, first: nothing else of ours is running).
@@ -124,6 +127,10 @@ async function main(): Promise<void> {
   if (ONLY.has('memory')) results.memory.push(await memoryCase(50_000, QUICK ? 9 : 15, tmp));
   else results.memory = previous.memory ?? [];
 
+  // 6. The MQTT job's per-device history: memory, per-poll work, state file.
+  if (ONLY.has('fleet')) for (const n of QUICK ? [100_000] : [100_000, 1_000_000]) results.fleet.push(await fleetCase(n, tmp));
+  else results.fleet = previous.fleet ?? [];
+
   // 1 + 3. Poll cycles against the emulator.
   if (ONLY.has('poll')) for (const c of pollCases()) results.poll.push(await pollCase(c, tmp));
   else results.poll = previous.poll ?? [];
@@ -155,6 +162,13 @@ async function main(): Promise<void> {
   );
   out.push('\nMemory over repeated polls (device churn; every 4th cycle 5% of the inventory replaced)');
   out.push(table(['devices', 'cycles', 'RSS MB per cycle', 'RSS growth MB', 'heap growth MB', 'transitions', 'error'], results.memory.map((m) => [m.config.devices, m.rss_mb.length, m.rss_mb.join(' '), m.rss_growth_mb, m.heap_growth_mb, m.transitions_total, m.error ?? ''])));
+  out.push('\n6. Per-device history of the MQTT job (offline durations, flapping, last changes; 2% of the devices changed)');
+  out.push(
+    table(
+      ['devices', 'arrays B/device', 'RSS B/device', 'heap B/device', 'observe ms', 'offline buckets ms', 'top flapping ms', 'state file B/device', 'write ms', 'read ms', 'restore ms'],
+      results.fleet.map((f) => [f.config.devices, f.array_bytes_per_device, f.rss_bytes_per_device, f.heap_bytes_per_device, f.observe_ms, f.offline_longer_than_ms, f.most_flapping_ms, f.file_bytes_per_device, f.write_ms, f.read_ms, f.restore_ms]),
+    ),
+  );
   out.push('\nprom-client ÷ ours (higher is better for ours)');
   out.push(table(['series', 'gzip', 'p50 ratio', 'p99 ratio', 'same family bytes'], results.scrape_ratio.map((r) => [r.series, r.gzip ? 'yes' : 'no', r.p50_ratio_promclient_over_ours, r.p99_ratio_promclient_over_ours, r.same_family_bytes === null ? '-' : r.same_family_bytes ? 'yes' : 'NO'])));
   out.push(`\nwrote ${path.relative(ROOT, path.join(outDir, 'latest.json'))}`);

@@ -1,5 +1,5 @@
 // Child process of figures 4 and 5: builds N per-device series with our fast path ("ours": BinaryGaugeLines +
-// SnapshotStore + createHttpHandler, as the MQTT job renders them) or with prom-client ("promclient": a plain Gauge,
+// SnapshotStore + createHttpHandler, as the MQTT job renders them, with the job's per-device history beside them) or with prom-client ("promclient": a plain Gauge,
 // registry.metrics()), serves them over HTTP and reports its own event-loop stalls and RSS.
 // Usage: node --expose-gc dist/bench/scrape-worker.js <ours|promclient> <devices>; prints "ready <port> <json>".
 import http from 'node:http';
@@ -12,6 +12,7 @@ import { snapshotExposition } from '../src/metrics/exposition';
 import { BinaryGaugeLines } from '../src/metrics/binary-gauge-lines';
 import { joinLabels, renderLabels } from '../src/metrics/family';
 import { SnapshotStore } from '../src/metrics/snapshot-store';
+import { FleetState } from '../src/apis/aliyun-mqtt-sessions/fleet-state';
 import { Inventory } from '../src/apis/aliyun-mqtt-sessions/inventory';
 
 const HELP = '1 if the ApsaraMQ for MQTT device is connected, 0 if not. Refreshed on the job schedule, not at scrape time.';
@@ -46,7 +47,17 @@ async function main(): Promise<void> {
     await lines.render(inv.key, n, labelsOf, status);
     const store = new SnapshotStore();
     store.put('bench', 'post-cn-bench0001', [await lines.render(inv.key, n, labelsOf, status)], Date.now());
-    keep.push(inv, status, store, lines);
+    // The job's per-device history after two polls, 2% of the devices changed in the second (flapping slices in use).
+    const history = new FleetState(3600);
+    history.alignTo(inv.ids);
+    const now = Math.floor(Date.now() / 1000);
+    history.observe(status, () => now - 60, () => undefined);
+    history.observe(
+      status.map((s, i) => (i % 50 === 0 ? s ^ 1 : s)),
+      () => now,
+      () => undefined,
+    );
+    keep.push(inv, status, store, lines, history);
     // Both shapes of HttpOptions (src/http.ts is being reworked: registry+store, or contentType+exposition).
     const opts = {
       telemetryPath: '/metrics',

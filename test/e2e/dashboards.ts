@@ -85,14 +85,19 @@ export function interpolate(expr: string, values: Record<string, string>): strin
 
 /**
  * Resolves a dashboard's variables in order (later ones may use earlier ones, as Grafana's chained variables do).
- * Returns the substitution values and, per query variable, the real values found (empty = a problem).
+ * Returns the substitution values and, per query variable, the real values found (empty = a problem). `typed` gives
+ * text boxes a value, as a person would type one (the default view leaves them as they are).
  */
-export async function resolveVariables(prom: Prometheus, d: Dashboard): Promise<{ values: Record<string, string>; found: Record<string, string[]> }> {
+export async function resolveVariables(prom: Prometheus, d: Dashboard, typed: Record<string, string> = {}): Promise<{ values: Record<string, string>; found: Record<string, string[]> }> {
   const values: Record<string, string> = { ...BUILTINS };
   const found: Record<string, string[]> = {};
   for (const v of d.variables) {
     const q = typeof v.query === 'string' ? v.query : (v.query?.query ?? '');
     const current = Array.isArray(v.current?.value) ? v.current?.value[0] : v.current?.value;
+    if (v.type === 'textbox' && v.name in typed) {
+      values[v.name] = typed[v.name];
+      continue;
+    }
     switch (v.type) {
       case 'datasource':
         values[v.name] = 'prometheus';

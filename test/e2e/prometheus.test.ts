@@ -90,6 +90,10 @@ jobs:
     endpoint: ${emu.url}
     instance_id: ${MQTT_INSTANCE}
     client_ids_file: ${devicesFile}
+    # A short threshold and window, so the fleet history has something to show within the test.
+    offline_thresholds: [5s, 5m, 1h, 24h, 7d]
+    flapping_window: 1m
+    per_client_last_change: true
     labels: {env: e2e}
   - name: canary
     type: aliyun_mqtt_probe
@@ -213,6 +217,9 @@ describe('end to end with a real Prometheus', () => {
       'received canary messages': 'sum(aliyun_mqtt_probe_received_total) > 0',
       'folded MongoDB client IPs': 'sum(tencentcloud_mongodb_client_ips_folded_total) > 0',
       'MQTT transitions': 'sum(aliyun_mqtt_client_transitions_total) > 0',
+      'MQTT devices offline for a while': 'sum(aliyun_mqtt_clients_offline_longer_than{duration="5s"}) > 0',
+      'MQTT flapping devices': 'count(aliyun_mqtt_client_flaps) > 0',
+      'MQTT last changes': 'count(aliyun_mqtt_client_last_change_timestamp_seconds) > 0',
       'unsupported MongoDB instance': `tencentcloud_mongodb_client_query_supported{instance_id="${MONGO_UNSUPPORTED}"} == 0`,
       'blocked Redis sessions': 'sum(aliyun_redis_blocked_sessions) > 0',
       'Redis sessions idle for an hour': 'sum(aliyun_redis_idle_sessions{idle_seconds_min="3600"}) > 0',
@@ -259,7 +266,8 @@ describe('end to end with a real Prometheus', () => {
         problems = [];
         total = 0;
         for (const d of dashboards) {
-          const { values, found } = await resolveVariables(prom, d);
+          // The device drill-down with a pattern typed in, as its empty default shows nothing (test/e2e/dashboard-scale.test.ts).
+          const { values, found } = await resolveVariables(prom, d, { client: '.*' });
           for (const [name, vals] of Object.entries(found)) if (vals.length === 0) problems.push(`${d.file}: variable $${name} has no values`);
           for (const q of d.queries) {
             total++;
@@ -281,6 +289,33 @@ describe('end to end with a real Prometheus', () => {
     expect(total).toBeGreaterThan(50);
     expect(problems, 'dashboard queries without data').toEqual([]);
   }, 60_000);
+
+  test('a device changing status every poll fires AliyunMqttClientFlapping; the new alerts evaluate on real series', async () => {
+    // Their expressions without the final comparison return data: the selectors, matchers and recording rule meet.
+    for (const name of ['AliyunMqttLongOfflineClientsGrowing', 'AliyunMqttClientFlapping']) {
+      const rule = loadRules(RULE_FILES).find((r) => r.alert === name)!;
+      const lhs = rule.expr.trim().replace(/\s*(>=|>|<=|<|==)\s*[\d.]+$/, '');
+      expect(lhs, name).not.toBe(rule.expr.trim());
+      await waitUntil(`${name}'s series`, async () => (await prom.query(lhs)).length > 0, 20_000, 1_000);
+    }
+    const truth = (await truthOf(emu)).mqtt[MQTT_INSTANCE];
+    const device = Object.keys(truth)[0];
+    let online = truth[device];
+    const flapping = async () => (await prom.alerts()).find((a) => a.labels.alertname === 'AliyunMqttClientFlapping' && a.labels.client_id === device && a.state === 'firing');
+    // More than 10 changes within the job's 1-minute flapping_window: one flip per 2-second poll.
+    const firing = await waitUntil(
+      'AliyunMqttClientFlapping to fire for the flipped device',
+      async () => {
+        mqttOf(emu).setOnline(MQTT_INSTANCE, device, (online = !online));
+        return flapping();
+      },
+      50_000,
+      2_000,
+    );
+    expect(firing.labels).toMatchObject({ severity: 'warning', group_id: device.split('@@@')[0], instance_id: MQTT_INSTANCE, env: 'e2e' });
+    expect(Number(firing.value)).toBeGreaterThan(10);
+    expect(firing.annotations.runbook_url).toBe(`${RUNBOOK_URL}#aliyunmqttclientflapping`);
+  }, 75_000);
 
   test('an outage of BatchQuerySessionByClientIds fires CloudSessionExporterJobFailing for the MQTT job', async () => {
     const failingFleet = (alerts: Awaited<ReturnType<Prometheus['alerts']>>) =>

@@ -17,17 +17,29 @@ interface Target {
   expr: string;
   datasource: DatasourceRef;
 }
+interface Thresholds {
+  steps: Array<{ color: string; value: number | null }>;
+}
 interface Panel {
   id: number;
   type: string;
   title: string;
+  description?: string;
   gridPos: { x: number; y: number; w: number; h: number };
   datasource?: DatasourceRef;
   targets?: Target[];
+  collapsed?: boolean;
+  /** A row's panels (a collapsed row holds its panels here). */
+  panels?: Panel[];
+  fieldConfig?: {
+    defaults: { thresholds?: Thresholds };
+    overrides: Array<{ properties: Array<{ id: string; value?: unknown }> }>;
+  };
 }
 interface Variable {
   type: string;
   name: string;
+  description?: string;
   datasource?: DatasourceRef;
   definition?: string;
   query?: string | { query: string };
@@ -103,8 +115,13 @@ function labelValuesSelector(query: string): string | undefined {
   return lastComma < 0 ? undefined : inner.slice(0, lastComma).trim();
 }
 
+/** Every panel, those inside rows (collapsed or not) included. */
+function allPanels(d: Dashboard): Panel[] {
+  return d.panels.flatMap((p) => [p, ...(p.panels ?? [])]);
+}
+
 function panelsWithTargets(d: Dashboard): Panel[] {
-  return d.panels.filter((p) => p.type !== 'row');
+  return allPanels(d).filter((p) => p.type !== 'row');
 }
 
 /** Every PromQL expression of a dashboard, variables replaced by sample values. */
@@ -121,6 +138,50 @@ function dashboardExprs(file: string, d: Dashboard): NamedExpr[] {
   for (const a of d.annotations.list) if (a.expr) out.push({ source: `${file} annotation ${a.name}`, expr: interpolate(a.expr, values) });
   return out;
 }
+
+/**
+ * Threshold steps that are status colours, not alert thresholds (the others must be a literal of an alert the panel's
+ * description names), with why. Keys: `<file>: <panel title>: <value>`.
+ */
+const STATUS_COLOURS: Record<string, string> = {
+  'aliyun-mqtt.json: Offline devices: 1': 'any offline device is worth a colour; the alerts look at ratios and changes',
+  'aliyun-mqtt.json: Offline ≥ $offline_duration: 1': 'any device offline that long is worth a colour; the alert looks at its growth',
+  'aliyun-mqtt.json: Canary: 1': 'green for a probe that succeeded (1), red for one that failed (0)',
+  'aliyun-mqtt.json: Subscriber: 1': 'green while connected (1), red while not (0)',
+  'aliyun-mqtt.json: Devices: 1': 'the Status column: green online (1), red offline (0)',
+  'aliyun-mqtt.json: Device status history: 1': 'green online (1), red offline (0)',
+  'aliyun-redis.json: Listed: 0.99': 'sessions listed short of the total: a sign of truncation, not an alert',
+  'aliyun-redis.json: Blocked: 1': 'any blocked session is worth a colour (the alert fires above 0, i.e. from 1)',
+  'overview.json: Scrape: 1': 'green when the target is up (1)',
+  'overview.json: Config reloads: 1': 'green when the last reload succeeded (1)',
+  'overview.json: Jobs: 1': 'the success column: green when the last run succeeded (1)',
+  'overview.json: Cloud instances: 1': 'the success column: green when the last poll of the instance succeeded (1)',
+  'overview.json: Quota usage: 0.9': 'quota nearly used: orange from 90% of the QPS limit',
+  'overview.json: Quota usage: 1': 'quota used up: red at the QPS limit',
+};
+
+const alertRules = loadRules(RULE_FILES).filter((r) => r.alert);
+
+/** The alerts a text names (word by word: AliyunMqttClientFlapping is not AliyunMqttClientsFlapping). */
+function alertsNamedIn(text = ''): string[] {
+  return [...new Set(alertRules.map((a) => a.alert as string))].filter((name) => new RegExp(`\\b${name}\\b`).test(text));
+}
+
+/** Whether one of the named alerts' expressions holds `value` as a number or as a quoted label value. */
+function isThresholdOf(value: string, alerts: readonly string[]): boolean {
+  const v = value.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const re = new RegExp(`(?<![\\w.])${v}(?![\\w.])|"${v}"`);
+  return alertRules.some((r) => alerts.includes(r.alert as string) && re.test(r.expr));
+}
+
+/** Non-null threshold steps of a panel: its defaults and its overrides. */
+function thresholdValues(p: Panel): number[] {
+  const overrides = (p.fieldConfig?.overrides ?? []).flatMap((o) => o.properties.filter((x) => x.id === 'thresholds').map((x) => x.value as Thresholds));
+  return [p.fieldConfig?.defaults.thresholds, ...overrides].flatMap((t) => t?.steps ?? []).flatMap((step) => (step.value === null ? [] : [step.value]));
+}
+
+/** Families with one series per device: a default view must not load them unbounded. */
+const PER_DEVICE = JOB_TYPES.flatMap((t) => t.families).filter((f) => f.labels.includes('client_id' as never)).map((f) => f.name);
 
 describe('dashboards', () => {
   it('are the overview and a dashboard for every job type (found by the folder, named after their product)', () => {
@@ -146,10 +207,11 @@ describe('dashboards', () => {
     });
 
     it('has unique panel ids and no overlapping panels', () => {
-      const ids = d.panels.map((p) => p.id);
+      const ids = allPanels(d).map((p) => p.id);
       expect(new Set(ids).size).toBe(ids.length);
       const cells = new Map<string, string>();
-      for (const p of d.panels) {
+      // A collapsed row's panels keep the places they take when it is opened: below it, clear of everything else.
+      for (const p of allPanels(d)) {
         const { x, y, w, h } = p.gridPos;
         expect(x + w, `panel '${p.title}' is wider than the grid`).toBeLessThanOrEqual(24);
         for (let i = x; i < x + w; i++)
@@ -208,12 +270,59 @@ describe('dashboards', () => {
       expect([...unknown]).toEqual([]);
     });
 
+    it('takes its alert thresholds from the rule files: each threshold step is a literal of an alert its panel names, or a status colour', () => {
+      const problems: string[] = [];
+      for (const p of panelsWithTargets(d)) {
+        const named = alertsNamedIn(p.description);
+        for (const v of thresholdValues(p)) {
+          const key = `${file}: ${p.title}: ${v}`;
+          if (key in STATUS_COLOURS) continue;
+          if (named.length === 0) problems.push(`${key}: its description names no alert, and it is not in STATUS_COLOURS`);
+          else if (!isThresholdOf(String(v), named)) problems.push(`${key}: not a threshold of ${named.join(', ')} in config/prometheus/rules/`);
+        }
+      }
+      expect(problems).toEqual([]);
+    });
+
+    it('takes each constant variable from the alert it names', () => {
+      for (const v of d.templating.list.filter((x) => x.type === 'constant')) {
+        const named = alertsNamedIn(v.description);
+        expect(named, `constant ${v.name} names no alert`).not.toEqual([]);
+        expect(isThresholdOf(variableQuery(v), named), `constant ${v.name} = ${variableQuery(v)}: not in ${named.join(', ')}`).toBe(true);
+      }
+    });
+
+    it('loads per-device series only for a client ID pattern that is empty by default, or bounded by topk/bottomk', () => {
+      const emptyByDefault = new Set(d.templating.list.filter((v) => v.type === 'textbox' && (Array.isArray(v.current?.value) ? v.current?.value[0] : v.current?.value) === '').map((v) => v.name));
+      const problems: string[] = [];
+      for (const p of panelsWithTargets(d)) {
+        for (const t of p.targets ?? []) {
+          if (!PER_DEVICE.some((f) => new RegExp(`\\b${f}\\b`).test(t.expr))) continue;
+          const filtered = [...t.expr.matchAll(/client_id=~"\$\{?(\w+)\}?"/g)].some((m) => emptyByDefault.has(m[1]));
+          if (!filtered && !/^\s*(topk|bottomk)\(/.test(t.expr)) problems.push(`panel '${p.title}' ${t.refId}: ${t.expr}`);
+        }
+      }
+      expect(problems).toEqual([]);
+    });
+
     it('has PromQL that promtool parses', () => {
       const exprs = dashboardExprs(file, d);
       expect(exprs.length).toBeGreaterThan(5);
       const r = checkPromql(exprs);
       expect(r.ok, r.output).toBe(true);
     });
+  });
+
+  it('lists in STATUS_COLOURS only thresholds that exist', () => {
+    const present = new Set(dashboards.flatMap(([file, d]) => panelsWithTargets(d).flatMap((p) => thresholdValues(p).map((v) => `${file}: ${p.title}: ${v}`))));
+    expect(Object.keys(STATUS_COLOURS).filter((k) => !present.has(k))).toEqual([]);
+  });
+
+  it('the threshold check finds numbers and label values, not digits inside other words', () => {
+    expect(isThresholdOf('1', ['AliyunMqttClientsFlapping'])).toBe(true);
+    expect(isThresholdOf('15', ['AliyunMqttClientsFlapping'])).toBe(false);
+    expect(isThresholdOf('24h', ['AliyunMqttLongOfflineClientsGrowing'])).toBe(true);
+    expect(alertsNamedIn('AliyunMqttClientFlapping fires')).toEqual(['AliyunMqttClientFlapping']);
   });
 
   it('the PromQL check rejects a broken query', () => {

@@ -42,6 +42,30 @@ export const STATUS_UNEXPECTED = declareFamily({
   doc: 'batch-answer entries for client IDs not asked for (ignored), summed over polls; no `group_id`',
 });
 
+export const OFFLINE_LONGER_THAN = declareFamily({
+  name: 'aliyun_mqtt_clients_offline_longer_than',
+  type: 'gauge',
+  help: `Devices of the group answered offline in the last poll that have provably been offline at least the duration. ${ON_SCHEDULE}`,
+  labels: ['region', 'instance_id', 'group_id', 'duration'],
+  doc: 'devices answered offline whose offline time is known to be at least `duration`, one of the job\'s `offline_thresholds` (default `5m`, `1h`, `24h`, `7d`) as written; a device counts only for what the exporter has seen (below)',
+});
+
+export const CLIENT_FLAPS = declareFamily({
+  name: 'aliyun_mqtt_client_flaps',
+  type: 'gauge',
+  help: `Status changes within the job's flapping_window of the devices that changed most often (top_flapping_clients of them at most). ${ON_SCHEDULE}`,
+  labels: ['region', 'instance_id', 'group_id', 'client_id'],
+  doc: 'status changes within `flapping_window` (default `1h`) of the `top_flapping_clients` (default 20) devices that changed most; devices without a change have no series',
+});
+
+export const CLIENT_LAST_CHANGE = declareFamily({
+  name: 'aliyun_mqtt_client_last_change_timestamp_seconds',
+  type: 'gauge',
+  help: `When the device's last status change was seen: the time of the answer that first showed its current status. ${ON_SCHEDULE}`,
+  labels: ['region', 'instance_id', 'group_id', 'client_id'],
+  doc: 'the answer that first showed the device\'s current status (the change happened after the answer before it); no series for a device never seen changing. Off unless `per_client_last_change: true`',
+});
+
 export const INVENTORY_ENTRIES = declareFamily({
   name: 'cloud_session_exporter_inventory_entries',
   type: 'gauge',

@@ -2,14 +2,26 @@
 // (10 IDs a call, 100 QPS) with a fallback to QuerySessionByClientId (500 QPS).
 import type { ApiUsage, JobType } from '../../core/job-type';
 import { labelNamesOfFamilies } from '../../metrics/declare';
-import { BATCH_API, BATCH_SIZE, inventoryFile, shape, SINGLE_API, type MqttSessionsConfig } from './config';
+import { BATCH_API, BATCH_SIZE, inventoryFile, shape, SINGLE_API, stateFile, type MqttSessionsConfig } from './config';
 import { SESSIONS_DOCS } from './docs';
-import { CLIENT_ONLINE, CLIENTS, INVENTORY_ENTRIES, INVENTORY_INVALID, STATUS_MISSING, STATUS_UNEXPECTED, TRANSITIONS } from './families';
+import {
+  CLIENT_FLAPS,
+  CLIENT_LAST_CHANGE,
+  CLIENT_ONLINE,
+  CLIENTS,
+  INVENTORY_ENTRIES,
+  INVENTORY_INVALID,
+  OFFLINE_LONGER_THAN,
+  STATUS_MISSING,
+  STATUS_UNEXPECTED,
+  TRANSITIONS,
+} from './families';
 import { readInventorySync } from './inventory';
+import { readStateFileSync } from './state-file';
 import { billedOn, MQTT_SOURCE_IP_CEILING, mqttEndpoint } from '../aliyun-mqtt/product';
 import { MqttSessionsJob } from './job';
 
-const FAMILIES = [CLIENT_ONLINE, CLIENTS, TRANSITIONS, STATUS_MISSING, STATUS_UNEXPECTED];
+const FAMILIES = [CLIENT_ONLINE, CLIENTS, TRANSITIONS, STATUS_MISSING, STATUS_UNEXPECTED, OFFLINE_LONGER_THAN, CLIENT_FLAPS, CLIENT_LAST_CHANGE];
 
 export const aliyunMqttSessions: JobType<MqttSessionsConfig> = {
   type: 'aliyun_mqtt_sessions',
@@ -27,6 +39,7 @@ export const aliyunMqttSessions: JobType<MqttSessionsConfig> = {
   },
   inspect(cfg, configDir) {
     const file = inventoryFile(cfg, configDir);
+    const state = stateNote(cfg, configDir);
     try {
       const { inventory, rejected } = readInventorySync(cfg.client_ids, file);
       const notes =
@@ -34,9 +47,9 @@ export const aliyunMqttSessions: JobType<MqttSessionsConfig> = {
           ? [`${inventory.invalid} invalid client ID(s) will be skipped, e.g. ${rejected.map((r) => `${r.where} ${JSON.stringify(r.id)} (${r.reason})`).join('; ')}`]
           : [];
       const problems: Array<[Array<string | number>, string]> = inventory.size === 0 ? [[[file ? 'client_ids_file' : 'client_ids'], 'holds no valid client ID: the job would poll nothing']] : [];
-      return { problems, notes: [`${inventory.size} device(s) in ${inventory.groupNames.length} group(s)`, ...notes] };
+      return { problems, notes: [`${inventory.size} device(s) in ${inventory.groupNames.length} group(s)`, ...notes, ...state] };
     } catch (err) {
-      return { problems: [[['client_ids_file'], `cannot read ${cfg.client_ids_file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`]], notes: [] };
+      return { problems: [[['client_ids_file'], `cannot read ${cfg.client_ids_file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`]], notes: state };
     }
   },
   plan(cfg, configDir): ApiUsage[] {
@@ -49,6 +62,16 @@ export const aliyunMqttSessions: JobType<MqttSessionsConfig> = {
     return new MqttSessionsJob(cfg, ctx);
   },
 };
+
+/** What the job will find in its state file at start-up (it is read, not written: --config.check changes nothing). */
+function stateNote(cfg: MqttSessionsConfig, configDir: string): string[] {
+  const file = stateFile(cfg, configDir);
+  if (file === undefined) return ['no state_dir: offline durations and last changes start unknown after every restart'];
+  const read = readStateFileSync(file, { jobName: cfg.name, instanceId: cfg.instance_id });
+  if (!read.found) return [`state file ${file}: not there yet (written after the first successful poll)`];
+  if ('problem' in read) return [`state file ${file} will be ignored and replaced: ${read.problem}`];
+  return [`state file ${file}: ${read.state.ids.size} device(s), saved ${new Date(read.savedAt * 1000).toISOString()}`];
+}
 
 /** Devices the run will poll, by the run's own parser; 0 when the file cannot be read (inspect() reports that). */
 function countInventory(cfg: MqttSessionsConfig, configDir: string): number {

@@ -6,10 +6,38 @@ import type { Logger } from '../../util/log';
 import { checkClientId } from '../aliyun-mqtt/product';
 
 /**
- * Valid, unique client IDs in first-seen order, packed: one string holding every ID and their offsets, plus a group
- * index per ID. A million devices are then a handful of heap objects instead of a million strings, which keeps the
- * garbage collector's full pauses short (they grow with the number of live objects, and stall scrapes and polls).
+ * Client IDs packed into one string with their offsets: a million devices are then a handful of heap objects instead
+ * of a million strings, which keeps the garbage collector's full pauses short (they grow with the number of live
+ * objects, and stall scrapes and polls). The inventory holds its IDs this way, and so does a saved fleet state.
  */
+export class PackedIds {
+  readonly size: number;
+  /** Changes whenever the set or order of IDs changes; equal keys mean identical lists. */
+  readonly key: string;
+  private readonly starts: Uint32Array;
+
+  /** `text`: every ID, each followed by "\n" but the last. */
+  constructor(readonly text: string) {
+    let size = text === '' ? 0 : 1;
+    for (let at = text.indexOf('\n'); at >= 0; at = text.indexOf('\n', at + 1)) size++;
+    this.size = size;
+    this.starts = new Uint32Array(size + 1);
+    let n = 0;
+    if (size > 0) {
+      this.starts[n++] = 0;
+      for (let at = text.indexOf('\n'); at >= 0; at = text.indexOf('\n', at + 1)) this.starts[n++] = at + 1;
+    }
+    this.starts[size] = text.length + 1;
+    this.key = `${size}:${hashText(text)}`;
+  }
+
+  /** The i-th client ID (a slice of the packed text: cheap, short-lived). */
+  id(i: number): string {
+    return this.text.slice(this.starts[i], this.starts[i + 1] - 1);
+  }
+}
+
+/** Valid, unique client IDs in first-seen order, packed (PackedIds), plus a group index per ID. */
 export class Inventory {
   /** Number of client IDs. */
   readonly size: number;
@@ -19,9 +47,7 @@ export class Inventory {
   readonly groupOf: Uint32Array;
   /** Changes whenever the set or order of IDs changes; equal keys mean identical inventories. */
   readonly key: string;
-  /** Every ID, each followed by "\n" but the last; `starts[i]` is where ID i begins. */
-  private readonly text: string;
-  private readonly starts: Uint32Array;
+  readonly ids: PackedIds;
 
   constructor(
     ids: readonly string[],
@@ -29,23 +55,16 @@ export class Inventory {
     groupOf: Uint32Array,
     readonly invalid: number,
   ) {
+    this.ids = new PackedIds(ids.join('\n'));
     this.size = ids.length;
-    this.text = ids.join('\n');
-    this.starts = new Uint32Array(ids.length + 1);
-    let at = 0;
-    for (let i = 0; i < ids.length; i++) {
-      this.starts[i] = at;
-      at += ids[i].length + 1;
-    }
-    this.starts[ids.length] = at;
     this.groupNames = groupNames;
     this.groupOf = groupOf.length === ids.length ? groupOf : groupOf.slice(0, ids.length);
-    this.key = `${ids.length}:${hashText(this.text)}`;
+    this.key = this.ids.key;
   }
 
   /** The i-th client ID (a slice of the packed text: cheap, short-lived). */
   id(i: number): string {
-    return this.text.slice(this.starts[i], this.starts[i + 1] - 1);
+    return this.ids.id(i);
   }
 
   /** Client IDs from..to-1. */

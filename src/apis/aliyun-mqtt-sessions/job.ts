@@ -1,9 +1,10 @@
 // One aliyun_mqtt_sessions job: loads the inventory, asks the cloud which devices are online (batches of 10, or one
-// by one where the batch API is not supported), and renders per-device lines, per-group counts and transitions.
-// What a device without a status in the answer becomes ("no value this poll") is stated in docs.ts.
+// by one where the batch API is not supported), and renders per-device lines, per-group counts and transitions, and
+// from its per-device history (fleet-state.ts, saved to its state file when it has one) offline durations per group,
+// the most flapping devices and last-change times. What a device without a status in the answer becomes ("no value
+// this poll") and what the durations can claim are stated in docs.ts.
 import { CloudError } from '../../cloud/errors';
 import type { ApiCaller } from '../../cloud/client';
-import { NO_VALUE } from '../../metrics/binary-gauge-lines';
 import { DeclaredFamilyBuilder, singleSample } from '../../metrics/declare';
 import type { MetricFamily } from '../../metrics/family';
 import type { Job, JobContext, JobRunResult, JobStatus, RunContext } from '../../core/job-type';
@@ -11,26 +12,27 @@ import { rateRule, ruleQps } from '../../cloud/rate';
 import { sessionsFigures, type PollFigures } from './status';
 import { mqttEndpoint, MQTT_API_VERSION } from '../aliyun-mqtt/product';
 import { runPool } from '../shared/pool';
-import { DeviceLines } from './device-lines';
-import { CLIENTS, INVENTORY_ENTRIES, INVENTORY_INVALID, STATUS_MISSING, STATUS_UNEXPECTED, TRANSITIONS } from './families';
+import { DeviceLines, LastChangeLines } from './device-lines';
+import { CLIENT_FLAPS, CLIENTS, INVENTORY_ENTRIES, INVENTORY_INVALID, OFFLINE_LONGER_THAN, STATUS_MISSING, STATUS_UNEXPECTED, TRANSITIONS } from './families';
+import { FleetState, STATUS_NO_ANSWER, STATUS_OFFLINE, STATUS_ONLINE } from './fleet-state';
 import { InventoryLoader, type Inventory } from './inventory';
 import { parseBatchResponse, parseSingleResponse, type AnsweredStatus } from './parse';
-import { BATCH_API, BATCH_SIZE, inventoryFile, SINGLE_API, type MqttSessionsConfig } from './config';
-
-const STATUS_OFFLINE = 0;
-const STATUS_ONLINE = 1;
-/** No status in this poll's answer; the per-device lines leave such a device out. */
-const STATUS_NO_ANSWER = NO_VALUE;
+import { readStateFile, writeStateFile } from './state-file';
+import { BATCH_API, BATCH_SIZE, inventoryFile, SINGLE_API, stateFile, type MqttSessionsConfig } from './config';
 
 function statusOf(answer: AnsweredStatus): number {
   return answer === undefined ? STATUS_NO_ANSWER : answer ? STATUS_ONLINE : STATUS_OFFLINE;
 }
 
-/** What one poll learnt: a status per inventory entry, and how many answer entries were not asked for. */
+/** What one poll learnt: a status per inventory entry, when it was answered, and how many answer entries were not asked for. */
 interface PollResult {
   status: Uint8Array;
+  /** Per batch of BATCH_SIZE entries, the time of the answer in seconds: when a change it shows was seen. */
+  answeredAt: Uint32Array;
   unexpected: number;
 }
+
+const nowSeconds = () => Math.floor(Date.now() / 1000);
 
 export class MqttSessionsJob implements Job {
   readonly instanceIds: string[];
@@ -38,9 +40,12 @@ export class MqttSessionsJob implements Job {
   private readonly inventory: InventoryLoader;
   private readonly where: { region: string; instance_id: string };
   private useBatch: boolean;
-  /** The last successful poll's inventory and, per device, its last known status (STATUS_NO_ANSWER if never known). */
-  private previous: { inventory: Inventory; known: Uint8Array } | undefined;
+  /** Per device, what the polls so far showed; restored from the state file at the first run. */
+  private state: FleetState;
+  private readonly stateFile: string | undefined;
+  private stateRestored = false;
   private readonly deviceLines: DeviceLines;
+  private readonly lastChangeLines: LastChangeLines;
   private readonly transitions = new Map<string, { online: number; offline: number }>();
   private readonly missing = new Map<string, number>();
   private unexpected = 0;
@@ -57,7 +62,14 @@ export class MqttSessionsJob implements Job {
     this.inventory = new InventoryLoader(cfg.client_ids, inventoryFile(cfg, ctx.configDir), ctx.logger);
     this.where = { region: cfg.region, instance_id: cfg.instance_id };
     this.deviceLines = new DeviceLines(this.where, ctx.staticLabels);
+    this.lastChangeLines = new LastChangeLines(this.where, ctx.staticLabels);
     this.useBatch = cfg.use_batch_api;
+    this.state = new FleetState(this.flapWindowSeconds());
+    this.stateFile = stateFile(cfg, ctx.configDir);
+  }
+
+  private flapWindowSeconds(): number | undefined {
+    return this.cfg.top_flapping_clients > 0 ? this.cfg.flapping_window / 1000 : undefined;
   }
 
   async run(run: RunContext): Promise<JobRunResult> {
@@ -72,13 +84,18 @@ export class MqttSessionsJob implements Job {
     }
     const jobMetrics = { [INVENTORY_ENTRIES.name]: inv.size, [INVENTORY_INVALID.name]: inv.invalid };
     this.lastInventory = { size: inv.size, invalid: inv.invalid };
+    if (!this.stateRestored) {
+      this.stateRestored = true;
+      await this.restoreState();
+    }
     try {
       const started = performance.now();
       const result = await this.poll(inv, run);
       const seconds = (performance.now() - started) / 1000;
       this.unexpected += result.unexpected;
-      const families = await this.render(inv, result.status);
+      const families = await this.render(inv, result);
       this.notePoll(inv, result.status, seconds);
+      await this.saveState();
       return { targets: [{ instanceId, ok: true, families }], jobMetrics };
     } catch (err) {
       return { targets: [{ instanceId, ok: false, error: err as Error }], jobMetrics };
@@ -103,8 +120,11 @@ export class MqttSessionsJob implements Job {
     this.lastPoll = { online, offline, noStatus: inv.size - online - offline, seconds, api, calls, qps };
   }
 
-  private async poll(inv: Inventory, run: RunContext, result: PollResult = { status: new Uint8Array(inv.size), unexpected: 0 }): Promise<PollResult> {
-    const status = result.status;
+  private async poll(
+    inv: Inventory,
+    run: RunContext,
+    result: PollResult = { status: new Uint8Array(inv.size), answeredAt: new Uint32Array(Math.ceil(inv.size / BATCH_SIZE)), unexpected: 0 },
+  ): Promise<PollResult> {
     const api = this.useBatch ? BATCH_API : SINGLE_API;
     const qps = this.ctx.accounts.qpsFor(this.cfg.account, api);
     // Enough calls in flight to keep the quota busy at up to ~1.5 s of cloud latency; the limiter paces them.
@@ -120,7 +140,7 @@ export class MqttSessionsJob implements Job {
         return this.poll(inv, run, result);
       }
     } else {
-      await runPool(inv.size, concurrency, (i) => this.querySingle(inv.id(i), i, status, run), run.signal);
+      await runPool(inv.size, concurrency, (i) => this.querySingle(inv.id(i), i, result, run), run.signal);
     }
     if (run.signal.aborted) throw new Error('the run was aborted: its deadline passed before every device was polled');
     return result;
@@ -137,10 +157,11 @@ export class MqttSessionsJob implements Job {
       parse: (body) => parseBatchResponse(body, chunk),
     });
     for (let i = 0; i < chunk.length; i++) result.status[from + i] = statusOf(answer.status[i]);
+    result.answeredAt[from / BATCH_SIZE] = nowSeconds();
     result.unexpected += answer.unexpected;
   }
 
-  private async querySingle(id: string, index: number, status: Uint8Array, run: RunContext): Promise<void> {
+  private async querySingle(id: string, index: number, result: PollResult, run: RunContext): Promise<void> {
     const answer = await this.caller.call({
       api: SINGLE_API,
       params: { InstanceId: this.cfg.instance_id, ClientId: id },
@@ -149,10 +170,12 @@ export class MqttSessionsJob implements Job {
       signal: run.signal,
       parse: parseSingleResponse,
     });
-    status[index] = statusOf(answer);
+    result.status[index] = statusOf(answer);
+    result.answeredAt[Math.floor(index / BATCH_SIZE)] = nowSeconds();
   }
 
-  private async render(inv: Inventory, status: Uint8Array): Promise<MetricFamily[]> {
+  private async render(inv: Inventory, result: PollResult): Promise<MetricFamily[]> {
+    const status = result.status;
     const online = new Array<number>(inv.groupNames.length).fill(0);
     const offline = new Array<number>(inv.groupNames.length).fill(0);
     const noAnswer = new Array<number>(inv.groupNames.length).fill(0);
@@ -162,7 +185,7 @@ export class MqttSessionsJob implements Job {
       else noAnswer[inv.groupOf[i]]++;
     }
     inv.groupNames.forEach((g, gi) => this.missing.set(g, (this.missing.get(g) ?? 0) + noAnswer[gi]));
-    this.previous = { inventory: inv, known: this.countTransitions(inv, status) };
+    this.countTransitions(inv, result);
 
     const families: MetricFamily[] = [];
     if (this.cfg.per_client_series) families.push(await this.deviceLines.render(inv, status));
@@ -185,27 +208,67 @@ export class MqttSessionsJob implements Job {
     const missing = new DeclaredFamilyBuilder(STATUS_MISSING, this.ctx.staticLabels);
     for (const [group_id, n] of this.missing) missing.sample({ ...this.where, group_id }, n);
     families.push(missing.build(), singleSample(STATUS_UNEXPECTED, this.where, this.unexpected, this.ctx.staticLabels));
+    families.push(...(await this.renderHistory(inv, status)));
     return families;
   }
 
-  /** Counts status changes against each device's last known status; returns the statuses the next poll compares with. */
-  private countTransitions(inv: Inventory, status: Uint8Array): Uint8Array {
-    for (const g of inv.groupNames) if (!this.transitions.has(g)) this.transitions.set(g, { online: 0, offline: 0 });
-    const known = status.slice();
-    const prev = this.previous;
-    if (!prev) return known;
-    const same = prev.inventory.key === inv.key;
-    const before = new Map<string, number>();
-    if (!same) for (let i = 0; i < prev.inventory.size; i++) before.set(prev.inventory.id(i), prev.known[i]);
-    for (let i = 0; i < inv.size; i++) {
-      const was = same ? prev.known[i] : (before.get(inv.id(i)) ?? STATUS_NO_ANSWER);
-      if (status[i] === STATUS_NO_ANSWER) known[i] = was;
-      else if (was !== STATUS_NO_ANSWER && was !== status[i]) {
-        const t = this.transitions.get(inv.group(i))!;
-        if (status[i] === STATUS_ONLINE) t.online++;
-        else t.offline++;
-      }
+  /** The families drawn from the per-device history: offline durations per group, the most flapping devices, last changes. */
+  private async renderHistory(inv: Inventory, status: Uint8Array): Promise<MetricFamily[]> {
+    const now = nowSeconds();
+    const thresholds = this.cfg.offline_thresholds;
+    const counts = this.state.offlineLongerThan(status, inv.groupOf, inv.groupNames.length, thresholds.map((t) => t.seconds), now);
+    const offline = new DeclaredFamilyBuilder(OFFLINE_LONGER_THAN, this.ctx.staticLabels);
+    inv.groupNames.forEach((group_id, gi) => thresholds.forEach((t, k) => offline.sample({ ...this.where, group_id, duration: t.label }, counts[gi * thresholds.length + k])));
+    const families = [offline.build()];
+    if (this.cfg.top_flapping_clients > 0) {
+      const flaps = new DeclaredFamilyBuilder(CLIENT_FLAPS, this.ctx.staticLabels);
+      for (const { index, changes } of this.state.mostFlapping(this.cfg.top_flapping_clients, now)) flaps.sample({ ...this.where, group_id: inv.group(index), client_id: inv.id(index) }, changes);
+      families.push(flaps.build());
     }
-    return known;
+    if (this.cfg.per_client_last_change) families.push(await this.lastChangeLines.render(inv, this.state));
+    return families;
+  }
+
+  /** Counts status changes against each device's last answered status, into the per-group transition counters. */
+  private countTransitions(inv: Inventory, result: PollResult): void {
+    for (const g of inv.groupNames) if (!this.transitions.has(g)) this.transitions.set(g, { online: 0, offline: 0 });
+    this.state.alignTo(inv.ids);
+    this.state.observe(
+      result.status,
+      (i) => result.answeredAt[Math.floor(i / BATCH_SIZE)],
+      (i, to) => {
+        const t = this.transitions.get(inv.group(i))!;
+        if (to === STATUS_ONLINE) t.online++;
+        else t.offline++;
+      },
+    );
+  }
+
+  /** Once, before the first poll: the history the state file kept, if there is one this job can use. */
+  private async restoreState(): Promise<void> {
+    if (this.stateFile === undefined) return;
+    const read = await readStateFile(this.stateFile, { jobName: this.ctx.jobName, instanceId: this.cfg.instance_id });
+    const log = this.ctx.logger;
+    if (!read.found) {
+      log.info({ file: this.stateFile }, 'no fleet state file yet: offline durations and last changes start unknown');
+    } else if ('problem' in read) {
+      log.warn({ file: this.stateFile, problem: read.problem }, `ignoring the fleet state file: ${read.problem}; offline durations and last changes start unknown, and the next poll replaces it`);
+    } else {
+      const { state, flapsDropped } = FleetState.restore(read.state, this.flapWindowSeconds());
+      this.state = state;
+      log.info({ file: this.stateFile, devices: state.size, saved_at: new Date(read.savedAt * 1000).toISOString() }, 'restored the fleet state');
+      if (flapsDropped) log.info({ file: this.stateFile }, 'flapping_window changed since the state was saved: flapping counts start afresh');
+    }
+  }
+
+  /** After each successful poll; a failure is logged, not fatal: the state in memory is still right. */
+  private async saveState(): Promise<void> {
+    if (this.stateFile === undefined) return;
+    try {
+      await writeStateFile(this.stateFile, { jobName: this.ctx.jobName, instanceId: this.cfg.instance_id }, this.state.snapshot(), nowSeconds());
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      this.ctx.logger.warn({ file: this.stateFile, code: e.code, err: e.message }, 'cannot write the fleet state file; a restart would lose offline durations and last changes');
+    }
   }
 }
