@@ -22,6 +22,8 @@ export interface WorkerConfig {
   rate?: number;
   loops?: number;
   target?: string;
+  /** Ours: the guard (default defaultGuardMs(rate)). */
+  guardMs?: number;
   heartbeatMs?: number;
   ttlMs?: number;
   probeMs?: number;
@@ -39,7 +41,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
 function call(target: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    const req = http.get(`${target}/?r=${encodeURIComponent(cfg.replicaId)}`, { agent }, (res) => {
+    // x-started-at (wall clock, µs precision): the server can tell how long the request took to arrive.
+    const headers = { 'x-started-at': (performance.timeOrigin + performance.now()).toFixed(3) };
+    const req = http.get(`${target}/?r=${encodeURIComponent(cfg.replicaId)}`, { agent, headers }, (res) => {
       res.resume();
       res.on('end', () => resolve());
       res.on('error', reject);
@@ -53,7 +57,7 @@ interface Driver {
   stop(): Promise<void>;
 }
 
-async function limiterDriver(): Promise<{ driver: Driver; grantRtts: number[] }> {
+async function limiterDriver(): Promise<{ driver: Driver; grantRtts: number[]; stats?: () => object }> {
   const rate = cfg.rate!;
   const key = cfg.key!;
   const grantRtts: number[] = [];
@@ -72,6 +76,7 @@ async function limiterDriver(): Promise<{ driver: Driver; grantRtts: number[] }>
       membership,
       key,
       rate,
+      guardMs: cfg.guardMs,
       onDegradedChange: (degraded) => print({ ev: 'degraded', degraded, t: Date.now() }),
       onGrantRoundTrip: (ms) => grantRtts.push(ms),
     });
@@ -79,6 +84,7 @@ async function limiterDriver(): Promise<{ driver: Driver; grantRtts: number[] }>
     while (membership.state === 'connecting') await sleep(10);
     return {
       grantRtts,
+      stats: () => ({ ...limiter.stats }),
       driver: {
         schedule: (fn) => limiter.schedule(fn),
         stop: async () => {
@@ -128,7 +134,7 @@ async function limiterDriver(): Promise<{ driver: Driver; grantRtts: number[] }>
 }
 
 async function runLimiter(): Promise<void> {
-  const { driver, grantRtts } = await limiterDriver();
+  const { driver, grantRtts, stats } = await limiterDriver();
   let running = false;
   let calls = 0;
   let errors = 0;
@@ -165,7 +171,7 @@ async function runLimiter(): Promise<void> {
   await Promise.race([Promise.all(loops), sleep(3000)]);
   const sorted = [...grantRtts].sort((a, b) => a - b);
   const pct = (p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] : NaN);
-  print({ ev: 'done', calls, errors, grant_rtt_ms: { n: sorted.length, p50: pct(50), p99: pct(99) } });
+  print({ ev: 'done', calls, errors, grant_rtt_ms: { n: sorted.length, p50: pct(50), p99: pct(99) }, stats: stats?.() });
   process.exit(0);
 }
 

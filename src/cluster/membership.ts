@@ -11,10 +11,8 @@ import os from 'node:os';
 import type Redis from 'ioredis';
 import { defineScript, RedisClock, type ScriptRunner } from './redis';
 
-// KEYS[1] replicas (zset: replica -> last contact); KEYS[2] recovery (Redis time of the latest return from an outage);
-// KEYS[3..] rate-limit logs that receive the calls this replica made on its own share while Redis was away.
-// ARGV: deadline, replica id, replica ttl ms, after outage (1/0), recovery key ttl ms, leave (1/0),
-//       then per log: number of calls, key ttl ms, and per call: member, latest arrival as an offset from now (ms).
+// KEYS[1] replicas (zset: replica -> last contact); KEYS[2] recovery (Redis time of the latest return from an outage).
+// ARGV: deadline, replica id, replica ttl ms, after outage (1/0), recovery key ttl ms, leave (1/0).
 // Returns {1 | 0 (deadline passed, nothing changed), now, replicas}.
 const JOIN_LUA = `
 local t = redis.call('TIME')
@@ -32,17 +30,6 @@ redis.call('PEXPIRE', KEYS[1], ttl)
 if ARGV[4] == '1' then
   redis.call('SET', KEYS[2], f(now), 'PX', ARGV[5])
 end
-local a = 7
-for k = 3, #KEYS do
-  local n = tonumber(ARGV[a])
-  local keyTtl = ARGV[a + 1]
-  a = a + 2
-  for _ = 1, n do
-    redis.call('ZADD', KEYS[k], f(now + tonumber(ARGV[a + 1])), ARGV[a])
-    a = a + 2
-  end
-  if n > 0 then redis.call('PEXPIRE', KEYS[k], keyTtl) end
-end
 return {1, f(now), redis.call('ZCARD', KEYS[1])}
 `;
 
@@ -54,14 +41,6 @@ const OVERDUE_SLACK_MS = 500;
 
 export type MembershipState = 'connecting' | 'up' | 'down';
 
-/** Calls a limiter made on its own share while Redis was away, to be counted in Redis when this replica rejoins. */
-export interface LocalCallsUpload {
-  logKey: string;
-  keyTtlMs: number;
-  /** member name and latest possible arrival (performance.now() time) of each call. */
-  calls: Array<{ member: string; latestArrival: number }>;
-}
-
 /** What the membership tells the limiters (RedisWindowLimiter implements it). */
 export interface MembershipParticipant {
   /**
@@ -69,10 +48,11 @@ export interface MembershipParticipant {
    * share after this moment, because by then this replica was overdue for everyone.
    */
   redisDown(sharedGrantsEndBy: number): void;
-  /** A join is about to be sent: stop starting calls on the local share and hand over those to be counted in Redis. */
-  prepareJoin(): LocalCallsUpload | undefined;
-  /** The join succeeded (this replica's calls are counted in Redis) or failed. */
-  joined(ok: boolean): void;
+  /**
+   * This replica is registered in Redis again (or for the first time). After an outage the join marked the
+   * recovery, which keeps every replica at its share for a while (see redis-window-limiter.ts).
+   */
+  redisUp(): void;
 }
 
 export interface ClusterMembershipOptions {
@@ -230,8 +210,6 @@ export class ClusterMembership {
     }
     this.contacting = true;
     const joining = this.current !== 'up';
-    const uploads: LocalCallsUpload[] = [];
-    const preparing: MembershipParticipant[] = [];
     let sent = false;
     try {
       // A join must carry a deadline, which needs a reading of Redis' clock first (TIME changes nothing if late).
@@ -239,33 +217,19 @@ export class ClusterMembership {
         const [sec, usec] = await this.redis.time();
         this.clock.note(Number(sec) * 1000 + Number(usec) / 1000, this.now());
       }
-      if (joining) {
-        for (const p of this.participants) {
-          preparing.push(p);
-          const u = p.prepareJoin();
-          if (u && u.calls.length > 0) uploads.push(u);
-        }
-      }
-      const sentAt = this.now();
-      const keys = [this.replicasKey, this.recoveryKey, ...uploads.map((u) => u.logKey)];
-      const args: Array<string | number> = [this.clock.deadline(this.commandTimeoutMs).toFixed(3), this.replicaId, this.ttlMs, joining && this.afterOutage ? 1 : 0, RECOVERY_KEY_TTL_MS, 0];
-      for (const u of uploads) {
-        args.push(u.calls.length, u.keyTtlMs);
-        for (const c of u.calls) args.push(c.member, (c.latestArrival - sentAt).toFixed(3));
-      }
+      const args = [this.clock.deadline(this.commandTimeoutMs).toFixed(3), this.replicaId, this.ttlMs, joining && this.afterOutage ? 1 : 0, RECOVERY_KEY_TTL_MS, 0];
       sent = true;
-      const reply = (await this.join(keys, args)) as [number, string, number];
+      const reply = (await this.join([this.replicasKey, this.recoveryKey], args)) as [number, string, number];
       if (reply[0] !== 1) throw new Error('Redis answered after the deadline: the replica had given up on the request');
       this.noteContact(Number(reply[1]), this.now(), reply[2]);
       if (joining) {
         this.afterOutage = false;
         this.current = 'up';
         this.opts.onStateChange?.('up');
+        for (const p of this.participants) p.redisUp();
       }
-      for (const p of preparing) p.joined(true);
       this.arm(this.heartbeatMs);
     } catch (err) {
-      for (const p of preparing) p.joined(false);
       // A TIME that failed changed nothing; a join or heartbeat that failed may have refreshed this replica's entry.
       if (sent || this.current !== 'down') this.noteFailure(err);
       else this.arm(this.probeMs);

@@ -20,23 +20,26 @@
 //
 // Redis unavailable: the replica falls back to a local WindowRateLimiter at the quota divided by the replicas it
 // last saw (at least 2, never the full quota), and is `degraded`. Switch-over, both directions:
-// - Redis -> local: Redis grants were made up to `horizon` ahead and may arrive up to the hold after their start,
-//   and the others keep receiving full grants only while this replica is not yet overdue in the membership
-//   (membership.ts). So local calls begin only a window after that: at sharedGrantsEndBy + horizon + hold + window.
-//   From then on every replica that may be calling without Redis is overdue, and every replica that still reaches
-//   Redis is told by the script to keep to its share too ("settle"), checked in Redis as well.
-// - local -> Redis: the calls made on the local share in the last window are uploaded with the join that registers
-//   this replica again (membership.ts), atomically, so nobody sees it present before its calls are counted; older
-//   local calls cannot share a window with anything granted later. The replica stays at its share (local window
-//   and Redis check) while any replica is overdue, or for `settleMs` after the latest return from an outage (time
-//   for the others to rejoin; covers calls lost with an emptied Redis). Then full shared grants resume.
+// - Redis -> local. Grants reach up to `horizon` ahead and hold their slot up to `maxHold` after their start, and the
+//   others keep receiving full grants only until this replica is overdue in the membership (membership.ts), at most
+//   overdueMs after its last request that may have reached Redis. So local calls begin a window after that:
+//   sharedGrantsEndBy + horizon + maxHold + window. From then on, anyone still reaching Redis is told by the script
+//   to keep to its share as well ("settle", below): the shares add up to at most the quota.
+// - local -> Redis. A local call can share a window with later calls only until its latest arrival + window. The
+//   replica that comes back marks the recovery in Redis with its join, and the script keeps every replica at its
+//   share for settleMs = horizon + maxHold + window + the others' reconnect delay after the latest such mark, so no
+//   local call ever shares a window with a full shared grant; nothing needs to be uploaded. Settling means: the
+//   local window at the share, and each call also checked and recorded in Redis at once ('n': now or not), so the
+//   shared grants that follow count it, and calls granted just before the settling began count against it. The
+//   same settling applies while any replica is overdue (gone, or calling on its share without Redis), until it is
+//   back or its membership entry expired; an emptied Redis loses the log, which the settle period also covers.
 // Known limit: a replica cut off from Redis alone for longer than the membership TTL is forgotten by the others
-// while it still calls on its share (see docs/scaling.md).
+// while it still calls on its share (docs/scaling.md).
 import { randomBytes } from 'node:crypto';
 import { defaultGuardMs, MAX_GUARD_MS, RateLimitAbortedError, WindowRateLimiter } from '../cloud/rate-limiter';
 import { rateRule, ruleQps, type RateRule } from '../cloud/rate';
 import type { CallLimiter } from './call-limiter';
-import type { ClusterMembership, LocalCallsUpload, MembershipParticipant } from './membership';
+import type { ClusterMembership, MembershipParticipant } from './membership';
 import { defineScript, type ScriptRunner } from './redis';
 
 // KEYS: log (zset member -> latest arrival), pace (hash: tat, last start), replicas, recovery (membership.ts).
@@ -118,6 +121,19 @@ export interface RedisWindowLimiterOptions {
 
 type Mode = 'connecting' | 'shared' | 'settle' | 'local';
 
+/** Counts since the limiter was made (for metrics and the benchmark). */
+export interface RedisLimiterStats {
+  /** Grant requests answered (each one round trip). */
+  requests: number;
+  granted: number;
+  /** Answered "not yet" (a reservation would have reached past the horizon, or a settling check found no room). */
+  notYet: number;
+  /** Grants given back: the call would have started too late for the slot recorded, or nobody was waiting any more. */
+  givenBack: number;
+  /** Calls started on the local share without Redis. */
+  local: number;
+}
+
 interface Waiter {
   fn: () => Promise<unknown>;
   resolve: (value: unknown) => void;
@@ -186,14 +202,13 @@ export class RedisWindowLimiter implements CallLimiter, MembershipParticipant {
   private readonly reservations: Grant[] = [];
   private inflight = 0;
   private retryAt = 0;
+  readonly stats: RedisLimiterStats = { requests: 0, granted: 0, notYet: 0, givenBack: 0, local: 0 };
   private readonly ops: Array<{ member: string; value: string; at: number }> = [];
   private warm = false;
   private warming = false;
   private local: WindowRateLimiter | undefined;
   private localDivisor = 0;
-  private readonly localCalls: Array<{ member: string; start: number; latestArrival: number }> = [];
   private blackoutEnd = -Infinity;
-  private joining = false;
   private rttMs = 1;
   private widenedGuardMs = 0;
   private widenedAt = 0;
@@ -301,25 +316,11 @@ export class RedisWindowLimiter implements CallLimiter, MembershipParticipant {
     this.pump();
   }
 
-  prepareJoin(): LocalCallsUpload | undefined {
-    if (this.closed || this.mode !== 'local') return undefined;
-    this.joining = true;
-    const since = this.now() - this.windowMs;
-    return { logKey: this.logKey, keyTtlMs: this.keyTtlMs, calls: this.localCalls.filter((c) => c.latestArrival > since).map(({ member, latestArrival }) => ({ member, latestArrival })) };
-  }
-
-  joined(ok: boolean): void {
+  redisUp(): void {
     if (this.closed) return;
-    const wasJoining = this.joining;
-    this.joining = false;
-    if (ok) {
-      if (this.mode === 'connecting') this.mode = 'shared';
-      else if (this.mode === 'local' && wasJoining) {
-        // Uploaded: these calls are counted in Redis now.
-        this.localCalls.length = 0;
-        this.mode = 'settle';
-      }
-    }
+    // Back from an outage: at our share still, and checked in Redis, until the script says the cluster has settled.
+    if (this.mode === 'connecting') this.mode = 'shared';
+    else if (this.mode === 'local') this.mode = 'settle';
     this.pump();
   }
 
@@ -431,6 +432,7 @@ export class RedisWindowLimiter implements CallLimiter, MembershipParticipant {
 
   /** A grant that will not be used: its slot is freed with the next request. */
   private giveBack(g: Grant): void {
+    this.stats.givenBack++;
     this.ops.push({ member: g.member, value: 'x', at: this.now() });
     if (g.slowStart) this.warming = false;
   }
@@ -488,7 +490,6 @@ export class RedisWindowLimiter implements CallLimiter, MembershipParticipant {
   }
 
   private feedLocal(): void {
-    if (this.joining) return;
     const now = this.now();
     const local = this.ensureLocal();
     while (this.queueHead < this.queue.length) {
@@ -518,9 +519,12 @@ export class RedisWindowLimiter implements CallLimiter, MembershipParticipant {
     this.inLocal.delete(w);
     w.localAbort = undefined;
     if (w.phase !== 'local') return;
-    if (this.mode === 'local' && !this.joining && this.now() >= this.blackoutEnd) return this.runLocal(w);
+    if (this.mode === 'local' && this.now() >= this.blackoutEnd) {
+      this.stats.local++;
+      return this.start(w, () => (this.warm = true));
+    }
     if (this.mode === 'local' || this.mode === 'connecting') {
-      // Redis just went away (the blackout started) or a join is being built: this slot stays unused.
+      // Redis just went away and the blackout started: this slot stays unused.
       this.requeueFront([w]);
       this.pump();
       return;
@@ -551,7 +555,10 @@ export class RedisWindowLimiter implements CallLimiter, MembershipParticipant {
       return;
     }
     if (!granted || late) {
-      if (granted) this.ops.push({ member, value: 'x', at: now });
+      if (granted) {
+        this.stats.givenBack++;
+        this.ops.push({ member, value: 'x', at: now });
+      }
       w.phase = 'queued';
       if (reply.status === 0) w.notBefore = now + reply.ms;
       this.requeueFront([w]);
@@ -561,17 +568,6 @@ export class RedisWindowLimiter implements CallLimiter, MembershipParticipant {
     const slowStart = !this.warm;
     this.warm = true;
     return this.runGranted(w, { member, s: reply.redisNow, delay: 0, sentAt: reply.sentAt, startAt: now, hold, slowStart });
-  }
-
-  private runLocal(w: Waiter): Promise<void> {
-    const start = this.now();
-    const entry = { member: this.nextMember(), start, latestArrival: start + Math.max(this.currentGuardMs, this.warm ? 0 : MAX_GUARD_MS) };
-    this.localCalls.push(entry);
-    while (this.localCalls.length > 0 && this.localCalls[0].latestArrival < start - 2 * this.windowMs) this.localCalls.shift();
-    return this.start(w, (doneAt) => {
-      entry.latestArrival = Math.min(entry.latestArrival, doneAt);
-      this.warm = true;
-    });
   }
 
   /** Idle while settling: ask now and then whether the shared quota is back, so `degraded` does not stay stale. */
@@ -626,6 +622,9 @@ export class RedisWindowLimiter implements CallLimiter, MembershipParticipant {
     this.rttMs = 0.8 * this.rttMs + 0.2 * rtt;
     this.opts.onGrantRoundTrip?.(rtt);
     const [status, ms, redisNow, replicas, settle] = raw;
+    this.stats.requests++;
+    if (status === 1) this.stats.granted++;
+    if (status === 0 && mode !== 'p') this.stats.notYet++;
     if (status === 3) throw new Error('Redis answered after the deadline: the replica had given up on the request');
     m.noteContact(Number(redisNow), receivedAt, replicas);
     return { status, ms: Number(ms), redisNow: Number(redisNow), settle: settle === 1, sentAt };

@@ -6,6 +6,7 @@ import http from 'node:http';
 import type net from 'node:net';
 import path from 'node:path';
 import type { WorkerConfig } from '../../bench/cluster-worker';
+import { waitForPort } from '../helpers/servers';
 
 const ROOT = path.resolve(__dirname, '../..');
 const WORKER = path.join(ROOT, 'dist/bench/cluster-worker.js');
@@ -24,14 +25,19 @@ export interface ArrivalServer {
   url: string;
   /** performance.now() of each request's arrival, in order. */
   arrivals: number[];
+  /** Per arrival: ms from the call's start in its replica (x-started-at) to its arrival here. */
+  lags: number[];
   close(): Promise<void>;
 }
 
 export function startArrivalServer(latencyMs = 0): Promise<ArrivalServer> {
   const arrivals: number[] = [];
+  const lags: number[] = [];
   const sockets = new Set<net.Socket>();
   const server = http.createServer((req, res) => {
-    arrivals.push(performance.now());
+    const now = performance.now();
+    arrivals.push(now);
+    lags.push(performance.timeOrigin + now - Number(req.headers['x-started-at']));
     req.resume();
     const answer = () => res.end('ok');
     if (latencyMs > 0) setTimeout(answer, latencyMs);
@@ -47,6 +53,7 @@ export function startArrivalServer(latencyMs = 0): Promise<ArrivalServer> {
       resolve({
         url: `http://127.0.0.1:${port}`,
         arrivals,
+        lags,
         close: () =>
           new Promise<void>((r) => {
             for (const s of sockets) s.destroy();
@@ -136,3 +143,32 @@ export function startWorker(config: WorkerConfig): Worker {
     exited,
   };
 }
+
+/** Debian's redis-server on a given port (a restart on the port the replicas know), empty, in memory only. */
+export async function startRedisOnPort(port: number): Promise<ChildProcess> {
+  const bin = process.env.REDIS_SERVER ?? 'redis-server';
+  const child = spawn(bin, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  const failed = new Promise<never>((_, reject) => child.once('error', (err) => reject(new Error(`${bin} could not start: ${err.message}`))));
+  await Promise.race([waitForPort(bin, port, child), failed]);
+  return child;
+}
+
+/** The arrivals of the busiest window, with their start->arrival lags (to tell a late request from a limiter fault). */
+export function explainBusiest(server: ArrivalServer, windowMs = 1000): string {
+  const order = server.arrivals.map((_, i) => i).sort((a, b) => server.arrivals[a] - server.arrivals[b]);
+  let best = 0;
+  let bestLo = 0;
+  let lo = 0;
+  for (let hi = 0; hi < order.length; hi++) {
+    while (server.arrivals[order[hi]] - server.arrivals[order[lo]] >= windowMs) lo++;
+    if (hi - lo + 1 > best) {
+      best = hi - lo + 1;
+      bestLo = lo;
+    }
+  }
+  const inWindow = order.slice(bestLo, bestLo + best);
+  const lags = inWindow.map((i) => server.lags[i]);
+  const edge = (i: number) => `${server.lags[i].toFixed(1)} ms`;
+  return `${best} arrivals in ${(server.arrivals[inWindow[best - 1]] - server.arrivals[inWindow[0]]).toFixed(1)} ms; first/last lag ${edge(inWindow[0])}/${edge(inWindow[best - 1])}; max lag in window ${Math.max(...lags).toFixed(1)} ms`;
+}
+
