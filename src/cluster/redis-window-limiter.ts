@@ -201,7 +201,7 @@ export class RedisWindowLimiter implements CallLimiter, MembershipParticipant {
   private waiting = 0;
   private readonly reservations: Grant[] = [];
   private inflight = 0;
-  private retryAt = 0;
+  private retryAt = -Infinity;
   readonly stats: RedisLimiterStats = { requests: 0, granted: 0, notYet: 0, givenBack: 0, local: 0 };
   private readonly ops: Array<{ member: string; value: string; at: number }> = [];
   private warm = false;
@@ -271,7 +271,7 @@ export class RedisWindowLimiter implements CallLimiter, MembershipParticipant {
     if (signal?.aborted) return Promise.reject(new RateLimitAbortedError(signal.reason));
     if (this.closed) return Promise.reject(new RateLimitAbortedError());
     return new Promise<T>((resolve, reject) => {
-      const w: Waiter = { fn, resolve: resolve as (v: unknown) => void, reject, signal, phase: 'queued', notBefore: 0 };
+      const w: Waiter = { fn, resolve: resolve as (v: unknown) => void, reject, signal, phase: 'queued', notBefore: -Infinity };
       if (signal) {
         w.onAbort = () => this.abortWaiter(w, signal.reason);
         signal.addEventListener('abort', w.onAbort, { once: true });

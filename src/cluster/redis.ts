@@ -14,6 +14,8 @@ export interface ClusterRedisOptions {
   commandTimeoutMs?: number;
   /** How often to try again while Redis is unreachable (default 500 ms). */
   reconnectMs?: number;
+  /** Connection errors (refused, reset, TLS); commands fail as well, which is how the cluster modules notice. */
+  onError?: (err: Error) => void;
 }
 
 /**
@@ -32,7 +34,7 @@ export function connectClusterRedis(opts: ClusterRedisOptions): Redis {
   }
   const reconnectMs = opts.reconnectMs ?? 500;
   const commandTimeoutMs = opts.commandTimeoutMs ?? 1000;
-  return new Redis(url, {
+  const redis = new Redis(url, {
     ...(password !== undefined ? { password } : {}),
     enableOfflineQueue: false,
     autoResendUnfulfilledCommands: false,
@@ -43,6 +45,9 @@ export function connectClusterRedis(opts: ClusterRedisOptions): Redis {
     // ioredis' default reconnect-on-READONLY etc. is left off: every failure is reported to the caller.
     reconnectOnError: () => false,
   });
+  // Without a listener ioredis prints every failed reconnect attempt to the console.
+  redis.on('error', opts.onError ?? (() => undefined));
+  return redis;
 }
 
 export type ScriptRunner = (keys: readonly string[], args: ReadonlyArray<string | number>) => Promise<unknown>;
