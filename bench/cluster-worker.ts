@@ -24,6 +24,7 @@ export interface WorkerConfig {
   target?: string;
   /** Ours: the guard (default defaultGuardMs(rate)). */
   guardMs?: number;
+  /** Ours: membership heartbeat. Bottleneck: its clustering heartbeatInterval. */
   heartbeatMs?: number;
   ttlMs?: number;
   probeMs?: number;
@@ -105,6 +106,8 @@ async function limiterDriver(): Promise<{ driver: Driver; grantRtts: number[]; s
       reservoir: rate,
       reservoirRefreshAmount: rate,
       reservoirRefreshInterval: 1000,
+      // In clustering mode the reservoir refresh is only noticed on a heartbeat (default every 5 s).
+      ...(cfg.heartbeatMs ? { heartbeatInterval: cfg.heartbeatMs } : {}),
     });
     b.on('error', (err: Error) => print({ ev: 'error', error: String(err) }));
     await b.ready();
