@@ -109,9 +109,15 @@ async function limiterDriver(): Promise<{ driver: Driver; grantRtts: number[]; s
       // In clustering mode the reservoir refresh is only noticed on a heartbeat (default every 5 s).
       ...(cfg.heartbeatMs ? { heartbeatInterval: cfg.heartbeatMs } : {}),
     });
-    b.on('error', (err: Error) => print({ ev: 'error', error: String(err) }));
+    // Errors after the stop (connections closing under jobs in flight) are not the limiter's.
+    let stopping = false;
+    b.on('error', (err: Error) => void (stopping || print({ ev: 'error', error: String(err) })));
     await b.ready();
-    return { grantRtts, driver: { schedule: (fn) => b.schedule(fn), stop: () => b.disconnect(false) } };
+    const stop = () => {
+      stopping = true;
+      return b.disconnect(false);
+    };
+    return { grantRtts, driver: { schedule: (fn) => b.schedule(fn), stop } };
   }
   const client = new Redis({ host, port: Number(port) });
   const rl = new RateLimiterRedis({ storeClient: client, keyPrefix: cfg.keyPrefix, points: rate, duration: 1, execEvenly: cfg.mode === 'rlf-even' });
