@@ -389,7 +389,15 @@ export class RedisWindowLimiter implements CallLimiter, MembershipParticipant {
     this.inflight--;
     const receivedAt = this.now();
     if (reply.status === 1 && !this.closed) {
-      this.reservations.push({ member, s: reply.redisNow + reply.ms, delay: reply.ms, sentAt: reply.sentAt, startAt: receivedAt + reply.ms, hold, slowStart });
+      const g: Grant = { member, s: reply.redisNow + reply.ms, delay: reply.ms, sentAt: reply.sentAt, startAt: receivedAt + reply.ms, hold, slowStart };
+      // Starts are granted in order, but each answer's way back differs: keep the earliest local start first.
+      let i = this.reservations.length;
+      while (i > 0 && this.reservations[i - 1].startAt > g.startAt) i--;
+      this.reservations.splice(i, 0, g);
+      if (i === 0 && this.grantTimer) {
+        clearTimeout(this.grantTimer);
+        this.grantTimer = undefined;
+      }
       this.armGrantTimer();
     } else {
       if (reply.status === 1) this.ops.push({ member, value: 'x', at: receivedAt });
@@ -457,7 +465,9 @@ export class RedisWindowLimiter implements CallLimiter, MembershipParticipant {
     if (this.local && divisor <= this.localDivisor) return this.local;
     // More replicas than when the local limiter was made: a smaller share, keeping its recent calls.
     const previous = this.local;
-    const next = new WindowRateLimiter({ rate: ruleQps(this.rule) / divisor, guardMs: this.guardMs, now: this.now });
+    // The guard plus the largest slack: while settling, a call starts one shared check (a round trip) after the local
+    // window let it go, and one that would start later than the slack is not started.
+    const next = new WindowRateLimiter({ rate: ruleQps(this.rule) / divisor, guardMs: this.guardMs + MAX_SLACK_MS, now: this.now });
     if (previous) {
       this.takeBackFromLocal();
       next.inheritWindow(previous);
