@@ -1,3 +1,4 @@
+import Redis from 'ioredis';
 import { afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { startRedisServer, type RedisServer } from '../helpers/servers';
 import { assertBuilt, busiestWindow, explainBusiest, startArrivalServer, startRedisOnPort, startWorker, type ArrivalServer, type Worker } from './harness';
@@ -121,6 +122,13 @@ describe('RedisWindowLimiter across processes', () => {
     const restarted = await startRedisOnPort(port);
     redis = { port, process: restarted, stop: async () => void restarted.kill('SIGTERM') };
     await sleep(6000);
+    // Registered again, and the scripts (membership join, grant) loaded into the new server.
+    const probe = new Redis({ host: '127.0.0.1', port });
+    const members = await probe.zrange('test:replicas', 0, -1);
+    const scripts = Number(/number_of_cached_scripts:(\d+)/.exec(await probe.info('memory'))?.[1]);
+    probe.disconnect();
+    expect(members.sort()).toEqual(['r0', 'r1', 'r2']);
+    expect(scripts).toBeGreaterThanOrEqual(2);
     const done = await Promise.all(ws.map((w) => w.finish()));
     const a = server!.arrivals;
     const back = Math.max(...ws.flatMap((w) => w.events.filter((e) => e.ev === 'degraded' && e.degraded === false).map((e) => e.at)));
