@@ -28,6 +28,8 @@ export interface ClusterLimiterFigure {
   arrival_lag_max_ms: number;
   /** Arrivals later than the default margin (20 ms at these rates) after their start: the guarantee assumes none. */
   arrivals_late_over_margin: number;
+  /** Ours: grant requests per call made (1 = one round trip per call; more when a grant was given back or "not yet"). */
+  round_trips_per_call?: number;
   error?: string;
 }
 
@@ -157,6 +159,8 @@ async function runCase(c: Case, seconds: number): Promise<ClusterLimiterFigure> 
       figure.grant_p50_ms = round(percentile(rtts.map((g) => g.p50), 50), 3);
       figure.grant_p99_ms = round(Math.max(...rtts.map((g) => g.p99)), 3);
     }
+    const stats = done.map((d) => d.stats as { requests: number } | undefined).filter((x) => x !== undefined);
+    if (stats.length > 0) figure.round_trips_per_call = round(stats.reduce((a, x) => a + x.requests, 0) / done.reduce((a, d) => a + Number(d.calls), 0), 3);
     figure.arrival_lag_p99_ms = round(percentile(lags, 99), 1);
     figure.arrival_lag_max_ms = round(Math.max(...lags), 1);
     figure.arrivals_late_over_margin = lags.filter((l) => l > defaultGuardMs(c.rate)).length;

@@ -156,8 +156,8 @@ async function main(): Promise<void> {
   out.push('\n6. Shared limiters through Redis (separate processes; judged by arrival times at a local server, target: no 1 s window over the rate)');
   out.push(
     table(
-      ['limiter', 'config', 'processes x loops', 'rate', 'busiest 1s', 'throughput/s', 'ratio', 'grant p50 ms', 'grant p99 ms', 'arrival lag p99/max ms', 'late > margin', 'error'],
-      results.cluster_limiter.map((c) => [c.limiter, c.config, `${c.processes} x ${c.loops_per_process}`, c.rate, c.busiest_window, c.throughput, c.ratio, c.grant_p50_ms, c.grant_p99_ms, `${c.arrival_lag_p99_ms}/${c.arrival_lag_max_ms}`, c.arrivals_late_over_margin, c.error ?? '']),
+      ['limiter', 'config', 'processes x loops', 'rate', 'busiest 1s', 'throughput/s', 'ratio', 'grant p50 ms', 'grant p99 ms', 'arrival lag p99/max ms', 'late > margin', 'round trips/call', 'error'],
+      results.cluster_limiter.map((c) => [c.limiter, c.config, `${c.processes} x ${c.loops_per_process}`, c.rate, c.busiest_window, c.throughput, c.ratio, c.grant_p50_ms, c.grant_p99_ms, `${c.arrival_lag_p99_ms}/${c.arrival_lag_max_ms}`, c.arrivals_late_over_margin, c.round_trips_per_call, c.error ?? '']),
     ),
   );
   out.push('\n4+5. GET /metrics end to end (server in a fresh child process)');
