@@ -5,6 +5,7 @@ import { execSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { clusterLimiterCases, type ClusterLimiterFigure } from './cluster-limiter';
 import { limiterCeiling, type LimiterFigure } from './limiter';
 import { FULL, QUICK, ROOT, log, round } from './lib';
 import { pollCase, type PollCase, type PollFigure } from './poll';
@@ -54,8 +55,8 @@ function machine() {
   };
 }
 
-/** BENCH_ONLY=poll,limiter,scrape,memory runs a subset and merges it into the existing latest.json. */
-const ONLY = new Set((process.env.BENCH_ONLY ?? 'poll,limiter,scrape,memory').split(',').map((s) => s.trim()));
+/** BENCH_ONLY=poll,limiter,cluster,scrape,memory runs a subset and merges it into the existing latest.json. */
+const ONLY = new Set((process.env.BENCH_ONLY ?? 'poll,limiter,cluster,scrape,memory').split(',').map((s) => s.trim()));
 
 async function main(): Promise<void> {
   const mode = QUICK ? 'quick' : FULL ? 'full' : 'default';
@@ -69,6 +70,7 @@ async function main(): Promise<void> {
     machine: ReturnType<typeof machine>;
     poll: PollFigure[];
     limiter: LimiterFigure[];
+    cluster_limiter: ClusterLimiterFigure[];
     scrape: ScrapeFigure[];
     scrape_ratio: Array<{ series: number; gzip: boolean; p50_ratio_promclient_over_ours: number; p99_ratio_promclient_over_ours: number; same_family_bytes: boolean | null }>;
     memory: MemoryFigure[];
@@ -81,6 +83,7 @@ async function main(): Promise<void> {
     machine: machine(),
     poll: [],
     limiter: [],
+    cluster_limiter: [],
     scrape: [],
     scrape_ratio: [],
     memory: [],
@@ -91,6 +94,10 @@ async function main(): Promise<void> {
   const previous = process.env.BENCH_ONLY && fs.existsSync(path.join(outDir, 'latest.json')) ? (JSON.parse(fs.readFileSync(path.join(outDir, 'latest.json'), 'utf8')) as Partial<typeof results>) : {};
   if (ONLY.has('limiter')) results.limiter = await limiterCeiling([100, 500, 1000], QUICK ? 2 : 3);
   else results.limiter = previous.limiter ?? [];
+
+  // 6. Limiters shared by several processes through Redis (Debian's redis-server on a free port).
+  if (ONLY.has('cluster')) results.cluster_limiter = await clusterLimiterCases(QUICK ? 3 : 5);
+  else results.cluster_limiter = previous.cluster_limiter ?? [];
 
   // 4 + 5. Scrapes, ours and prom-client side by side.
   const sizes: Array<[number, number]> = QUICK ? [[10_000, 15], [100_000, 5]] : [[10_000, 30], [100_000, 15], [1_000_000, 5]];
@@ -146,6 +153,13 @@ async function main(): Promise<void> {
   );
   out.push('\n2. Limiter ceiling (no-op tasks, in-process)');
   out.push(table(['limiter', 'config', 'rate', 'sustained/s', 'ratio', 'busiest 1s', 'CPU µs/call'], results.limiter.map((l) => [l.limiter, l.config, l.rate, l.sustained_rate, l.ratio, l.busiest_window, l.cpu_us_per_call])));
+  out.push('\n6. Shared limiters through Redis (separate processes; judged by arrival times at a local server, target: no 1 s window over the rate)');
+  out.push(
+    table(
+      ['limiter', 'config', 'processes x loops', 'rate', 'busiest 1s', 'throughput/s', 'ratio', 'grant p50 ms', 'grant p99 ms', 'arrival lag p99/max ms', 'late > margin', 'round trips/call', 'error'],
+      results.cluster_limiter.map((c) => [c.limiter, c.config, `${c.processes} x ${c.loops_per_process}`, c.rate, c.busiest_window, c.throughput, c.ratio, c.grant_p50_ms, c.grant_p99_ms, `${c.arrival_lag_p99_ms}/${c.arrival_lag_max_ms}`, c.arrivals_late_over_margin, c.round_trips_per_call, c.error ?? '']),
+    ),
+  );
   out.push('\n4+5. GET /metrics end to end (server in a fresh child process)');
   out.push(
     table(
