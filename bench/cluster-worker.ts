@@ -7,6 +7,7 @@ import readline from 'node:readline';
 import Bottleneck from 'bottleneck';
 import Redis from 'ioredis';
 import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
+import { ClusterEvents } from '../src/cluster/events';
 import { LeaderLease } from '../src/cluster/lease';
 import { ClusterMembership } from '../src/cluster/membership';
 import { connectClusterRedis } from '../src/cluster/redis';
@@ -186,8 +187,11 @@ async function runLimiter(): Promise<void> {
 
 async function runLease(): Promise<void> {
   const redis = connectClusterRedis({ url: cfg.redisUrl, commandTimeoutMs: cfg.commandTimeoutMs, reconnectMs: cfg.probeMs });
+  const events = new ClusterEvents(redis, cfg.keyPrefix);
+  events.start();
   const lease = new LeaderLease({
     redis,
+    events,
     keyPrefix: cfg.keyPrefix,
     job: cfg.job!,
     replicaId: cfg.replicaId,
@@ -203,12 +207,13 @@ async function runLease(): Promise<void> {
   process.on('SIGTERM', () => {
     void lease.stop().then(() => {
       print({ ev: 'released', t: Date.now() });
+      events.stop();
       redis.disconnect();
       process.exit(0);
     });
   });
   await new Promise<void>((r) => (redis.status === 'ready' ? r() : redis.once('ready', () => r())));
-  lease.start();
+  void lease.start();
   print({ ev: 'ready' });
 }
 

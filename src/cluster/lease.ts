@@ -1,9 +1,9 @@
 // Leader election per job: one replica holds a lease in Redis, with a fencing token that only ever grows.
 //
 // Acquire and renew are one script: the lease key holds "holder|token" with a TTL; the holder renews every
-// `renewMs` (default a third of the lease); the others try to take it at the same pace, so after a leader dies
-// (SIGKILL) another holds the lease within lease + renewMs. A graceful stop deletes the key and publishes the job on
-// a channel the others listen to, so one of them takes over at once.
+// `renewMs` (default a third of the lease); the others try again when the lease's time to live says it expires (at
+// most renewMs later), so after a leader dies (SIGKILL) another holds the lease within the lease and a few ms. A
+// graceful stop deletes the key and announces it (events.ts), so one of the others takes over at once.
 //
 // Fencing: the token comes from a counter incremented on every acquisition. If Redis lost the counter (restarted
 // empty), it is seeded with Redis' time in ms before incrementing: tokens stay above any earlier one as long as fewer
@@ -15,6 +15,7 @@
 // then stops; replicas that are not leaders do not start polling. isCurrent() answers false while Redis is away.
 import { randomBytes } from 'node:crypto';
 import type Redis from 'ioredis';
+import { ClusterEvents } from './events';
 import { defineScript, type ScriptRunner } from './redis';
 
 // KEYS[1] lease, KEYS[2] fencing counter. ARGV: holder, lease ms. Returns {1 | 0 (held by another), token, ms left}.
@@ -37,7 +38,7 @@ redis.call('SET', KEYS[1], ARGV[1] .. '|' .. token, 'PX', ARGV[2])
 return {1, token, tonumber(ARGV[2])}
 `;
 
-// KEYS[1] lease. ARGV: "holder|token", channel, job. Deletes the lease only if it is still ours, then tells the others.
+// KEYS[1] lease. ARGV: "holder|token", channel, message. Deletes the lease only if it is still ours, then tells the others.
 const RELEASE_LUA = `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
@@ -45,11 +46,16 @@ redis.call('PUBLISH', ARGV[2], ARGV[3])
 return 1
 `;
 
+/** A follower tries again this long after the lease's time to live ends (clock rates and the round trip). */
+const EXPIRY_SLACK_MS = 5;
+
 /** Leadership is given up this much before the lease could expire in Redis (clock rates differ). */
 const CLOCK_MARGIN = 0.001;
 
 export interface LeaderLeaseOptions {
   redis: Redis;
+  /** The replica's subscription: a released lease is taken at once. */
+  events: ClusterEvents;
   /** cluster.redis.key_prefix (default "cse"). */
   keyPrefix?: string;
   job: string;
@@ -71,11 +77,10 @@ export class LeaderLease {
   private readonly holder: string;
   private readonly leaseKey: string;
   private readonly fenceKey: string;
-  private readonly channel: string;
   private readonly acquireScript: ScriptRunner;
   private readonly releaseScript: ScriptRunner;
   private readonly now: () => number;
-  private subscriber: Redis | undefined;
+  private unlisten: (() => void) | undefined;
   private currentToken: string | undefined;
   private validUntil = -Infinity;
   private timer: NodeJS.Timeout | undefined;
@@ -91,7 +96,6 @@ export class LeaderLease {
     this.holder = `${opts.replicaId}/${randomBytes(4).toString('hex')}`;
     this.leaseKey = `${prefix}:lease:${opts.job}`;
     this.fenceKey = `${prefix}:fence:${opts.job}`;
-    this.channel = `${prefix}:lease-released`;
     this.acquireScript = defineScript(opts.redis, 'cseLeaseAcquire', ACQUIRE_LUA);
     this.releaseScript = defineScript(opts.redis, 'cseLeaseRelease', RELEASE_LUA);
     this.now = opts.now ?? (() => performance.now());
@@ -106,18 +110,24 @@ export class LeaderLease {
     return this.currentToken;
   }
 
-  /** Starts competing for the lease (at once, then every renewMs, and whenever a leader releases it). */
-  start(): void {
-    if (this.running) return;
+  /** The lease's value in Redis while leader ("holder|token"): a fenced write checks that it still holds. */
+  get fence(): string | undefined {
+    return this.currentToken === undefined ? undefined : `${this.holder}|${this.currentToken}`;
+  }
+
+  /** The Redis key holding the lease (the fenced publish checks it). */
+  get key(): string {
+    return this.leaseKey;
+  }
+
+  /** Starts competing for the lease (at once, then as it renews or expires, and whenever a leader releases it). Resolves after the first attempt. */
+  start(): Promise<void> {
+    if (this.running) return Promise.resolve();
     this.running = true;
-    const sub = this.opts.redis.duplicate();
-    this.subscriber = sub;
-    sub.on('error', (err: Error) => this.opts.onError?.(err));
-    sub.on('message', (_channel: string, job: string) => {
+    this.unlisten = this.opts.events.on('released', (job) => {
       if (job === this.opts.job && !this.isLeader) void this.attempt();
     });
-    sub.on('ready', () => void sub.subscribe(this.channel).catch((err: Error) => this.opts.onError?.(err)));
-    void this.attempt();
+    return this.attempt();
   }
 
   /** Graceful stop: releases the lease if held, so another replica takes over at once. */
@@ -127,16 +137,15 @@ export class LeaderLease {
     this.clearTimers();
     const token = this.currentToken;
     this.setLeader(undefined);
+    this.unlisten?.();
     if (token !== undefined) {
       try {
-        await this.releaseScript([this.leaseKey], [`${this.holder}|${token}`, this.channel, this.opts.job]);
+        await this.releaseScript([this.leaseKey], [`${this.holder}|${token}`, this.opts.events.channel, ClusterEvents.message('released', this.opts.job)]);
       } catch (err) {
         // The lease then expires after leaseMs.
         this.opts.onError?.(err as Error);
       }
     }
-    this.subscriber?.disconnect();
-    this.subscriber = undefined;
   }
 
   /** Whether `token` still holds the lease in Redis (false when Redis cannot say). Check before publishing results. */
@@ -153,8 +162,9 @@ export class LeaderLease {
     if (this.attempting || !this.running) return;
     this.attempting = true;
     const sentAt = this.now();
+    let next = this.renewMs;
     try {
-      const [held, token] = (await this.acquireScript([this.leaseKey, this.fenceKey], [this.holder, this.leaseMs])) as [number, string, number];
+      const [held, token, msLeft] = (await this.acquireScript([this.leaseKey, this.fenceKey], [this.holder, this.leaseMs])) as [number, string, number];
       if (!this.running) return;
       if (held === 1) {
         // Redis set the expiry no earlier than we sent: leading until sentAt + lease is safe on our clock.
@@ -163,13 +173,15 @@ export class LeaderLease {
         this.setLeader(token);
       } else {
         this.setLeader(undefined);
+        // Another holds it: try again when it would expire, so a dead leader is replaced within the lease.
+        if (msLeft >= 0) next = Math.min(this.renewMs, msLeft + EXPIRY_SLACK_MS);
       }
     } catch (err) {
       // Redis unreachable: a leader keeps leading until its lease would have expired (armExpiry), others wait.
       this.opts.onError?.(err as Error);
     } finally {
       this.attempting = false;
-      this.armRenew();
+      this.armRenew(next);
     }
   }
 
@@ -180,13 +192,13 @@ export class LeaderLease {
     this.opts.onChange?.(token !== undefined, token);
   }
 
-  private armRenew(): void {
+  private armRenew(ms: number): void {
     if (!this.running) return;
     if (this.timer) clearTimeout(this.timer);
     this.timer = setTimeout(() => {
       this.timer = undefined;
       void this.attempt();
-    }, this.renewMs);
+    }, ms);
     this.timer.unref?.();
   }
 

@@ -11,17 +11,20 @@ import os from 'node:os';
 import type Redis from 'ioredis';
 import { defineScript, RedisClock, type ScriptRunner } from './redis';
 
-// KEYS[1] replicas (zset: replica -> last contact); KEYS[2] recovery (Redis time of the latest return from an outage).
-// ARGV: deadline, replica id, replica ttl ms, after outage (1/0), recovery key ttl ms, leave (1/0).
-// Returns {1 | 0 (deadline passed, nothing changed), now, replicas}.
+// KEYS[1] replicas (zset: replica -> last contact); KEYS[2] recovery (Redis time of the latest return from an outage);
+// KEYS[3] joined (zset: replica -> when it joined, for sharding's grace: sharding.ts).
+// ARGV: deadline, replica id, replica ttl ms, after outage (1/0), recovery key ttl ms, leave (1/0), the join time this
+// replica remembers ('' before its first; kept across an emptied Redis, so a restart of Redis starts no grace).
+// Returns {1 | 0 (deadline passed, nothing changed), now, replicas, joined, then (member, joined) pairs}.
 const JOIN_LUA = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 local function f(x) return string.format('%.3f', x) end
-if now > tonumber(ARGV[1]) then return {0, f(now), 0} end
+if now > tonumber(ARGV[1]) then return {0, f(now), 0, '0'} end
 if ARGV[6] == '1' then
   redis.call('ZREM', KEYS[1], ARGV[2])
-  return {1, f(now), redis.call('ZCARD', KEYS[1])}
+  redis.call('ZREM', KEYS[3], ARGV[2])
+  return {1, f(now), redis.call('ZCARD', KEYS[1]), '0'}
 end
 local ttl = tonumber(ARGV[3])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', f(now - ttl))
@@ -30,8 +33,29 @@ redis.call('PEXPIRE', KEYS[1], ttl)
 if ARGV[4] == '1' then
   redis.call('SET', KEYS[2], f(now), 'PX', ARGV[5])
 end
-return {1, f(now), redis.call('ZCARD', KEYS[1])}
+local since = ARGV[7]
+if since == '' then since = f(now) end
+redis.call('ZADD', KEYS[3], 'NX', since, ARGV[2])
+redis.call('PEXPIRE', KEYS[3], ttl)
+local out = {1, f(now), redis.call('ZCARD', KEYS[1]), redis.call('ZSCORE', KEYS[3], ARGV[2])}
+local joined = redis.call('ZRANGE', KEYS[3], 0, -1, 'WITHSCORES')
+for i = 1, #joined, 2 do
+  if redis.call('ZSCORE', KEYS[1], joined[i]) then
+    out[#out + 1] = joined[i]
+    out[#out + 1] = joined[i + 1]
+  else
+    redis.call('ZREM', KEYS[3], joined[i])
+  end
+end
+return out
 `;
+
+/** A live replica as the last contact saw it. */
+export interface Member {
+  id: string;
+  /** Redis time (ms) when it joined. */
+  joinedAt: number;
+}
 
 /** How long the recovery mark stays (longer than any limiter's settle period, which reads it). */
 const RECOVERY_KEY_TTL_MS = 120_000;
@@ -71,6 +95,8 @@ export interface ClusterMembershipOptions {
   /** Smallest divisor of the quota for the local fallback share (default 2: never the full quota). */
   minReplicas?: number;
   onStateChange?: (state: MembershipState) => void;
+  /** After every contact: the live replicas (this one included) and Redis' time then. */
+  onMembers?: (members: readonly Member[], redisNow: number) => void;
   onError?: (err: Error) => void;
   now?: () => number;
 }
@@ -80,6 +106,7 @@ export class ClusterMembership {
   readonly keyPrefix: string;
   readonly replicasKey: string;
   readonly recoveryKey: string;
+  readonly joinedKey: string;
   readonly heartbeatMs: number;
   readonly ttlMs: number;
   readonly probeMs: number;
@@ -98,6 +125,8 @@ export class ClusterMembership {
   private seen = 0;
   private lastSharedEnd = -Infinity;
   private afterOutage = false;
+  /** Redis time of this replica's first join, remembered across an emptied Redis. */
+  private joinedAt = '';
   private contacting = false;
   private started = false;
   private stopped = false;
@@ -115,6 +144,7 @@ export class ClusterMembership {
     this.replicaId = opts.replicaId ?? `${os.hostname()}-${process.pid}`;
     this.replicasKey = `${this.keyPrefix}:replicas`;
     this.recoveryKey = `${this.keyPrefix}:recovery`;
+    this.joinedKey = `${this.keyPrefix}:joined`;
     this.heartbeatMs = opts.heartbeatMs ?? 1000;
     this.ttlMs = opts.ttlMs ?? 15_000;
     this.probeMs = opts.probeMs ?? 500;
@@ -166,7 +196,7 @@ export class ClusterMembership {
     this.redis.off('error', this.onClientError);
     if (this.redis.status !== 'ready' || !this.clock.known) return;
     try {
-      await this.join([this.replicasKey, this.recoveryKey], [this.clock.deadline(this.commandTimeoutMs).toFixed(3), this.replicaId, this.ttlMs, 0, RECOVERY_KEY_TTL_MS, 1]);
+      await this.join([this.replicasKey, this.recoveryKey, this.joinedKey], [this.clock.deadline(this.commandTimeoutMs).toFixed(3), this.replicaId, this.ttlMs, 0, RECOVERY_KEY_TTL_MS, 1, '']);
     } catch {
       // The entry expires after ttlMs anyway.
     }
@@ -217,11 +247,16 @@ export class ClusterMembership {
         const [sec, usec] = await this.redis.time();
         this.clock.note(Number(sec) * 1000 + Number(usec) / 1000, this.now());
       }
-      const args = [this.clock.deadline(this.commandTimeoutMs).toFixed(3), this.replicaId, this.ttlMs, joining && this.afterOutage ? 1 : 0, RECOVERY_KEY_TTL_MS, 0];
+      const args = [this.clock.deadline(this.commandTimeoutMs).toFixed(3), this.replicaId, this.ttlMs, joining && this.afterOutage ? 1 : 0, RECOVERY_KEY_TTL_MS, 0, this.joinedAt];
       sent = true;
-      const reply = (await this.join([this.replicasKey, this.recoveryKey], args)) as [number, string, number];
+      const reply = (await this.join([this.replicasKey, this.recoveryKey, this.joinedKey], args)) as [number, string, number, string, ...string[]];
       if (reply[0] !== 1) throw new Error('Redis answered after the deadline: the replica had given up on the request');
-      this.noteContact(Number(reply[1]), this.now(), reply[2]);
+      const redisNow = Number(reply[1]);
+      this.noteContact(redisNow, this.now(), reply[2]);
+      this.joinedAt = reply[3];
+      const members: Member[] = [];
+      for (let i = 4; i + 1 < reply.length; i += 2) members.push({ id: String(reply[i]), joinedAt: Number(reply[i + 1]) });
+      this.opts.onMembers?.(members, redisNow);
       if (joining) {
         this.afterOutage = false;
         this.current = 'up';

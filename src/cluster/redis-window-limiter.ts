@@ -38,14 +38,20 @@
 import { randomBytes } from 'node:crypto';
 import { defaultGuardMs, GUARD_HALF_LIFE_MS, MAX_GUARD_MS, RateLimitAbortedError, WindowRateLimiter } from '../cloud/rate-limiter';
 import { rateRule, ruleQps, type RateRule } from '../cloud/rate';
-import type { CallLimiter } from './call-limiter';
+import type { PoolLimiter } from '../cloud/accounts';
 import type { ClusterMembership, MembershipParticipant } from './membership';
 import { defineScript, type ScriptRunner } from './redis';
 
-// KEYS: log (zset member -> latest arrival), pace (hash: tat, last start), replicas, recovery (membership.ts).
-// ARGV: 1 deadline, 2 mode ('g' reserve | 'n' now or not | 'p' probe), 3 calls, 4 window ms, 5 pacing interval ms,
-//       6 pacing tolerance ms, 7 horizon ms, 8 hold ms, 9 member, 10 key ttl ms, 11 replica id, 12 replica ttl ms,
-//       13 overdue ms, 14 settle ms, then pairs (member, completion bound | 'x' for a grant not used).
+// One grant for one or two quotas at once: the (account or quota group, API) window and, when the API's product has
+// one, its per-source-IP ceiling, which every call of the product counts against whatever its account and API. Both
+// are checked and recorded in the same script, so a call starts when both allow it and takes a slot in each: two
+// limiters in a row would start the call later than the first grant assumed.
+// KEYS: 1 replicas, 2 recovery (membership.ts), then per quota: log (zset member -> latest arrival), pace (hash: tat,
+//       last start).
+// ARGV: 1 deadline, 2 mode ('g' reserve | 'n' now or not | 'p' probe), 3 horizon ms, 4 hold ms, 5 member,
+//       6 replica id, 7 replica ttl ms, 8 overdue ms, 9 settle ms, 10 quotas (1 or 2), then per quota 5 values:
+//       calls, window ms, pacing interval ms, pacing tolerance ms, key ttl ms; then pairs (member, completion bound |
+//       'x' for a grant not used), applied to every quota's log.
 // Returns {status, ms, now, replicas, settle}: status 1 granted (ms: delay until the start), 0 not yet (ms: retry
 // after), 2 keep to your share (settle), 3 deadline passed (nothing changed).
 const GRANT_LUA = `
@@ -53,40 +59,54 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 local function f(x) return string.format('%.3f', x) end
 if now > tonumber(ARGV[1]) then return {3, '0', f(now), 0, 0} end
-local log, pace, replicas = KEYS[1], KEYS[2], KEYS[3]
-for i = 15, #ARGV, 2 do
-  if ARGV[i + 1] == 'x' then redis.call('ZREM', log, ARGV[i]) else redis.call('ZADD', log, 'XX', ARGV[i + 1], ARGV[i]) end
+local q = tonumber(ARGV[10])
+local opsFrom = 11 + 5 * q
+for i = opsFrom, #ARGV, 2 do
+  for k = 1, q do
+    local log = KEYS[1 + 2 * k]
+    if ARGV[i + 1] == 'x' then redis.call('ZREM', log, ARGV[i]) else redis.call('ZADD', log, 'XX', ARGV[i + 1], ARGV[i]) end
+  end
 end
-local replicaTtl = tonumber(ARGV[12])
+local replicas = KEYS[1]
+local replicaTtl = tonumber(ARGV[7])
 redis.call('ZREMRANGEBYSCORE', replicas, '-inf', f(now - replicaTtl))
-redis.call('ZADD', replicas, f(now), ARGV[11])
+redis.call('ZADD', replicas, f(now), ARGV[6])
 redis.call('PEXPIRE', replicas, replicaTtl)
 local count = redis.call('ZCARD', replicas)
 local settle = 0
-if redis.call('ZCOUNT', replicas, '-inf', '(' .. f(now - tonumber(ARGV[13]))) > 0 then settle = 1 end
-local back = redis.call('GET', KEYS[4])
-if back and now < tonumber(back) + tonumber(ARGV[14]) then settle = 1 end
+if redis.call('ZCOUNT', replicas, '-inf', '(' .. f(now - tonumber(ARGV[8]))) > 0 then settle = 1 end
+local back = redis.call('GET', KEYS[2])
+if back and now < tonumber(back) + tonumber(ARGV[9]) then settle = 1 end
 local mode = ARGV[2]
 if mode == 'p' then return {0, '0', f(now), count, settle} end
 if mode == 'g' and settle == 1 then return {2, '0', f(now), count, 1} end
-local calls, win = tonumber(ARGV[3]), tonumber(ARGV[4])
-redis.call('ZREMRANGEBYSCORE', log, '-inf', f(now - win))
 local s = now
-local n = redis.call('ZCARD', log)
-if n >= calls then
-  local e = redis.call('ZRANGE', log, n - calls, n - calls, 'WITHSCORES')
-  s = math.max(s, tonumber(e[2]) + win)
+local tats = {}
+for k = 1, q do
+  local log, pace, a = KEYS[1 + 2 * k], KEYS[2 + 2 * k], 10 + 5 * (k - 1)
+  local calls, win = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+  redis.call('ZREMRANGEBYSCORE', log, '-inf', f(now - win))
+  local n = redis.call('ZCARD', log)
+  if n >= calls then
+    local e = redis.call('ZRANGE', log, n - calls, n - calls, 'WITHSCORES')
+    s = math.max(s, tonumber(e[2]) + win)
+  end
+  local st = redis.call('HMGET', pace, 'tat', 'last')
+  local tat, last = tonumber(st[1]) or 0, tonumber(st[2]) or 0
+  tats[k] = tat
+  s = math.max(s, last)
+  if mode == 'g' then s = math.max(s, tat - tonumber(ARGV[a + 4])) end
 end
-local st = redis.call('HMGET', pace, 'tat', 'last')
-local tat, last = tonumber(st[1]) or 0, tonumber(st[2]) or 0
-s = math.max(s, last)
-if mode == 'g' then s = math.max(s, tat - tonumber(ARGV[6])) end
 if mode == 'n' and s > now then return {0, f(s - now), f(now), count, settle} end
-if s - now > tonumber(ARGV[7]) then return {0, f(s - now - tonumber(ARGV[7])), f(now), count, settle} end
-redis.call('ZADD', log, f(s + tonumber(ARGV[8])), ARGV[9])
-redis.call('HSET', pace, 'tat', f(math.max(tat, s) + tonumber(ARGV[5])), 'last', f(s))
-redis.call('PEXPIRE', log, ARGV[10])
-redis.call('PEXPIRE', pace, ARGV[10])
+local horizon = tonumber(ARGV[3])
+if s - now > horizon then return {0, f(s - now - horizon), f(now), count, settle} end
+for k = 1, q do
+  local log, pace, a = KEYS[1 + 2 * k], KEYS[2 + 2 * k], 10 + 5 * (k - 1)
+  redis.call('ZADD', log, f(s + tonumber(ARGV[4])), ARGV[5])
+  redis.call('HSET', pace, 'tat', f(math.max(tats[k], s) + tonumber(ARGV[a + 3])), 'last', f(s))
+  redis.call('PEXPIRE', log, ARGV[a + 5])
+  redis.call('PEXPIRE', pace, ARGV[a + 5])
+end
 return {1, f(s - now), f(now), count, settle}
 `;
 
@@ -114,6 +134,12 @@ export interface RedisWindowLimiterOptions {
   onDegradedChange?: (degraded: boolean) => void;
   /** Round trip of each grant request in ms (for a latency histogram). */
   onGrantRoundTrip?: (ms: number) => void;
+  /**
+   * A wider quota every call also counts against (a product's per-source-IP ceiling), granted in the same script. Its
+   * `local` limiter stands for it while Redis cannot be reached: one per ceiling, shared by every limiter counting
+   * against it, at the ceiling's local share.
+   */
+  ceiling?: { key: string; rate: number; local: (divisor: number) => WindowRateLimiter };
   now?: () => number;
 }
 
@@ -170,22 +196,21 @@ interface Reply {
 const REQUEUE = Symbol('requeue');
 const CANCEL = Symbol('cancel');
 
-export class RedisWindowLimiter implements CallLimiter, MembershipParticipant {
+export class RedisWindowLimiter implements PoolLimiter, MembershipParticipant {
   readonly rule: RateRule;
   readonly guardMs: number;
   readonly key: string;
   private readonly membership: ClusterMembership;
   private readonly windowMs: number;
-  private readonly intervalMs: number;
-  private readonly toleranceMs: number;
   private readonly horizonMs: number;
   /** Longest any grant holds its slot after its start (slow start or widened guard, plus the largest slack). */
   private readonly maxHoldMs: number;
   private readonly settleMs: number;
-  private readonly keyTtlMs: number;
   private readonly maxAhead: number;
-  private readonly logKey: string;
-  private readonly paceKey: string;
+  /** The Redis keys (log, pace) and rule of each quota a grant covers: this limiter's, then the ceiling's. */
+  private readonly quotas: Array<{ log: string; pace: string; args: Array<string | number> }>;
+  /** The longest window among them: what the switch-over periods must cover. */
+  private readonly spanMs: number;
   private readonly script: ScriptRunner;
   private readonly now: () => number;
   private readonly memberPrefix = randomBytes(6).toString('base64url');
@@ -224,16 +249,21 @@ export class RedisWindowLimiter implements CallLimiter, MembershipParticipant {
     this.rule = rateRule(opts.rate);
     this.windowMs = this.rule.windowMs;
     this.guardMs = opts.guardMs ?? defaultGuardMs(ruleQps(this.rule));
-    this.intervalMs = this.windowMs / this.rule.calls;
-    const burst = Math.max(1, Math.min(this.rule.calls, opts.burst ?? Math.ceil(this.rule.calls * 0.02)));
-    this.toleranceMs = (burst - 1) * this.intervalMs;
-    this.horizonMs = Math.min(this.windowMs, Math.max(250, 10 * this.intervalMs));
+    this.horizonMs = Math.min(this.windowMs, Math.max(250, (10 * this.windowMs) / this.rule.calls));
     this.maxHoldMs = Math.max(MAX_GUARD_MS, this.guardMs) + MAX_SLACK_MS;
-    this.settleMs = this.horizonMs + this.maxHoldMs + this.windowMs + this.membership.rejoinSpreadMs;
-    this.keyTtlMs = 2 * this.windowMs + this.horizonMs + this.maxHoldMs + 1000;
+    const ceilingRule = opts.ceiling ? rateRule(opts.ceiling.rate) : undefined;
+    this.spanMs = Math.max(this.windowMs, ceilingRule?.windowMs ?? 0);
+    this.settleMs = this.horizonMs + this.maxHoldMs + this.spanMs + this.membership.rejoinSpreadMs;
     this.maxAhead = Math.max(1, opts.maxAhead ?? 4);
-    this.logKey = `${this.membership.keyPrefix}:limit:${opts.key}:log`;
-    this.paceKey = `${this.membership.keyPrefix}:limit:${opts.key}:pace`;
+    const quota = (key: string, rule: RateRule, burst: number | undefined) => {
+      const interval = rule.windowMs / rule.calls;
+      const cells = Math.max(1, Math.min(rule.calls, burst ?? Math.ceil(rule.calls * 0.02)));
+      const keyTtlMs = 2 * rule.windowMs + this.horizonMs + this.maxHoldMs + 1000;
+      const base = `${this.membership.keyPrefix}:limit:${key}`;
+      return { log: `${base}:log`, pace: `${base}:pace`, args: [rule.calls, rule.windowMs, interval.toFixed(3), ((cells - 1) * interval).toFixed(3), keyTtlMs] };
+    };
+    this.quotas = [quota(opts.key, this.rule, opts.burst)];
+    if (opts.ceiling && ceilingRule) this.quotas.push(quota(opts.ceiling.key, ceilingRule, undefined));
     this.script = defineScript(this.membership.redis, 'cseGrant', GRANT_LUA);
     this.now = opts.now ?? (() => performance.now());
     this.reportedGuardMs = this.guardMs;
@@ -299,6 +329,7 @@ export class RedisWindowLimiter implements CallLimiter, MembershipParticipant {
     this.closed = true;
     this.cancelAll();
     this.local?.cancelAll();
+    this.local?.detach();
     this.detach();
   }
 
@@ -306,7 +337,7 @@ export class RedisWindowLimiter implements CallLimiter, MembershipParticipant {
 
   redisDown(sharedGrantsEndBy: number): void {
     if (this.closed) return;
-    this.blackoutEnd = Math.max(this.blackoutEnd, sharedGrantsEndBy + this.horizonMs + this.maxHoldMs + this.windowMs);
+    this.blackoutEnd = Math.max(this.blackoutEnd, sharedGrantsEndBy + this.horizonMs + this.maxHoldMs + this.spanMs);
     if (this.mode !== 'local') {
       this.mode = 'local';
       this.setDegraded(true);
@@ -465,11 +496,13 @@ export class RedisWindowLimiter implements CallLimiter, MembershipParticipant {
     const previous = this.local;
     // The guard plus the largest slack: while settling, a call starts one shared check (a round trip) after the local
     // window let it go, and one that would start later than the slack is not started.
-    const next = new WindowRateLimiter({ rate: ruleQps(this.rule) / divisor, guardMs: this.guardMs + MAX_SLACK_MS, now: this.now });
+    const ceiling = this.opts.ceiling?.local(divisor);
+    const next = new WindowRateLimiter({ rate: ruleQps(this.rule) / divisor, guardMs: this.guardMs + MAX_SLACK_MS, now: this.now, shared: ceiling ? [ceiling] : [] });
     if (previous) {
       this.takeBackFromLocal();
       next.inheritWindow(previous);
       previous.cancelAll();
+      previous.detach();
     }
     if (this.widenedGuardMs > this.guardMs) next.noteThrottled();
     this.local = next;
@@ -481,6 +514,7 @@ export class RedisWindowLimiter implements CallLimiter, MembershipParticipant {
     if (!this.local) return;
     this.takeBackFromLocal();
     this.local.cancelAll();
+    this.local.detach();
     this.local = undefined;
     this.localDivisor = 0;
   }
@@ -604,27 +638,25 @@ export class RedisWindowLimiter implements CallLimiter, MembershipParticipant {
     const m = this.membership;
     const now = this.now();
     // Completion bounds older than a window no longer matter: their slots have expired.
-    while (this.ops.length > 0 && this.ops[0].at < now - this.windowMs) this.ops.shift();
+    while (this.ops.length > 0 && this.ops[0].at < now - this.spanMs) this.ops.shift();
     const ops = this.ops.splice(0, MAX_OPS_PER_REQUEST);
     const args: Array<string | number> = [
       m.clock.deadline(m.commandTimeoutMs).toFixed(3),
       mode,
-      this.rule.calls,
-      this.windowMs,
-      this.intervalMs.toFixed(3),
-      this.toleranceMs.toFixed(3),
       this.horizonMs,
       holdMs.toFixed(3),
       member,
-      this.keyTtlMs,
       m.replicaId,
       m.ttlMs,
       m.overdueMs,
       this.settleMs,
+      this.quotas.length,
+      ...this.quotas.flatMap((q) => q.args),
     ];
     const sentAt = this.now();
     for (const op of ops) args.push(op.member, op.value);
-    const raw = (await this.script([this.logKey, this.paceKey, m.replicasKey, m.recoveryKey], args)) as [number, string, string, number, number];
+    const keys = [m.replicasKey, m.recoveryKey, ...this.quotas.flatMap((q) => [q.log, q.pace])];
+    const raw = (await this.script(keys, args)) as [number, string, string, number, number];
     const receivedAt = this.now();
     const rtt = receivedAt - sentAt;
     this.rttMs = 0.8 * this.rttMs + 0.2 * rtt;

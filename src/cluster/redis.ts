@@ -1,12 +1,11 @@
 // The Redis connection the cluster modules share (cluster.redis in the config), set up to fail fast instead of waiting.
-import fs from 'node:fs';
 import Redis from 'ioredis';
 
 export interface ClusterRedisOptions {
-  /** redis://[user:password@]host:port/db, or rediss:// for TLS. */
+  /** redis://[user:password@]host:port/db, or rediss:// for TLS (cluster.redis.url). */
   url: string;
-  /** A file holding the password (its trailing newline ignored); wins over a password in the URL. */
-  passwordFile?: string;
+  /** The password of cluster.redis.password_file (read with the config); wins over a password in the URL. */
+  password?: string;
   /**
    * Longest a command may take before Redis counts as unavailable (default 1,000 ms). A call waiting for a grant waits
    * at most this long before its replica falls back to its local share.
@@ -25,9 +24,8 @@ export interface ClusterRedisOptions {
  */
 export function connectClusterRedis(opts: ClusterRedisOptions): Redis {
   let url = opts.url;
-  let password: string | undefined;
-  if (opts.passwordFile) {
-    password = fs.readFileSync(opts.passwordFile, 'utf8').replace(/\r?\n$/, '');
+  const password = opts.password;
+  if (password !== undefined) {
     const parsed = new URL(url);
     parsed.password = '';
     url = parsed.toString();
@@ -50,7 +48,7 @@ export function connectClusterRedis(opts: ClusterRedisOptions): Redis {
   return redis;
 }
 
-export type ScriptRunner = (keys: readonly string[], args: ReadonlyArray<string | number>) => Promise<unknown>;
+export type ScriptRunner = (keys: readonly string[], args: ReadonlyArray<string | number | Buffer>) => Promise<unknown>;
 
 /**
  * A Lua script sent as EVALSHA. ioredis sends the full text once per connection (so a restarted, empty Redis gets it
@@ -58,7 +56,7 @@ export type ScriptRunner = (keys: readonly string[], args: ReadonlyArray<string 
  */
 export function defineScript(redis: Redis, name: string, lua: string): ScriptRunner {
   redis.defineCommand(name, { lua });
-  const command = (redis as unknown as Record<string, (...a: Array<string | number>) => Promise<unknown>>)[name].bind(redis);
+  const command = (redis as unknown as Record<string, (...a: Array<string | number | Buffer>) => Promise<unknown>>)[name].bind(redis);
   return (keys, args) => command(keys.length, ...keys, ...args);
 }
 

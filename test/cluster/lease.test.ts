@@ -1,4 +1,5 @@
 import { afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { ClusterEvents } from '../../src/cluster/events';
 import { LeaderLease } from '../../src/cluster/lease';
 import { connectClusterRedis } from '../../src/cluster/redis';
 import { startRedisServer, type RedisServer } from '../helpers/servers';
@@ -111,17 +112,20 @@ describe('LeaderLease without Redis', () => {
     const changes: Array<{ who: string; leader: boolean; token?: string; at: number }> = [];
     const leases = ['a', 'b'].map((who) => {
       const client = connectClusterRedis({ url: `redis://127.0.0.1:${port}`, commandTimeoutMs: 200, reconnectMs: 100 });
-      const lease = new LeaderLease({ redis: client, keyPrefix: 't', job: 'j', replicaId: who, leaseMs: LEASE_MS, renewMs: RENEW_MS, onChange: (leader, token) => changes.push({ who, leader, token, at: performance.now() }) });
+      const events = new ClusterEvents(client, 't');
+      events.start();
+      const lease = new LeaderLease({ redis: client, events, keyPrefix: 't', job: 'j', replicaId: who, leaseMs: LEASE_MS, renewMs: RENEW_MS, onChange: (leader, token) => changes.push({ who, leader, token, at: performance.now() }) });
       cleanups.push(async () => {
         await lease.stop();
+        events.stop();
         client.disconnect();
       });
       return { client, lease };
     });
     await Promise.all(leases.map(({ client }) => new Promise<void>((r) => (client.status === 'ready' ? r() : client.once('ready', () => r())))));
-    leases[0].lease.start();
+    void leases[0].lease.start();
     await sleep(100);
-    leases[1].lease.start();
+    void leases[1].lease.start();
     await sleep(RENEW_MS * 2);
     expect(changes.map((c) => [c.who, c.leader])).toEqual([['a', true]]);
     const token = changes[0].token!;

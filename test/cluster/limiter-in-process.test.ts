@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, test } from 'vitest';
 import type Redis from 'ioredis';
 import { RateLimitAbortedError, WindowRateLimiter } from '../../src/cloud/rate-limiter';
-import type { CallLimiter } from '../../src/cluster/call-limiter';
+import type { PoolLimiter } from '../../src/cloud/accounts';
 import { ClusterMembership } from '../../src/cluster/membership';
 import { connectClusterRedis } from '../../src/cluster/redis';
 import { RedisWindowLimiter } from '../../src/cluster/redis-window-limiter';
@@ -39,9 +39,9 @@ function limiter(membership: ClusterMembership, rate: number, extra: Partial<Con
 }
 
 describe('RedisWindowLimiter in one process', () => {
-  test('WindowRateLimiter and RedisWindowLimiter both satisfy CallLimiter', async () => {
+  test('WindowRateLimiter and RedisWindowLimiter both satisfy PoolLimiter', async () => {
     const { membership } = await replica('a');
-    const both: CallLimiter[] = [new WindowRateLimiter({ rate: 10 }), limiter(membership, 10)];
+    const both: PoolLimiter[] = [new WindowRateLimiter({ rate: 10 }), limiter(membership, 10)];
     for (const l of both) expect(await l.schedule(async () => 42)).toBe(42);
     expect(both.map((l) => l.rule)).toEqual([
       { calls: 10, windowMs: 1000 },

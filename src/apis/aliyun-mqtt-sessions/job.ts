@@ -6,12 +6,13 @@ import type { ApiCaller } from '../../cloud/client';
 import { NO_VALUE } from '../../metrics/binary-gauge-lines';
 import { DeclaredFamilyBuilder, singleSample } from '../../metrics/declare';
 import type { MetricFamily } from '../../metrics/family';
-import type { Job, JobContext, JobRunResult, RunContext } from '../../core/job-type';
+import type { Job, JobContext, JobHandover, JobRunResult, RunContext } from '../../core/job-type';
 import { mqttEndpoint, MQTT_API_VERSION } from '../aliyun-mqtt/product';
 import { runPool } from '../shared/pool';
 import { DeviceLines } from './device-lines';
+import { decodeCounters, decodeStatus, encodeCounters, encodeStatus, COUNTERS_SECTION, STATUS_SECTION } from './handover';
 import { CLIENTS, INVENTORY_ENTRIES, INVENTORY_INVALID, STATUS_MISSING, STATUS_UNEXPECTED, TRANSITIONS } from './families';
-import { InventoryLoader, type Inventory } from './inventory';
+import { InventoryLoader, shardOf, type Inventory } from './inventory';
 import { parseBatchResponse, parseSingleResponse, type AnsweredStatus } from './parse';
 import { BATCH_API, BATCH_SIZE, inventoryFile, SINGLE_API, type MqttSessionsConfig } from './config';
 
@@ -42,6 +43,15 @@ export class MqttSessionsJob implements Job {
   private readonly transitions = new Map<string, { online: number; offline: number }>();
   private readonly missing = new Map<string, number>();
   private unexpected = 0;
+  /** The last successful poll's statuses (of `previous.inventory`), for the handover. */
+  private lastStatus: Uint8Array | undefined;
+  /** Sharded: this replica's part of the last inventory, by inventory key and shard. */
+  private shardCache: { key: string; inventory: Inventory } | undefined;
+  readonly handover: JobHandover = {
+    rebuildsFamilies: true,
+    save: () => this.saveState(),
+    restore: (sections) => this.restoreState(sections),
+  };
 
   constructor(
     private readonly cfg: MqttSessionsConfig,
@@ -66,14 +76,61 @@ export class MqttSessionsJob implements Job {
       return { targets: [{ instanceId, ok: false, error: new Error(reason) }], blocked: reason };
     }
     const jobMetrics = { [INVENTORY_ENTRIES.name]: inv.size, [INVENTORY_INVALID.name]: inv.invalid };
+    if (run.shard) inv = await this.shardInventory(inv, run.shard);
     try {
       const result = await this.poll(inv, run);
       this.unexpected += result.unexpected;
+      this.countPoll(inv, result.status);
       const families = await this.render(inv, result.status);
-      return { targets: [{ instanceId, ok: true, families }], jobMetrics };
+      return { targets: [{ instanceId, ok: true, families }], jobMetrics, inventorySize: inv.size };
     } catch (err) {
-      return { targets: [{ instanceId, ok: false, error: err as Error }], jobMetrics };
+      return { targets: [{ instanceId, ok: false, error: err as Error }], jobMetrics, inventorySize: inv.size };
     }
+  }
+
+  /** The devices of this replica's shard (sharded cluster), computed once per inventory and shard assignment. */
+  private async shardInventory(inv: Inventory, shard: NonNullable<RunContext['shard']>): Promise<Inventory> {
+    const key = `${inv.key}/${shard.id}`;
+    if (this.shardCache?.key !== key) this.shardCache = { key, inventory: await shardOf(inv, (id) => shard.owns(id)) };
+    return this.shardCache.inventory;
+  }
+
+  /** The state another replica continues from: the last statuses (keyed by the inventory) and the counters. */
+  private saveState(): Map<string, Uint8Array> {
+    const sections = new Map<string, Uint8Array>([[COUNTERS_SECTION, encodeCounters({ transitions: this.transitions, missing: this.missing, unexpected: this.unexpected })]]);
+    if (this.previous && this.lastStatus) sections.set(STATUS_SECTION, encodeStatus(this.previous.inventory.key, this.lastStatus, this.previous.known));
+    return sections;
+  }
+
+  /**
+   * Takes over the publisher's counters and, when its inventory is this replica's too (same key), its statuses: the
+   * families are rendered from them exactly as the publisher rendered them.
+   */
+  private async restoreState(sections: ReadonlyMap<string, Uint8Array>): Promise<ReadonlyMap<string, MetricFamily[]> | undefined> {
+    const counters = sections.get(COUNTERS_SECTION);
+    if (counters) {
+      const c = decodeCounters(counters);
+      this.transitions.clear();
+      for (const [g, t] of c.transitions) this.transitions.set(g, t);
+      this.missing.clear();
+      for (const [g, n] of c.missing) this.missing.set(g, n);
+      this.unexpected = c.unexpected;
+    }
+    const statusBytes = sections.get(STATUS_SECTION);
+    if (!statusBytes) return undefined;
+    const inv = await this.inventory.load();
+    const published = decodeStatus(statusBytes, inv.key, inv.size);
+    if (!published) {
+      // Another inventory (a file changed on one replica first): no statuses to map, and no base to count changes from.
+      this.ctx.logger.warn({ size: inv.size }, "the polling replica's inventory differs from this one's: its device statuses cannot be served here until both read the same file");
+      this.previous = undefined;
+      this.lastStatus = undefined;
+      return undefined;
+    }
+    for (const g of inv.groupNames) if (!this.transitions.has(g)) this.transitions.set(g, { online: 0, offline: 0 });
+    this.previous = { inventory: inv, known: published.known };
+    this.lastStatus = published.status;
+    return new Map([[this.cfg.instance_id, await this.render(inv, published.status)]]);
   }
 
   private async poll(inv: Inventory, run: RunContext, result: PollResult = { status: new Uint8Array(inv.size), unexpected: 0 }): Promise<PollResult> {
@@ -125,17 +182,23 @@ export class MqttSessionsJob implements Job {
     status[index] = statusOf(answer);
   }
 
+  /** What a successful poll changes in the counters: gaps per group, transitions, and the statuses to compare with next. */
+  private countPoll(inv: Inventory, status: Uint8Array): void {
+    const noAnswer = new Array<number>(inv.groupNames.length).fill(0);
+    for (let i = 0; i < inv.size; i++) if (status[i] === STATUS_NO_ANSWER) noAnswer[inv.groupOf[i]]++;
+    inv.groupNames.forEach((g, gi) => this.missing.set(g, (this.missing.get(g) ?? 0) + noAnswer[gi]));
+    this.previous = { inventory: inv, known: this.countTransitions(inv, status) };
+    this.lastStatus = status;
+  }
+
+  /** The families of a poll's statuses and the counters as they stand. */
   private async render(inv: Inventory, status: Uint8Array): Promise<MetricFamily[]> {
     const online = new Array<number>(inv.groupNames.length).fill(0);
     const offline = new Array<number>(inv.groupNames.length).fill(0);
-    const noAnswer = new Array<number>(inv.groupNames.length).fill(0);
     for (let i = 0; i < inv.size; i++) {
       if (status[i] === STATUS_ONLINE) online[inv.groupOf[i]]++;
       else if (status[i] === STATUS_OFFLINE) offline[inv.groupOf[i]]++;
-      else noAnswer[inv.groupOf[i]]++;
     }
-    inv.groupNames.forEach((g, gi) => this.missing.set(g, (this.missing.get(g) ?? 0) + noAnswer[gi]));
-    this.previous = { inventory: inv, known: this.countTransitions(inv, status) };
 
     const families: MetricFamily[] = [];
     if (this.cfg.per_client_series) families.push(await this.deviceLines.render(inv, status));

@@ -1,16 +1,25 @@
 // One aliyun_redis_sessions job: one GetRedisAllSession call per instance, all instances at once behind the account's
 // limiter; each instance fails on its own.
 import type { ApiCaller } from '../../cloud/client';
-import type { Job, JobContext, JobRunResult, RunContext, TargetResult } from '../../core/job-type';
+import type { Job, JobContext, JobHandover, JobRunResult, RunContext, TargetResult } from '../../core/job-type';
 import { aggregateRedisSessions, renderRedisFamilies } from './aggregate';
 import { DAS_API_VERSION, dasEndpoint, REDIS_SESSIONS_API, type RedisSessionsConfig } from './config';
 import { parseGetRedisAllSession } from './parse';
+import { jsonHandover } from '../shared/json-handover';
 
 export class RedisSessionsJob implements Job {
   readonly instanceIds: string[];
   private readonly caller: ApiCaller;
   /** aliyun_redis_client_ips_folded_total per instance, kept across runs. */
   private readonly foldedTotals = new Map<string, number>();
+  /** Cluster HA: the folded-IPs counters' bases, so the next leader counts on from them. */
+  readonly handover: JobHandover = jsonHandover(
+    'folded.v1',
+    () => [...this.foldedTotals],
+    (saved: Array<[string, number]>) => {
+      for (const [id, n] of saved) if (this.foldedTotals.has(id)) this.foldedTotals.set(id, n);
+    },
+  );
 
   constructor(
     private readonly cfg: RedisSessionsConfig,
@@ -23,7 +32,8 @@ export class RedisSessionsJob implements Job {
 
   async run(run: RunContext): Promise<JobRunResult> {
     // All instances at once: the account's rate limiter paces the calls, and each instance fails on its own.
-    const targets = await Promise.all(this.instanceIds.map((id) => this.poll(id, run)));
+    const mine = run.shard ? this.instanceIds.filter((id) => run.shard!.owns(id)) : this.instanceIds;
+    const targets = await Promise.all(mine.map((id) => this.poll(id, run)));
     return { targets };
   }
 

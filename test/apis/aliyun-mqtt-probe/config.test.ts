@@ -44,7 +44,7 @@ describe('aliyun_mqtt_probe configuration', () => {
       ['mqtt-canary-shanghai', 'SendMessage', 300, 1, 1440, 1],
     ]);
     expect(plan.warnings).toEqual([]);
-    expect(formatQuotaPlan(plan)).toMatch(/SendMessage\s+1000\s+mqtt-canary\s+1\s.*\s2880\s+1 probe message to canary\/probe per run/);
+    expect(formatQuotaPlan(plan)).toMatch(/SendMessage\s+300 \(per-IP\)\s+mqtt-canary\s+1\s.*\s2880\s+1 \(post-cn-\S+\)\s+1 probe message to canary\/probe per run/);
   });
 
   test('topic, payload template and subscribe block are checked', () => {
