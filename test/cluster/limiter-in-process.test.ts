@@ -68,6 +68,30 @@ describe('RedisWindowLimiter in one process', () => {
     expect(starts.length).toBeGreaterThan(80);
   });
 
+  test('a per-source-IP ceiling in the same grant: two quotas of 40/s under one 50/s ceiling, on two replicas; in every window each within 40, both within 50', async () => {
+    const a = await replica('a');
+    const b = await replica('b');
+    const localCeiling = new WindowRateLimiter({ rate: 25 });
+    const ceiling = { key: 'ip/onsmqtt', rate: 50, local: () => localCeiling };
+    const mk = (m: ClusterMembership, key: string) => limiter(m, 40, { key, ceiling });
+    const limiters = [mk(a.membership, 'acct1/Batch'), mk(b.membership, 'acct1/Batch'), mk(a.membership, 'acct2/Single'), mk(b.membership, 'acct2/Single')];
+    const starts: Array<{ at: number; quota: string }> = [];
+    let running = true;
+    const loop = async (l: RedisWindowLimiter, quota: string) => {
+      while (running) await l.schedule(async () => void starts.push({ at: performance.now(), quota }));
+    };
+    const loops = limiters.flatMap((l, i) => [loop(l, i < 2 ? 'acct1' : 'acct2'), loop(l, i < 2 ? 'acct1' : 'acct2')]);
+    await sleep(3000);
+    running = false;
+    await Promise.all(loops);
+    const all = starts.map((x) => x.at);
+    expect(busiestWindow(all)).toBeLessThanOrEqual(50);
+    for (const q of ['acct1', 'acct2']) expect(busiestWindow(starts.filter((x) => x.quota === q).map((x) => x.at))).toBeLessThanOrEqual(40);
+    // The ceiling is the bottleneck: close to 50/s after the slow starts, shared by both quotas.
+    expect(all.length).toBeGreaterThan(90);
+    for (const q of ['acct1', 'acct2']) expect(starts.filter((x) => x.quota === q).length).toBeGreaterThan(20);
+  });
+
   test('SCRIPT FLUSH (NOSCRIPT on the next EVALSHA): the script is sent again and calls go on', async () => {
     const { client, membership } = await replica('a');
     const l = limiter(membership, 100);
@@ -128,7 +152,7 @@ describe('RedisWindowLimiter in one process', () => {
     const l = limiter(membership, 10);
     await l.schedule(async () => undefined);
     const keys = (await client.keys('*')).sort();
-    expect(keys).toEqual(['t:limit:acct/api:log', 't:limit:acct/api:pace', 't:replicas']);
+    expect(keys).toEqual(['t:joined', 't:limit:acct/api:log', 't:limit:acct/api:pace', 't:replicas']);
     for (const k of keys) expect(await client.pttl(k)).toBeGreaterThan(0);
   });
 
