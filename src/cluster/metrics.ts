@@ -16,7 +16,7 @@ const CLUSTER = {
     type: 'gauge',
     help: "Whether this replica holds the job's lease and polls it (1) or serves the runs the leader publishes (0). Without sharding only.",
     labels: ['job_name'],
-    doc: "1 on the replica that holds the job's lease and polls it, 0 on the others, which serve the runs it publishes; summed over the replicas, 1 per job (alert `CloudSessionExporterClusterLeaderless` / `...ClusterSplitBrain` otherwise). Without sharding only",
+    doc: "1 on the replica that holds the job's lease and polls it, 0 on the others, which serve the runs it publishes; summed over the replicas, 1 per job (alerts `CloudSessionExporterClusterNoLeader` and `...ClusterTwoLeaders` otherwise). Without sharding only",
   }),
   publishedBytes: declareFamily({
     name: 'cloud_session_exporter_cluster_published_bytes',
