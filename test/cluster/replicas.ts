@@ -10,7 +10,7 @@ import { startExporter, type ExporterProcess } from '../helpers/exporter-process
 import { startRedisServer, type RedisServer } from '../helpers/servers';
 
 export const INSTANCE = 'post-cn-cluster01';
-const ENV = { AK: ALIYUN.access_key_id, SK: ALIYUN.access_key_secret };
+export const ENV = { AK: ALIYUN.access_key_id, SK: ALIYUN.access_key_secret };
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
