@@ -1,6 +1,6 @@
 // `npm run bench`: the benchmark suite (docs/performance.md). Starts the cloud emulator and the exporter as separate processes,
 // prints a table and writes bench/results/latest.json, each figure with the configuration that produced it.
-// BENCH_QUICK=1: a ~3-minute subset. BENCH_FULL=1: adds the 1M-device polls at the documented 100 QPS.
+// BENCH_QUICK=1: a ~7-minute subset. BENCH_FULL=1: adds the 1M-device polls at the documented 100 QPS.
 import { execSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
