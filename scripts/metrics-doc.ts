@@ -31,8 +31,8 @@ const DEFAULT_METRICS_ROW =
 const CLUSTER_INTRO = `Only with a \`cluster:\` block ([docs/scaling.md](scaling.md)). Without sharding (HA), every replica serves
 every job's families from the run the leader published, with the same values and the same staleness; the exporter's
 own counters (\`cloud_session_exporter_api_requests_total\`, \`..._job_runs_total\`) count what each replica did itself.
-With sharding, each replica serves its shard's series: sum per-group families such as \`aliyun_mqtt_clients\` over the
-replicas.`;
+With sharding, each replica serves its shard's series, the instance series (\`cloud_session_exporter_instance_*\`) of
+the instances it polls included: sum per-group families such as \`aliyun_mqtt_clients\` over the replicas.`;
 
 /** The meaning column: the declaration's doc, else its HELP without the standard refresh sentence. */
 function meaning(f: FamilyDecl): string {

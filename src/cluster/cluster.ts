@@ -159,11 +159,15 @@ export class Cluster implements SharedLimiters {
     return limiter;
   }
 
-  /** The local ceiling of a product while Redis is away: its share when the replicas share an egress IP. */
+  /**
+   * The local ceiling of a product while Redis is away: its share when the replicas share an egress IP. One per
+   * product, shared by every limiter of its APIs; a larger divisor (more replicas seen) replaces it with a smaller
+   * share that keeps its recent calls, a smaller one keeps the stricter share.
+   */
   private localCeiling(product: string, qps: number, divisor: number): WindowRateLimiter {
     const d = this.config.shared_egress_ip ? divisor : 1;
     const existing = this.localCeilings.get(product);
-    if (existing && existing.divisor >= d && existing.limiter.rule.calls >= 1) return existing.limiter;
+    if (existing && existing.divisor >= d) return existing.limiter;
     const limiter = new WindowRateLimiter({ rate: qps / d });
     if (existing) limiter.inheritWindow(existing.limiter);
     this.localCeilings.set(product, { limiter, divisor: d });
