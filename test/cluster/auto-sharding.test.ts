@@ -1,6 +1,7 @@
 // sharding: auto — the live replicas split the fleet by client ID (rendezvous hashing); each serves only its part;
 // one leaving hands its devices to the others, one joining takes its part after the grace (the lease), and only the
 // devices it takes move.
+import { spawnSync } from 'node:child_process';
 import { describe, expect, test } from 'vitest';
 import { fleet, redis, replica, replicaConfig, scrapeAll, until, type Replica } from './replicas';
 import type { Scrape } from '../helpers/exposition';
@@ -35,6 +36,11 @@ describe('cluster sharding: auto', () => {
       expect(m.sum('aliyun_mqtt_clients')).toBe(p.sets[i].size);
       expect(m.all('cloud_session_exporter_cluster_leader')).toHaveLength(0);
     }
+
+    // A sharded replica's whole scrape, cluster and shard families included, lints clean.
+    const lint = spawnSync(process.env.PROMTOOL ?? 'promtool', ['check', 'metrics'], { input: await rs[0].scrape(), encoding: 'utf8' });
+    expect(`${lint.stdout}${lint.stderr}`.trim(), 'promtool check metrics').toBe('');
+    expect(lint.status).toBe(0);
 
     // c stops gracefully: a and b take its devices over at once (at their next run).
     const [a, b, c] = rs;

@@ -1,5 +1,6 @@
 // High availability without duplicate calls: three exporter processes share one 100 QPS quota and one Redis; the
 // leader polls the 20,000-device fleet once and every replica serves all of it, equal to the emulator's truth.
+import { spawnSync } from 'node:child_process';
 import { describe, expect, test } from 'vitest';
 import { fleet, INSTANCE, redis, replica, replicaConfig, scrapeAll, until } from './replicas';
 
@@ -34,6 +35,10 @@ describe('cluster HA: 3 replicas, one quota', () => {
       // About 125 KB per million devices: 20,000 bits plus the counters.
       expect(m.value('cloud_session_exporter_cluster_published_bytes', { job_name: 'fleet' })).toBeLessThan(4000);
     }
+    // An HA follower's whole scrape (cluster families, the adopted run) lints clean.
+    const follower = replicas[scrapes.findIndex((m) => m.value('cloud_session_exporter_cluster_leader', { job_name: 'fleet' }) === 0)];
+    const lint = spawnSync(process.env.PROMTOOL ?? 'promtool', ['check', 'metrics'], { input: await follower.scrape(), encoding: 'utf8', maxBuffer: 64 << 20 });
+    expect(`${lint.stdout}${lint.stderr}`.trim(), 'promtool check metrics').toBe('');
     // The same bytes on every replica (the exporter's own metrics aside).
     const deviceLines = await Promise.all(replicas.map(async (p) => (await p.scrape()).split('\n').filter((l) => l.startsWith('aliyun_mqtt_')).join('\n')));
     expect(deviceLines[1]).toBe(deviceLines[0]);
