@@ -296,7 +296,7 @@ class LeaderCoordination implements JobCoordination {
     this.metrics.leader.set({ job_name: this.job.name }, leader ? 1 : 0);
     if (this.stopped) return;
     if (!leader) {
-      this.logger.info('another replica polls this job now; serving the runs it publishes');
+      this.logger.info('not leading this job (another replica holds its lease, or Redis cannot confirm ours): serving the runs the leader publishes');
       this.hooks?.standby();
       return;
     }
