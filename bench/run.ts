@@ -1,10 +1,12 @@
 // `npm run bench`: the benchmark suite (docs/performance.md). Starts the cloud emulator and the exporter as separate processes,
 // prints a table and writes bench/results/latest.json, each figure with the configuration that produced it.
-// BENCH_QUICK=1: a ~3-minute subset. BENCH_FULL=1: adds the 1M-device polls at the documented 100 QPS.
+// BENCH_QUICK=1: a ~7-minute subset. BENCH_FULL=1: adds the 1M-device polls at the documented 100 QPS.
 import { execSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { clusterLimiterCases, type ClusterLimiterFigure } from './cluster-limiter';
+import { clusterPollCase, failoverCase, publishCase, type ClusterPollFigure, type FailoverFigure, type PublishFigure } from './cluster';
 import { limiterCeiling, type LimiterFigure } from './limiter';
 import { FULL, QUICK, ROOT, log, round } from './lib';
 import { pollCase, type PollCase, type PollFigure } from './poll';
@@ -55,8 +57,8 @@ function machine() {
   };
 }
 
-/** BENCH_ONLY=poll,limiter,scrape,memory,fleet runs a subset and merges it into the existing latest.json. */
-const ONLY = new Set((process.env.BENCH_ONLY ?? 'poll,limiter,scrape,memory,fleet').split(',').map((s) => s.trim()));
+/** BENCH_ONLY=poll,limiter,cluster,replicas,scrape,memory,fleet runs a subset and merges it into the existing latest.json. */
+const ONLY = new Set((process.env.BENCH_ONLY ?? 'poll,limiter,cluster,replicas,scrape,memory,fleet').split(',').map((s) => s.trim()));
 
 async function main(): Promise<void> {
   const mode = QUICK ? 'quick' : FULL ? 'full' : 'default';
@@ -70,6 +72,10 @@ async function main(): Promise<void> {
     machine: ReturnType<typeof machine>;
     poll: PollFigure[];
     limiter: LimiterFigure[];
+    cluster_limiter: ClusterLimiterFigure[];
+    cluster_poll: ClusterPollFigure[];
+    cluster_publish: PublishFigure[];
+    cluster_failover: FailoverFigure[];
     scrape: ScrapeFigure[];
     scrape_ratio: Array<{ series: number; gzip: boolean; p50_ratio_promclient_over_ours: number; p99_ratio_promclient_over_ours: number; same_family_bytes: boolean | null }>;
     memory: MemoryFigure[];
@@ -83,6 +89,10 @@ async function main(): Promise<void> {
     machine: machine(),
     poll: [],
     limiter: [],
+    cluster_limiter: [],
+    cluster_poll: [],
+    cluster_publish: [],
+    cluster_failover: [],
     scrape: [],
     scrape_ratio: [],
     memory: [],
@@ -94,6 +104,23 @@ async function main(): Promise<void> {
   const previous = process.env.BENCH_ONLY && fs.existsSync(path.join(outDir, 'latest.json')) ? (JSON.parse(fs.readFileSync(path.join(outDir, 'latest.json'), 'utf8')) as Partial<typeof results>) : {};
   if (ONLY.has('limiter')) results.limiter = await limiterCeiling([100, 500, 1000], QUICK ? 2 : 3);
   else results.limiter = previous.limiter ?? [];
+
+  // 6. Limiters shared by several processes through Redis (Debian's redis-server on a free port).
+  if (ONLY.has('cluster')) results.cluster_limiter = await clusterLimiterCases(QUICK ? 3 : 5);
+  else results.cluster_limiter = previous.cluster_limiter ?? [];
+
+  // 7-9. Replicas as a cluster: shared quota, the published run at 1M devices, failover.
+  if (ONLY.has('replicas')) {
+    const devices = QUICK ? 20_000 : 100_000;
+    for (const n of [1, 2, 3]) results.cluster_poll.push(await clusterPollCase(n, devices, 100, tmp));
+    results.cluster_publish.push(await publishCase(1_000_000, QUICK ? 3 : 5));
+    // The default lease (15 s) is what users run; the quick run uses 5 s.
+    results.cluster_failover.push(await failoverCase(tmp, QUICK ? 5 : 15));
+  } else {
+    results.cluster_poll = previous.cluster_poll ?? [];
+    results.cluster_publish = previous.cluster_publish ?? [];
+    results.cluster_failover = previous.cluster_failover ?? [];
+  }
 
   // 4 + 5. Scrapes, ours and prom-client side by side.
   const sizes: Array<[number, number]> = QUICK ? [[10_000, 15], [100_000, 5]] : [[10_000, 30], [100_000, 15], [1_000_000, 5]];
@@ -153,6 +180,34 @@ async function main(): Promise<void> {
   );
   out.push('\n2. Limiter ceiling (no-op tasks, in-process)');
   out.push(table(['limiter', 'config', 'rate', 'sustained/s', 'ratio', 'busiest 1s', 'CPU µs/call'], results.limiter.map((l) => [l.limiter, l.config, l.rate, l.sustained_rate, l.ratio, l.busiest_window, l.cpu_us_per_call])));
+  out.push('\n6. Shared limiters through Redis (separate processes; judged by arrival times at a local server, target: no 1 s window over the rate)');
+  out.push(
+    table(
+      ['limiter', 'config', 'processes x loops', 'rate', 'busiest 1s', 'throughput/s', 'ratio', 'grant p50 ms', 'grant p99 ms', 'arrival lag p99/max ms', 'late > margin', 'round trips/call', 'error'],
+      results.cluster_limiter.map((c) => [c.limiter, c.config, `${c.processes} x ${c.loops_per_process}`, c.rate, c.busiest_window, c.throughput, c.ratio, c.grant_p50_ms, c.grant_p99_ms, `${c.arrival_lag_p99_ms}/${c.arrival_lag_max_ms}`, c.arrivals_late_over_margin, c.round_trips_per_call, c.error ?? '']),
+    ),
+  );
+  out.push('\n7. Replicas sharing one quota (static shards of one fleet, one Redis; emulator latency 20-200 ms; efficiency = quota bound ÷ cycle, goal >= 0.95, 0 throttled)');
+  out.push(
+    table(
+      ['replicas', 'devices', 'QPS', 'bound s', 'cycle s', 'efficiency', 'calls', 'throttled', 'busiest 1s', 'error'],
+      results.cluster_poll.map((c) => [c.config.replicas, c.config.devices, c.config.qps, c.quota_bound_s, c.cycle_s, c.efficiency, c.calls, c.throttled, c.busiest_window, c.error ?? '']),
+    ),
+  );
+  out.push('\n8. The published run of an MQTT job (leader: encode, HSET + PUBLISH; follower: HGET, decode, render the per-device lines; medians)');
+  out.push(
+    table(
+      ['devices', 'bytes', 'B per 1M devices', 'encode ms', 'write ms', 'read ms', 'decode ms', 'render first ms', 'render again ms', 'Redis used_memory'],
+      results.cluster_publish.map((p) => [p.devices, p.bytes, p.bytes_per_million_devices, p.encode_ms, p.write_ms, p.read_ms, p.decode_ms, p.render_first_ms, p.render_again_ms, p.redis_used_memory_bytes]),
+    ),
+  );
+  out.push('\n9. Failover (3 replicas, HA)');
+  out.push(
+    table(
+      ['lease s', 'schedule', 'SIGKILL -> next leader calls s', 'bound (lease + interval) s', 'SIGTERM -> handover s', 'SIGTERM -> exit s', 'busiest 1s', 'throttled', 'error'],
+      results.cluster_failover.map((f) => [f.lease_s, f.schedule, f.sigkill_to_first_call_s, f.bound_s, f.sigterm_handover_s, f.sigterm_exit_s, f.busiest_window, f.throttled, f.error ?? '']),
+    ),
+  );
   out.push('\n4+5. GET /metrics end to end (server in a fresh child process)');
   out.push(
     table(

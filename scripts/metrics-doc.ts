@@ -7,6 +7,7 @@ import { JOB_TYPES } from '../src/apis';
 import type { AnyJobType } from '../src/core/job-type';
 import type { FamilyDecl } from '../src/metrics/declare';
 import { SELF_FAMILIES } from '../src/metrics/self-metrics';
+import { CLUSTER_FAMILIES } from '../src/cluster/metrics';
 
 /** Run from the project's root (npm scripts are). */
 const METRICS_DOC = path.resolve('docs/metrics.md');
@@ -27,6 +28,12 @@ disappear from a successful poll disappear from the output at once.`;
 const DEFAULT_METRICS_ROW =
   '| `process_*`, `nodejs_*` | | | prom-client\'s default process and runtime metrics, without `nodejs_active_{handles,requests,resources}_total` (gauges named like counters, which `promtool check metrics` rejects; the same counts are in `nodejs_active_{handles,requests,resources}` by type) |';
 
+const CLUSTER_INTRO = `Only with a \`cluster:\` block ([docs/scaling.md](scaling.md)). Without sharding (HA), every replica serves
+every job's families from the run the leader published, with the same values and the same staleness; the exporter's
+own counters (\`cloud_session_exporter_api_requests_total\`, \`..._job_runs_total\`) count what each replica did itself.
+With sharding, each replica serves its shard's series, the instance series (\`cloud_session_exporter_instance_*\`) of
+the instances it polls included: sum per-group families such as \`aliyun_mqtt_clients\` over the replicas.`;
+
 /** The meaning column: the declaration's doc, else its HELP without the standard refresh sentence. */
 function meaning(f: FamilyDecl): string {
   return f.doc ?? f.help.replace(/ (Refreshed on the job schedule|Updated by each probe run), not at scrape time\.$/, '');
@@ -46,7 +53,7 @@ function section(t: AnyJobType): string {
 }
 
 export function renderMetricsDoc(jobTypes: readonly AnyJobType[] = JOB_TYPES): string {
-  return `${[INTRO, `## Exporter self-metrics\n\n${table(SELF_FAMILIES, [DEFAULT_METRICS_ROW])}`, ...jobTypes.map(section)].join('\n\n')}\n`;
+  return `${[INTRO, `## Exporter self-metrics\n\n${table(SELF_FAMILIES, [DEFAULT_METRICS_ROW])}`, `## Cluster (\`cluster:\`)\n\n${CLUSTER_INTRO}\n\n${table(CLUSTER_FAMILIES)}`, ...jobTypes.map(section)].join('\n\n')}\n`;
 }
 
 if (require.main === module) {

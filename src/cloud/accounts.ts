@@ -1,6 +1,7 @@
 // Cloud accounts from the config. Four lifetimes:
 // - LimiterPool (per app): one rate limiter per (account, API), shared by every job of the account; limiters outlive
-//   reloads so a reload never resets a window.
+//   reloads so a reload never resets a window. In a cluster the windows are kept in Redis (SharedLimiters), one per
+//   (account or quota group, API) for every replica together.
 // - TransportPool (per app): one SDK transport (and its sockets) per (account settings, endpoint, API version),
 //   shared by the jobs that use it and closed when the last of them is gone and its calls have ended, so reloads
 //   neither leak sockets nor reconnect for unchanged accounts. It decides each transport's proxy route (proxy.ts)
@@ -8,7 +9,7 @@
 // - CredentialsPool (per app, credentials/pool.ts): one credentials provider per account, held by its transports.
 // - CloudAccounts (per job): what one job holds from the pools; released when the job is stopped.
 import type { AccountConfig } from '../config/schema';
-import { createApiClient, type ApiCaller } from './client';
+import { createApiClient, type ApiCaller, type CallLimiter } from './client';
 import type { ApiMetrics } from './api-metrics';
 import { CloudError } from './errors';
 import { proxyRoute, type ProxyEndpoint, type ProxyEnv } from './proxy';
@@ -57,17 +58,54 @@ export interface LimiterStatus {
   queueDepth: number;
 }
 
-const CEILING_GUARD_MS = 100;
+/**
+ * Going over a per-IP ceiling gets the IP blocked, with no throttled answer to widen the margin from: assume a call
+ * may reach the cloud up to this long after it started (costs at most ~9% of the ceiling's rate when every call is
+ * that slow; calls that complete sooner free their slot on completion).
+ */
+export const CEILING_GUARD_MS = 100;
+
+/** A limiter of the pool: what the API client needs, and how the pool replaces it. */
+export interface PoolLimiter extends CallLimiter {
+  readonly guardMs: number;
+  readonly currentGuardMs: number;
+  /** Calls waiting for their slot now (the status page). */
+  readonly queueDepth: number;
+  /** Rejects the calls still waiting: the limiter is being replaced or the process stops. */
+  cancelAll(): void;
+}
+
+export interface SharedLimiterSpec {
+  /** `<account or quota group>/<API>`: the quota's name, the same on every replica. */
+  key: string;
+  rate: number;
+  guardMs?: number;
+  ceiling?: SourceIpCeiling;
+  onQueueDepth: (depth: number) => void;
+  onGuardChange: (guardMs: number) => void;
+}
+
+/** Limiters whose windows every replica of a cluster shares (src/cluster/): the pool asks for them instead. */
+export interface SharedLimiters {
+  create(spec: SharedLimiterSpec): PoolLimiter & { close(): void };
+}
 
 export class LimiterPool {
   private readonly limiters = new Map<string, WindowRateLimiter>();
   /** Per product: the per-source-IP ceiling every account's limiter of its APIs also counts against. */
   private readonly ceilings = new Map<string, WindowRateLimiter>();
+  /** In a cluster: per key, the shared limiter and what it was made for (a change makes a new one). */
+  private readonly sharedLimiters = new Map<string, { limiter: PoolLimiter & { close(): void }; made: string }>();
 
-  constructor(private readonly metrics: ApiMetrics) {}
+  constructor(
+    private readonly metrics: ApiMetrics,
+    /** In a cluster: where the windows are kept for every replica together. */
+    private readonly shared?: SharedLimiters,
+  ) {}
 
   /** `account`: the limiter's owner — the account, or the quota group it shares its quota with (limiterOwner()). */
-  get(account: string, api: string, qps: number, marginMs?: number, ceiling?: SourceIpCeiling): WindowRateLimiter {
+  get(account: string, api: string, qps: number, marginMs?: number, ceiling?: SourceIpCeiling): PoolLimiter {
+    if (this.shared) return this.getShared(this.shared, account, api, qps, marginMs, ceiling);
     const key = `${account}\u0000${api}`;
     const existing = this.limiters.get(key);
     const shared = ceiling ? [this.ceiling(ceiling)] : [];
@@ -83,32 +121,48 @@ export class LimiterPool {
     existing?.cancelAll();
     existing?.detach();
     const labels = { account, api };
-    const limiter = new WindowRateLimiter({
-      rate: qps,
-      guardMs: marginMs,
-      shared,
-      onQueueDepth: (d) => this.metrics.queueDepth.set(labels, d),
-      onGuardChange: (ms) => this.metrics.margin.set(labels, ms / 1000),
-    });
+    const limiter = new WindowRateLimiter({ rate: qps, guardMs: marginMs, shared, ...this.reporting(labels) });
     // The quota is the cloud's, not this object's: the calls just made still count against the new rate.
     if (existing) limiter.inheritWindow(existing);
+    this.known(labels, limiter);
+    this.limiters.set(key, limiter);
+    return limiter;
+  }
+
+  /**
+   * The cluster's limiter of this quota. A changed rate, margin or ceiling makes a new one with the same key: the
+   * calls already recorded in Redis keep counting, whatever this replica's object.
+   */
+  private getShared(shared: SharedLimiters, account: string, api: string, qps: number, marginMs: number | undefined, ceiling: SourceIpCeiling | undefined): PoolLimiter {
+    const key = `${account}\u0000${api}`;
+    const made = JSON.stringify([rateRule(qps), marginMs ?? null, ceiling ? [ceiling.product, rateRule(ceiling.qps)] : null]);
+    const existing = this.sharedLimiters.get(key);
+    if (existing?.made === made) return existing.limiter;
+    existing?.limiter.close();
+    const labels = { account, api };
+    const limiter = shared.create({ key: `${account}/${api}`, rate: qps, guardMs: marginMs, ceiling, ...this.reporting(labels) });
+    this.known(labels, limiter);
+    this.sharedLimiters.set(key, { limiter, made });
+    return limiter;
+  }
+
+  private reporting(labels: { account: string; api: string }): Pick<SharedLimiterSpec, 'onQueueDepth' | 'onGuardChange'> {
+    return { onQueueDepth: (d) => this.metrics.queueDepth.set(labels, d), onGuardChange: (ms) => this.metrics.margin.set(labels, ms / 1000) };
+  }
+
+  /** Known (account, API) pairs have their series from the start, so rate() and alerts never see a gap. */
+  private known(labels: { account: string; api: string }, limiter: PoolLimiter): void {
     this.metrics.qps.set(labels, ruleQps(limiter.rule));
     this.metrics.margin.set(labels, limiter.currentGuardMs / 1000);
     this.metrics.queueDepth.set(labels, 0);
-    // Known (account, API) pairs have their counters from the start, so rate() and alerts never see a gap.
     this.metrics.throttled.inc(labels, 0);
     this.metrics.retries.inc(labels, 0);
-    this.limiters.set(key, limiter);
-    return limiter;
   }
 
   /** The product's ceiling limiter; a changed ceiling replaces it, keeping the calls of the last second counted. */
   private ceiling(c: SourceIpCeiling): WindowRateLimiter {
     const existing = this.ceilings.get(c.product);
     if (existing && sameRule(existing.rule, rateRule(c.qps))) return existing;
-    // Going over a per-IP ceiling gets the IP blocked, with no throttled answer to widen the margin from: assume a
-    // call may reach the cloud up to CEILING_GUARD_MS after it started (costs at most ~9% of the ceiling's rate when
-    // every call is that slow; calls that complete sooner free their slot on completion).
     const limiter = new WindowRateLimiter({ rate: c.qps, guardMs: CEILING_GUARD_MS });
     if (existing) limiter.inheritWindow(existing);
     this.ceilings.set(c.product, limiter);
@@ -117,14 +171,24 @@ export class LimiterPool {
 
   /** Forget limiters of accounts or APIs no longer in use. */
   retain(keys: ReadonlySet<string>): void {
+    const forget = (key: string) => {
+      const [account, api] = key.split('\u0000');
+      for (const m of [this.metrics.qps, this.metrics.margin, this.metrics.queueDepth, this.metrics.throttled, this.metrics.retries]) m.remove({ account, api });
+      this.metrics.activity.forget(account, api);
+    };
     for (const [key, limiter] of this.limiters) {
       if (!keys.has(key)) {
         limiter.cancelAll();
         limiter.detach();
         this.limiters.delete(key);
-        const [account, api] = key.split('\u0000');
-        for (const m of [this.metrics.qps, this.metrics.margin, this.metrics.queueDepth, this.metrics.throttled, this.metrics.retries]) m.remove({ account, api });
-        this.metrics.activity.forget(account, api);
+        forget(key);
+      }
+    }
+    for (const [key, { limiter }] of this.sharedLimiters) {
+      if (!keys.has(key)) {
+        limiter.close();
+        this.sharedLimiters.delete(key);
+        forget(key);
       }
     }
     const inUse = new Set([...this.limiters.values()].flatMap((l) => l.sharesWith));
@@ -133,7 +197,7 @@ export class LimiterPool {
 
   /** Every limiter in use, read live (the status page): its rate, the margin in use now and its queue. */
   list(): LimiterStatus[] {
-    return [...this.limiters].map(([key, limiter]) => {
+    return [...this.limiters, ...[...this.sharedLimiters].map(([key, s]) => [key, s.limiter] as const)].map(([key, limiter]) => {
       const [account, api] = key.split('\u0000');
       return { account, api, qps: ruleQps(limiter.rule), marginMs: limiter.currentGuardMs, queueDepth: limiter.queueDepth };
     });
@@ -141,6 +205,7 @@ export class LimiterPool {
 
   cancelAll(): void {
     for (const limiter of this.limiters.values()) limiter.cancelAll();
+    for (const { limiter } of this.sharedLimiters.values()) limiter.close();
   }
 }
 

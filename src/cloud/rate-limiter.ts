@@ -22,8 +22,8 @@ export function defaultGuardMs(rate: number): number {
  * When the cloud throttles a call anyway, arrivals were later than the guard assumed: the guard doubles (up to
  * MAX_GUARD_MS), and the excess over the configured guard halves every GUARD_HALF_LIFE_MS without throttling.
  */
-const MAX_GUARD_MS = 250;
-const GUARD_HALF_LIFE_MS = 60_000;
+export const MAX_GUARD_MS = 250;
+export const GUARD_HALF_LIFE_MS = 60_000;
 
 export interface RateLimiterOptions {
   /** Calls per second, possibly fractional; rateRule() turns it into calls per window. */

@@ -11,6 +11,7 @@ import { parseProxyUrl, registerProxyCredentials } from './proxy-url';
 import { scheduleIntervalMs } from '../util/schedule';
 import { aliyunAccountSchema, commonJobShape, credentialFormProblems, foldCredentials, SECRET_KEYS, tencentAccountSchema, type AccountConfig, type CommonJobConfig } from './schema';
 import { checkCredentialsConfig, describeCredentials } from './credentials';
+import { clusterProblems, clusterShape, describeCluster, resolveCluster, type ClusterConfig } from './cluster';
 
 export interface ExporterConfig {
   source: string;
@@ -19,6 +20,8 @@ export interface ExporterConfig {
   /** `source_ip_qps:` overrides of the products' per-source-IP ceilings, by product. */
   sourceIpQps: Record<string, number>;
   jobs: Array<CommonJobConfig & Record<string, unknown>>;
+  /** The `cluster:` block (replicas coordinated through Redis); absent: this process alone. */
+  cluster?: ClusterConfig;
   /** What --config.check found worth saying that is not a problem (e.g. skipped inventory lines). */
   checkNotes: string[];
   /**
@@ -114,6 +117,7 @@ export function parseConfig(text: string, source: string, opts: LoadOptions): Ex
   const accounts = parseAccounts(top.accounts, dir, knownApis, problem, taints, (p) => missing.push(p), opts.checkFiles ?? false);
   checkQuotaGroups(top.accounts, problem);
   const sourceIpQps = parseSourceIpQps(top.source_ip_qps, opts.jobTypes, problem);
+  const cluster = parseCluster(top.cluster, dir, problem);
   const declared = new Set(Array.isArray(top.accounts) ? top.accounts.map((a) => (isObject(a) ? a.name : undefined)).filter((n): n is string => typeof n === 'string') : []);
   const jobs = parseJobs(top.jobs, accounts, declared, opts, dir, problem, lineOf);
   if (!opts.allowNoJobs && (top.jobs === undefined || top.jobs === null || (Array.isArray(top.jobs) && top.jobs.length === 0))) {
@@ -122,12 +126,29 @@ export function parseConfig(text: string, source: string, opts: LoadOptions): Ex
   if (problems.length) throw new ConfigError(source, problems);
   // --config.check names each account's kind of credentials (never a secret: key IDs are registered as secrets).
   const accountNotes = opts.checkFiles ? [...accounts.values()].map((a) => `account ${a.name}: ${describeCredentials(a.credentials)}`) : [];
-  return { source, dir, accounts: [...accounts.values()], sourceIpQps, jobs: jobs.parsed, checkNotes: [...accountNotes, ...jobs.notes], document: interpolated };
+  const clusterNotes = opts.checkFiles && cluster ? [describeCluster(cluster)] : [];
+  return { source, dir, accounts: [...accounts.values()], sourceIpQps, jobs: jobs.parsed, ...(cluster ? { cluster } : {}), checkNotes: [...accountNotes, ...clusterNotes, ...jobs.notes], document: interpolated };
 }
 
 type Problem = (p: PathPart[], msg: string) => void;
 
-const TOP_KEYS = ['accounts', 'source_ip_qps', 'jobs'];
+const TOP_KEYS = ['accounts', 'source_ip_qps', 'jobs', 'cluster'];
+
+/** `cluster:` (config/cluster.ts): each key checked on its own, then the shard within total_shards and the password file. */
+function parseCluster(raw: unknown, dir: string, problem: Problem): ClusterConfig | undefined {
+  if (raw === undefined || raw === null) return undefined;
+  if (!isObject(raw)) {
+    problem(['cluster'], 'must be a mapping with at least redis.url');
+    return undefined;
+  }
+  const fields = parseFields(clusterShape, raw, ['cluster'], problem) as Parameters<typeof clusterProblems>[0] | undefined;
+  if (!fields) return undefined;
+  const within = (p: string[], msg: string) => problem(['cluster', ...p], msg);
+  const crossProblems = clusterProblems(fields);
+  for (const [p, msg] of crossProblems) within(p, msg);
+  const resolved = resolveCluster(fields, dir, within);
+  return crossProblems.length === 0 ? resolved : undefined;
+}
 
 /** `source_ip_qps: {<product>: calls per second}`: products are those whose job types state a per-source-IP ceiling. */
 function parseSourceIpQps(raw: unknown, jobTypes: LoadOptions['jobTypes'], problem: Problem): Record<string, number> {

@@ -20,6 +20,8 @@ import { redact } from '../util/redact';
 import { collectStatus, notReadyReasons, type LoadRecord, type StatusModel } from './status-model';
 import { refreshFrom, renderConfigPage, renderStatusPage } from './status-page';
 import { maskedConfigYaml } from './config-view';
+import { Cluster } from '../cluster/cluster';
+import { boundedWait } from '../util/bounded-wait';
 
 export interface AppDeps {
   logger?: Logger;
@@ -73,10 +75,23 @@ export function createApp(initial: ExporterConfig, deps: AppDeps): App {
   const telemetryPath = deps.telemetryPath ?? '/metrics';
   const metrics = createSelfMetrics(BUILD, { processMetrics: deps.processMetrics, jobMetrics: jobTypes.flatMap((t) => t.jobMetrics ?? []) });
   const store = new SnapshotStore();
-  const limiters = new LimiterPool(metrics.api);
+  // Replicas coordinated through Redis: the quotas' windows there, and each job's coordination (src/cluster/).
+  const cluster = initial.cluster ? new Cluster(initial.cluster, logger, metrics.registry) : undefined;
+  const limiters = new LimiterPool(metrics.api, cluster);
   const transports = deps.transportPool ?? new TransportPool(deps.transports, deps.proxyEnv);
   const credentials = deps.credentialsPool ?? new CredentialsPool({ logger, metrics: metrics.credentials, proxyEnv: deps.proxyEnv });
-  const jobs = new JobSet({ jobTypes, store, metrics, limiters, transports, credentials, logger, now: deps.now, onRunEnd: notifyIfReady });
+  const jobs = new JobSet({
+    jobTypes,
+    store,
+    metrics,
+    limiters,
+    transports,
+    credentials,
+    logger,
+    now: deps.now,
+    onRunEnd: notifyIfReady,
+    ...(cluster ? { coordinate: (job, jobLogger) => cluster.coordinate(job, jobLogger) } : {}),
+  });
   let config = initial;
   let lastReload: LoadRecord = { ok: true, at: startedAt };
   let lastGoodLoadAt = startedAt;
@@ -102,7 +117,7 @@ export function createApp(initial: ExporterConfig, deps: AppDeps): App {
     for (const [job_name, instance_id] of store.expire(now())) logger.warn({ job_name, instance_id }, 'dropping data older than stale_after');
     for (const runner of jobs.runners()) {
       let any = false;
-      for (const instance_id of runner.instanceIds) {
+      for (const instance_id of runner.servedInstanceIds) {
         const stale = store.isStale(runner.name, instance_id);
         metrics.instanceStale.set({ job_name: runner.name, instance_id }, stale ? 1 : 0);
         any ||= stale;
@@ -116,6 +131,7 @@ export function createApp(initial: ExporterConfig, deps: AppDeps): App {
     store,
     logger,
     start() {
+      cluster?.start();
       jobs.start();
     },
     isReady,
@@ -126,6 +142,10 @@ export function createApp(initial: ExporterConfig, deps: AppDeps): App {
       if (!deps.loadConfig) return { ok: false, error: 'reload is not available: no config file' };
       try {
         const next = deps.loadConfig();
+        // The replica's place in a cluster (its Redis, id, shards) is fixed for its life: a restart changes it.
+        if (JSON.stringify(next.cluster ?? null) !== JSON.stringify(config.cluster ?? null)) {
+          throw new Error('cluster: the block changed; it takes effect at a restart (the running configuration is kept)');
+        }
         build(next);
         config = next;
         lastReload = { ok: true, at: now() };
@@ -194,8 +214,9 @@ export function createApp(initial: ExporterConfig, deps: AppDeps): App {
       // Each runner ends within graceMs + ABANDON_AFTER_MS + its close budget, whatever its calls do.
       await jobs.stop(graceMs);
       // Idle connections end at once, a scrape still streaming gets 100 ms (not the whole grace period again), and
-      // connections still in a TLS handshake are ended too.
-      await server?.close();
+      // connections still in a TLS handshake are ended too. Meanwhile this replica leaves the cluster (the others
+      // stop counting it at once), or, if Redis does not answer in time, its entry expires.
+      await Promise.all([server?.close(), cluster && boundedWait(cluster.stop(), CLUSTER_LEAVE_BUDGET_MS)]);
     },
   };
   app.handler = createHttpHandler({
@@ -216,6 +237,9 @@ export function createApp(initial: ExporterConfig, deps: AppDeps): App {
   metrics.webReloadTimestamp.set(Date.now() / 1000);
   return app;
 }
+
+/** Leaving the cluster within the exit budget (main.ts: grace + 950 ms; jobs take up to grace + 700 ms). */
+const CLUSTER_LEAVE_BUDGET_MS = 150;
 
 function parseListenAddress(address: string): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(address.trim());

@@ -6,6 +6,8 @@ import type { AccountConfig, CommonJobConfig } from '../config/schema';
 import type { JobConfigSpec } from '../config/spec';
 import type { FamilyDecl } from '../metrics/declare';
 import type { MetricFamily } from '../metrics/family';
+import type { Sections } from '../cluster/coordination';
+import type { ShardView } from '../cluster/sharding';
 
 /** The outcome for one cloud instance (or the job's single target). */
 export interface TargetResult {
@@ -26,12 +28,19 @@ export interface JobRunResult {
   jobMetrics?: Readonly<Record<string, number>>;
   /** Set when the job could not poll at all (its input is missing): the exporter is not ready while it is. */
   blocked?: string;
+  /** Sharded: the entries of the shard this run polled (devices); default the number of targets (instances). */
+  inventorySize?: number;
 }
 
 export interface RunContext {
   /** Absolute deadline (Date.now() ms). */
   deadline: number;
   signal: AbortSignal;
+  /**
+   * Sharded cluster: the run polls only the inventory entries this replica owns — MQTT devices by client ID, instance
+   * lists by instance ID — and reports only those. Absent: everything.
+   */
+  shard?: Pick<ShardView, 'id' | 'owns'>;
 }
 
 export interface JobContext {
@@ -79,6 +88,29 @@ export interface Job {
    * on every page view). Optional: without it the page shows the runner's facts only.
    */
   status?(): JobStatus;
+  /** Cluster HA: what another replica needs to serve this job's runs and take over from this one. */
+  readonly handover?: JobHandover;
+}
+
+/**
+ * Cluster HA (src/cluster/): one replica polls a job and publishes each completed run; the others serve the same
+ * metrics from it and can take over. Core copies a run's families as bytes; the job adds the state another replica
+ * needs to continue where this one stopped (counters' bases, last statuses), and may carry its families in a compact
+ * form instead (the MQTT status bitset, keyed by the inventory's hash). Sections are named with their version
+ * ("counters.v1"): a reader skips names it does not know, so a type can add sections without breaking older replicas.
+ */
+export interface JobHandover {
+  /** The sections of the job's state after its last run (called on the replica that ran it). */
+  save(): Sections | Promise<Sections>;
+  /**
+   * Another replica's run: take over its state and, when the sections carry the families (`rebuildsFamilies`),
+   * rebuild them per instance. Undefined when they cannot be (an inventory that differs from the publisher's).
+   */
+  restore(sections: Sections): Promise<ReadonlyMap<string, readonly MetricFamily[]> | undefined>;
+  /** The sections carry the families: they are not copied as bytes. */
+  readonly rebuildsFamilies?: boolean;
+  /** Another replica polls the job now: let go of what only the poller needs (the canary's MQTT connection). */
+  standby?(): Promise<void>;
 }
 
 /** One API call pattern of a job, for `--config.check`'s quota plan. */

@@ -10,7 +10,7 @@ import { renderLabels } from '../metrics/family';
 import type { SelfMetrics } from '../metrics/self-metrics';
 import type { SnapshotStore } from '../metrics/snapshot-store';
 import type { Logger } from '../util/log';
-import { JobRunner } from './job-runner';
+import { JobRunner, type JobRunnerOptions } from './job-runner';
 import { documentedQps, type AnyJobType } from './job-type';
 
 export interface JobSetDeps {
@@ -24,6 +24,8 @@ export interface JobSetDeps {
   now?: () => number;
   /** After every run of any job (readiness). */
   onRunEnd: () => void;
+  /** Cluster: each job's coordination with the other replicas (src/cluster/). */
+  coordinate?: (job: Parameters<NonNullable<JobRunnerOptions['coordinate']>>[0], logger: Logger) => ReturnType<NonNullable<JobRunnerOptions['coordinate']>>;
 }
 
 interface Entry {
@@ -103,7 +105,18 @@ export class JobSet {
       sourceIpCeilings: sourceIpCeilings(this.deps.jobTypes, cfg.sourceIpQps),
     });
     const job = jobType.create(jobCfg, { jobName: jobCfg.name, staticLabels: renderLabels(jobCfg.labels), accounts, logger, configDir: cfg.dir });
-    const runner = new JobRunner({ config: jobCfg, job, instanceIds: job.instanceIds, store: deps.store, metrics: deps.metrics, logger, now: deps.now, onRunEnd: deps.onRunEnd });
+    const coordinate = deps.coordinate;
+    const runner = new JobRunner({
+      config: jobCfg,
+      job,
+      instanceIds: job.instanceIds,
+      store: deps.store,
+      metrics: deps.metrics,
+      logger,
+      now: deps.now,
+      onRunEnd: deps.onRunEnd,
+      ...(coordinate ? { coordinate: (j) => coordinate(j, logger) } : {}),
+    });
     this.entries.set(jobCfg.name, { runner, fingerprint: fingerprintOf(jobCfg, cfg), accounts });
     if (this.started) runner.start();
   }

@@ -49,7 +49,7 @@ describe('configuration', () => {
   test('an unknown top-level key and an unknown account key are both reported at once', () => {
     const text = `extra: 1\n${GOOD.replace('provider: aliyun', 'provider: aliyun\n    acess_key: x')}`;
     const p = problems(text);
-    expect(p).toContain('extra (line 1): unknown key "extra" (allowed: accounts, source_ip_qps, jobs)');
+    expect(p).toContain('extra (line 1): unknown key "extra" (allowed: accounts, source_ip_qps, jobs, cluster)');
     expect(p.some((x) => x.startsWith('accounts[0].acess_key (line 6)'))).toBe(true);
   });
 

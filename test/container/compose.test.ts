@@ -42,12 +42,13 @@ const CONFIG_IN_CONTAINER = '/etc/cloud-session-exporter/config.yaml';
 const envOf = (service: string): Record<string, string> => services[service].environment ?? {};
 
 describe('docker-compose.yml', () => {
-  it('has the exporter, Prometheus, Alertmanager and Grafana, and a demo profile with the emulator', () => {
-    expect(Object.keys(services).sort()).toEqual(['alertmanager', 'emulator', 'exporter', 'exporter-demo', 'grafana', 'prometheus']);
+  it('has the exporter, Prometheus, Alertmanager and Grafana, a demo profile with the emulator, and an ha profile with Redis and two replicas', () => {
+    expect(Object.keys(services).sort()).toEqual(['alertmanager', 'emulator', 'exporter', 'exporter-demo', 'exporter-ha-1', 'exporter-ha-2', 'grafana', 'prometheus', 'redis']);
     for (const always of ['prometheus', 'alertmanager', 'grafana']) expect(services[always].profiles, always).toBeUndefined();
-    expect(services.emulator.profiles).toEqual(['demo']);
+    expect(services.emulator.profiles).toEqual(['demo', 'ha']);
     expect(services['exporter-demo'].profiles).toEqual(['demo']);
     expect(services.exporter.profiles).toEqual(['cloud']);
+    for (const name of ['exporter-ha-1', 'exporter-ha-2', 'redis']) expect(services[name].profiles, name).toEqual(['ha']);
   });
 
   it('mounts only paths that exist in the repository, and declares its named volumes', () => {
@@ -61,24 +62,30 @@ describe('docker-compose.yml', () => {
   });
 
   it('builds the exporter and the emulator from the Dockerfile, pins every other image', () => {
-    for (const name of ['exporter', 'exporter-demo', 'emulator']) expect(services[name].build, name).toBe('.');
-    for (const name of ['prometheus', 'alertmanager', 'grafana']) expect(services[name].image, name).toMatch(/:v?\d+\.\d+\.\d+$/);
+    for (const name of ['exporter', 'exporter-demo', 'exporter-ha-1', 'exporter-ha-2', 'emulator']) expect(services[name].build, name).toBe('.');
+    for (const name of ['prometheus', 'alertmanager', 'grafana', 'redis']) expect(services[name].image, name).toMatch(/:v?\d+\.\d+\.\d+$/);
   });
 
-  it('lets Prometheus reach whichever exporter runs at exporter:10780, the port the image exposes', () => {
+  it('lets Prometheus find every exporter that runs under the alias exporter, on the port the image exposes', () => {
     const dockerfile = fs.readFileSync(path.join(repo, 'Dockerfile'), 'utf8');
     expect(dockerfile).toMatch(/^EXPOSE 10780$/m);
-    for (const name of ['exporter', 'exporter-demo']) {
+    const hostPorts = new Set<string>();
+    for (const name of ['exporter', 'exporter-demo', 'exporter-ha-1', 'exporter-ha-2']) {
       expect(services[name].networks.default.aliases, name).toContain('exporter');
-      expect(services[name].ports.map(withDefaults), name).toContain('127.0.0.1:10780:10780');
+      const ports: string[] = services[name].ports.map(withDefaults);
+      expect(ports, name).toHaveLength(1);
+      expect(ports[0], name).toMatch(/^127\.0\.0\.1:\d+:10780$/);
+      if (name.startsWith('exporter-ha')) hostPorts.add(ports[0]);
     }
+    expect(hostPorts.size, 'the two ha replicas publish different host ports').toBe(2);
     const prometheus = readYaml(hostPathAt('prometheus', '/etc/prometheus/prometheus.yml')!);
-    const targets = prometheus.scrape_configs.flatMap((sc: any) => sc.static_configs.flatMap((c: any) => c.targets));
-    expect(targets).toContain('exporter:10780');
+    // One target per container behind the alias: both ha replicas, or the one exporter of the other profiles.
+    const job = prometheus.scrape_configs.find((sc: any) => sc.dns_sd_configs);
+    expect(job.dns_sd_configs).toEqual([expect.objectContaining({ names: ['exporter'], type: 'A', port: 10780 })]);
     // Same job name as the project's example scrape config, which the alerts select on.
     const example = readYaml('config/prometheus/prometheus.yml');
-    const exporterJob = (cfg: any) => cfg.scrape_configs.find((sc: any) => sc.static_configs.some((c: any) => c.targets.some((t: string) => t.endsWith(':10780')))).job_name;
-    expect(exporterJob(prometheus)).toBe(exporterJob(example));
+    const exampleJob = example.scrape_configs.find((sc: any) => sc.static_configs.some((c: any) => c.targets.some((t: string) => t.endsWith(':10780')))).job_name;
+    expect(job.job_name).toBe(exampleJob);
     expect(prometheus.alerting.alertmanagers[0].static_configs[0].targets).toEqual(['alertmanager:9093']);
   });
 
@@ -135,6 +142,29 @@ describe('docker-compose.yml', () => {
       expect(match, `account ${account.name}: the emulator knows its keys`).toBe(true);
     }
     expect(services['exporter-demo'].depends_on.emulator.condition).toBe('service_healthy');
+  });
+
+  it('runs the ha profile: two replicas of one cluster (the redis service, distinct replica ids and probe devices) against the emulator', () => {
+    for (const name of ['exporter-ha-1', 'exporter-ha-2']) {
+      const service = services[name];
+      expect(hostPathAt(name, CONFIG_IN_CONTAINER), name).toBe('./config/compose/ha.yaml');
+      expect(service.depends_on, name).toEqual({ emulator: { condition: 'service_healthy' }, redis: { condition: 'service_healthy' } });
+      const env = { ...Object.fromEntries(Object.entries(envOf(name)).map(([k, v]) => [k, String(v)])), HOSTNAME: service.hostname };
+      const config = parseConfig(fs.readFileSync(path.join(repo, './config/compose/ha.yaml'), 'utf8'), CONFIG_IN_CONTAINER, { env, jobTypes: JOB_TYPES });
+      const cluster = config.cluster!;
+      const url = new URL(cluster.redis.url);
+      expect([url.hostname, url.port]).toEqual(['redis', '6379']);
+      expect(cluster.replica_id).toBe(service.hostname);
+      expect(cluster.sharding, 'HA: every replica serves everything').toBeUndefined();
+      for (const job of config.jobs as Array<Record<string, any>>) {
+        expect(new URL(job.endpoint).host, job.name).toBe('emulator:18080');
+        if (job.client_ids_file) expect(fs.existsSync(path.join(repo, hostPathOf(name, job.client_ids_file)!)), job.client_ids_file).toBe(true);
+        if (job.subscribe) expect(job.subscribe.device_id).toContain(service.hostname);
+      }
+    }
+    expect(services['exporter-ha-1'].hostname).not.toBe(services['exporter-ha-2'].hostname);
+    expect(services.redis.healthcheck.test).toEqual(['CMD', 'redis-cli', 'ping']);
+    expect(services.redis.command).toEqual(expect.arrayContaining(['--save', '', '--appendonly', 'no']));
   });
 
   it('takes the cloud exporter credentials from the environment, never from the compose file', () => {

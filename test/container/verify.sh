@@ -2,7 +2,9 @@
 # Builds the container image from the unmodified Dockerfile with podman (no Docker engine needed),
 # runs the emulator and the exporter from it (the compose demo: config/demo.yaml, every job type),
 # and checks what the image promises: every demo job succeeding against the emulator, a passing
-# HEALTHCHECK, a non-root process, exit 0 on SIGTERM within the grace period, no container left. Needs root (rootful podman). The base image cannot be pulled here, so a substitute is
+# HEALTHCHECK, a non-root process, exit 0 on SIGTERM within the grace period, no container left; then the compose ha
+# profile's two replicas (config/compose/ha.yaml) sharing the jobs through Redis — Debian's redis-server run in the
+# containers' network namespace, as no Redis image can be pulled here. Needs root (rootful podman). The base image cannot be pulled here, so a substitute is
 # built once and cached (test/container/build-substitute-base.sh; what it proves: docs/container.md).
 #
 # Environment: REBUILD_BASE=1 rebuilds the substitute base; STORAGE_DRIVER=overlay|vfs (default:
@@ -93,16 +95,20 @@ fi
 work=$(mktemp -d /tmp/cloud-session-exporter-verify.XXXXXX)
 emulator=cse-verify-emulator-$$
 exporter=cse-verify-exporter-$$
+replica1=cse-verify-ha-1-$$
+replica2=cse-verify-ha-2-$$
+redis_pid=
 cleanup() {
   local rc=$?
   if [[ ${KEEP:-0} == 1 ]]; then
-    log "KEEP=1: containers $emulator $exporter left running; logs in $work"
+    log "KEEP=1: containers $emulator $exporter $replica1 $replica2 left running; logs in $work"
   else
     # One name per call: podman 4.3's `rm` given a name that no longer exists removes none of the others.
-    for c in "$exporter" "$emulator"; do pm rm --force --time 0 "$c" >/dev/null 2>&1 || true; done
+    for c in "$replica2" "$replica1" "$exporter" "$emulator"; do pm rm --force --time 0 "$c" >/dev/null 2>&1 || true; done
+    [[ -n $redis_pid ]] && kill "$redis_pid" 2>/dev/null || true
     rm -rf "$work"
     local left
-    left=$(pm ps --all --format '{{.Names}}' 2>/dev/null | grep -xF -e "$exporter" -e "$emulator" || true)
+    left=$(pm ps --all --format '{{.Names}}' 2>/dev/null | grep -xF -e "$exporter" -e "$emulator" -e "$replica1" -e "$replica2" || true)
     if [[ -n $left ]]; then
       log "FAIL containers left behind: $(tr '\n' ' ' <<<"$left")"
       rc=1
@@ -262,6 +268,63 @@ if grep -q -- "$secret" "$work/exporter.log" "$work/metrics.txt" 2>/dev/null; th
   fail "the access key secret appears in the exporter's logs or metrics"
 else
   pass "the secret appears in neither logs nor metrics"
+fi
+
+# --- the ha profile: two replicas, one Redis ------------------------------------------------------
+# docker-compose.yml's exporter-ha-1/-2 with their mounts and environment (compose.test.ts checks that file): both
+# replicas share the emulator's network namespace here, so the second listens on :10781 instead of its own :10780,
+# and `redis` resolves to the redis-server started in that namespace.
+if command -v redis-server >/dev/null && command -v nsenter >/dev/null; then
+  printf '127.0.0.1 localhost emulator redis\n::1 localhost ip6-localhost\n' >"$work/hosts"
+  netns=/proc/$(pm inspect --format '{{.State.Pid}}' "$emulator")/ns/net
+  nsenter --net="$netns" redis-server --port 6379 --bind 127.0.0.1 --save '' --appendonly no >"$work/redis.log" 2>&1 &
+  redis_pid=$!
+  ha_mounts=(-v "$root/config/compose/ha.yaml:/etc/cloud-session-exporter/config.yaml:ro"
+    -v "$root/config/demo:/etc/cloud-session-exporter/demo:ro" -v "$work/hosts:/etc/hosts:ro")
+  check_config config/compose/ha.yaml "${ha_mounts[@]}" -e HOSTNAME=exporter-ha-1
+  for n in 1 2; do
+    name=$replica1; [[ $n == 2 ]] && name=$replica2
+    listen=(); [[ $n == 2 ]] && listen=(node dist/src/main.js --config.file=/etc/cloud-session-exporter/config.yaml --web.listen-address=:10781)
+    pm run -d --name "$name" "${ulimits[@]}" --network "container:$emulator" --read-only --cap-drop ALL \
+      --security-opt no-new-privileges "${ha_mounts[@]}" "${demo_env[@]}" -e "HOSTNAME=exporter-ha-$n" \
+      "$image" "${listen[@]}" >/dev/null 2>>"$work/podman.log"
+  done
+  ha_scrape() { pm exec "$replica1" node -e "$fetch_js" "http://127.0.0.1:$1/metrics"; }
+  ha_ok=0
+  for _ in $(seq 1 90); do
+    if ha_scrape 10780 >"$work/ha-1.txt" 2>/dev/null && ha_scrape 10781 >"$work/ha-2.txt" 2>/dev/null; then
+      leaders=$(cat "$work/ha-1.txt" "$work/ha-2.txt" | grep -cE '^cloud_session_exporter_cluster_leader\{.*\} 1$' || true)
+      served=$(grep -c '^aliyun_mqtt_client_online{' "$work/ha-2.txt" || true)
+      if [[ $leaders == 3 && $served -gt 0 && $(grep -c '^aliyun_mqtt_client_online{' "$work/ha-1.txt" || true) == "$served" ]]; then ha_ok=1; break; fi
+    fi
+    sleep 1
+  done
+  if ((ha_ok)); then
+    pass "ha: one leader for each of the 3 jobs, both replicas serve the fleet's $served devices"
+  else
+    fail "ha: leaders ${leaders:-?} of 3 jobs, devices served: $(grep -c '^aliyun_mqtt_client_online{' "$work/ha-1.txt" 2>/dev/null || echo 0) / ${served:-0}"
+    pm logs "$replica1" 2>&1 | tail -n 20 >&2
+  fi
+  # One poller per job: a job's calls come from its leader only.
+  for job_api in 'fleet-hangzhou BatchQuerySessionByClientIds' 'mongodb DescribeClientConnections'; do
+    read -r job api <<<"$job_api"
+    callers=0
+    for f in "$work/ha-1.txt" "$work/ha-2.txt"; do
+      grep -qE "^cloud_session_exporter_api_requests_total\{account=\"[^\"]+\",api=\"$api\",code=\"OK\"\} [1-9]" "$f" && callers=$((callers + 1))
+    done
+    ((callers == 1)) && pass "ha: $api ($job) called by one replica only" || fail "ha: $api called by $callers replicas"
+  done
+  for name in "$replica1" "$replica2"; do
+    t0=$(date +%s.%N)
+    pm stop --time "$grace" "$name" >/dev/null 2>>"$work/podman.log"
+    elapsed=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}')
+    code=$(pm inspect --format '{{.State.ExitCode}}' "$name")
+    [[ $code == 0 ]] && pass "ha: $name exits 0 on SIGTERM after ${elapsed}s" || fail "ha: $name exit code $code after ${elapsed}s"
+  done
+  kill "$redis_pid" 2>/dev/null || true
+  redis_pid=
+else
+  fail "ha: redis-server (Debian package redis-server) or nsenter missing"
 fi
 
 log "done in $((SECONDS - started))s: $failures failure(s)"

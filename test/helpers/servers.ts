@@ -50,9 +50,12 @@ export interface RedisServer {
   stop(): Promise<void>;
 }
 
-/** Starts Debian's redis-server on a free port, in memory only (the machine's own Redis is left alone). */
-export async function startRedisServer(bin = process.env.REDIS_SERVER ?? 'redis-server'): Promise<RedisServer> {
-  const port = await freePort();
+/**
+ * Starts Debian's redis-server in memory only, on a free port (the machine's own Redis is left alone) or on `port`
+ * (a restart where clients already point).
+ */
+export async function startRedisServer(bin = process.env.REDIS_SERVER ?? 'redis-server', port?: number): Promise<RedisServer> {
+  port ??= await freePort();
   const child = spawn(bin, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
   const failed = new Promise<never>((_, reject) => child.once('error', (err) => reject(new Error(`${bin} could not start (Debian package redis-server): ${err.message}`))));
   await Promise.race([waitForPort(bin, port, child), failed]);

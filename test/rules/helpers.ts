@@ -6,6 +6,7 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { JOB_TYPES } from '../../src/apis';
 import { SELF_FAMILIES } from '../../src/metrics/self-metrics';
+import { CLUSTER_FAMILIES } from '../../src/cluster/metrics';
 
 export const ROOT = path.resolve(__dirname, '../..');
 export const PROM_DIR = path.join(ROOT, 'config/prometheus');
@@ -127,7 +128,7 @@ export function checkPromql(exprs: NamedExpr[]): ToolResult {
 
 /** Metric names of the contract: every declared family (histograms by their base name), as docs/metrics.md lists them. */
 export function contractMetrics(): Set<string> {
-  return new Set([...SELF_FAMILIES, ...JOB_TYPES.flatMap((t) => [...t.families, ...(t.jobMetrics ?? [])])].map((f) => f.name));
+  return new Set([...SELF_FAMILIES, ...CLUSTER_FAMILIES, ...JOB_TYPES.flatMap((t) => [...t.families, ...(t.jobMetrics ?? [])])].map((f) => f.name));
 }
 
 /** Exporter metric names an expression uses (histogram series suffixes removed). */

@@ -9,12 +9,13 @@ import { HistogramState, type MetricFamily } from '../../metrics/family';
 import { longTermAccessKey } from '../../cloud/credentials/aliyun';
 import { registerSecret } from '../../util/redact';
 import { runDeadlineMs } from '../../util/schedule';
-import type { Job, JobContext, JobRunResult, JobStatus, RunContext } from '../../core/job-type';
+import type { Job, JobContext, JobHandover, JobRunResult, JobStatus, RunContext } from '../../core/job-type';
 import { clientIdOf, deviceIdRoom, mqttEndpoint, MQTT_API_VERSION } from '../aliyun-mqtt/product';
 import { API_BUCKETS, DEFAULT_PROBE_TIMEOUT_MS, DELIVERY_BUCKETS, PLACEHOLDER_RE, PLACEHOLDERS, SEND_API, subscriberAuth, tokenTtlMs, type MqttProbeConfig } from './config';
 import { API_DURATION, API_REQUEST_DURATION, DELIVERY_DURATION, ERRORS, LOST, PROBE_SUCCESS, RECEIVED, SENT, SUBSCRIBER_CONNECTED } from './families';
 import { ProbeSubscriber, signatureSignIn, type SignIn } from './subscriber';
 import { TokenSignIn } from './token';
+import { jsonHandover } from '../shared/json-handover';
 
 /** Why an end-to-end probe failed, in the log: each reason with its words, and the error codes it counted. */
 type FailureReason = 'subscriber_not_connected' | 'subscriber_dropped' | 'lost';
@@ -32,6 +33,18 @@ class ProbeFailed extends Error {
   toLogObject(): Record<string, unknown> {
     return { type: this.name, reasons: this.reasons, codes: this.codes, message: this.message };
   }
+}
+
+/** The handover's section (cluster HA): the cumulative counters and histograms, so the next leader counts on. */
+const COUNTERS_SECTION = 'counters.v1';
+
+interface ProbeCounters {
+  api: { counts: number[]; sum: number; count: number };
+  delivery: { counts: number[]; sum: number; count: number };
+  sent: number;
+  received: number;
+  lost: number;
+  errors: Array<[string, number]>;
 }
 
 interface PendingProbe {
@@ -68,6 +81,15 @@ export class MqttProbeJob implements Job {
   private lost = 0;
   private readonly errors = new Map<string, number>();
   private subscriberLossesSeen = 0;
+  readonly handover: JobHandover = jsonHandover(COUNTERS_SECTION, () => this.counters(), (c: ProbeCounters) => this.restoreCounters(c), {
+    // Only the replica that probes holds the subscription: ApsaraMQ drops the older of two connections with one client ID.
+    standby: async () => {
+      if (!this.subscriber) return;
+      await this.subscriber.pause();
+      // Not a drop to report when this replica probes again: it let go on purpose.
+      this.subscriberLossesSeen = this.subscriber.losses;
+    },
+  });
 
   constructor(
     private readonly cfg: MqttProbeConfig,
@@ -112,6 +134,8 @@ export class MqttProbeJob implements Job {
   }
 
   async run(run: RunContext): Promise<JobRunResult> {
+    // Sharded: the replica whose shard holds the instance probes it.
+    if (run.shard && !run.shard.owns(this.cfg.instance_id)) return { targets: [] };
     const error = await this.probe(run);
     // Each failed ApplyToken is a probe error under its code, in the run it happened in or the next; it fails no
     // probe while the subscription holds (a subscriber that could not sign in fails it as not connected).
@@ -136,6 +160,26 @@ export class MqttProbeJob implements Job {
         { label: 'subscriber', value: this.subscriber.ready ? 'connected' : `not connected (${this.subscriber.problem})`, warn: !this.subscriber.ready },
       ],
     };
+  }
+
+  private counters(): ProbeCounters {
+    const h = (x: HistogramState) => ({ counts: [...x.counts], sum: x.sum, count: x.count });
+    return { api: h(this.apiHistogram), delivery: h(this.deliveryHistogram), sent: this.sent, received: this.received, lost: this.lost, errors: [...this.errors] };
+  }
+
+  private restoreCounters(c: ProbeCounters): void {
+    const h = (into: HistogramState, from: ProbeCounters['api']) => {
+      if (from.counts.length !== into.counts.length) return;
+      from.counts.forEach((n, i) => (into.counts[i] = n));
+      into.sum = from.sum;
+      into.count = from.count;
+    };
+    h(this.apiHistogram, c.api);
+    h(this.deliveryHistogram, c.delivery);
+    this.sent = c.sent;
+    this.received = c.received;
+    this.lost = c.lost;
+    for (const [code, n] of c.errors) this.errors.set(code, n);
   }
 
   async close(): Promise<void> {

@@ -154,6 +154,13 @@ export class ProbeSubscriber {
     });
   }
 
+  /** Disconnects until the next start() (another replica probes now). */
+  async pause(): Promise<void> {
+    if (this.closed) return;
+    await this.close();
+    this.closed = false;
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.reconnectTimer);

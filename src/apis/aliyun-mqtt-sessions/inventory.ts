@@ -4,6 +4,7 @@ import fs, { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../../util/log';
 import { checkClientId } from '../aliyun-mqtt/product';
+import { fnv1a32 } from '../../util/hash';
 
 /**
  * Client IDs packed into one string with their offsets: a million devices are then a handful of heap objects instead
@@ -77,6 +78,24 @@ export class Inventory {
   group(i: number): string {
     return this.groupNames[this.groupOf[i]];
   }
+}
+
+/**
+ * The entries `owns` accepts (a cluster shard's devices), in the same order, with the same groups (a group without
+ * devices in the shard still counts 0 here). Yields to the event loop now and then: a million IDs take a while.
+ */
+export async function shardOf(inv: Inventory, owns: (id: string) => boolean): Promise<Inventory> {
+  const ids: string[] = [];
+  const groupOf = new Uint32Array(inv.size);
+  for (let i = 0; i < inv.size; i++) {
+    const id = inv.id(i);
+    if (owns(id)) {
+      groupOf[ids.length] = inv.groupOf[i];
+      ids.push(id);
+    }
+    if ((i + 1) % 32_768 === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+  return new Inventory(ids, inv.groupNames, groupOf.subarray(0, ids.length), inv.invalid);
 }
 
 /** How many rejected entries a parse lists one by one; the rest are only counted (a 1M-line file may have 200,000). */
@@ -192,12 +211,6 @@ function truncate(s: string): string {
   return s.length > 100 ? `${s.slice(0, 100)}…` : s;
 }
 
-/** FNV-1a: cheap change detection for inventories, not security. */
 function hashText(text: string): string {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return (h >>> 0).toString(16);
+  return fnv1a32(text).toString(16);
 }

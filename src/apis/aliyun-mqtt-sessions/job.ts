@@ -2,12 +2,13 @@
 // by one where the batch API is not supported), and renders per-device lines, per-group counts and transitions, and
 // from its per-device history (fleet-state.ts, saved to its state file when it has one) offline durations per group,
 // the most flapping devices and last-change times. What a device without a status in the answer becomes ("no value
-// this poll") and what the durations can claim are stated in docs.ts.
+// this poll") and what the durations can claim are stated in docs.ts. In a cluster (handover.ts), the replica that
+// polls publishes its statuses, counters and history so the others serve the same series and can take over.
 import { CloudError } from '../../cloud/errors';
 import type { ApiCaller } from '../../cloud/client';
 import { DeclaredFamilyBuilder, singleSample } from '../../metrics/declare';
 import type { MetricFamily } from '../../metrics/family';
-import type { Job, JobContext, JobRunResult, JobStatus, RunContext } from '../../core/job-type';
+import type { Job, JobContext, JobHandover, JobRunResult, JobStatus, RunContext } from '../../core/job-type';
 import { rateRule, ruleQps } from '../../cloud/rate';
 import { sessionsFigures, type PollFigures } from './status';
 import { mqttEndpoint, MQTT_API_VERSION } from '../aliyun-mqtt/product';
@@ -15,7 +16,8 @@ import { runPool } from '../shared/pool';
 import { DeviceLines, LastChangeLines } from './device-lines';
 import { CLIENT_FLAPS, CLIENTS, INVENTORY_ENTRIES, INVENTORY_INVALID, OFFLINE_LONGER_THAN, STATUS_MISSING, STATUS_UNEXPECTED, TRANSITIONS } from './families';
 import { FleetState, STATUS_NO_ANSWER, STATUS_OFFLINE, STATUS_ONLINE } from './fleet-state';
-import { InventoryLoader, type Inventory } from './inventory';
+import { decodeCounters, decodeFleet, decodeStatus, encodeCounters, encodeFleet, encodeStatus, COUNTERS_SECTION, FLEET_SECTION, STATUS_SECTION } from './handover';
+import { InventoryLoader, shardOf, type Inventory } from './inventory';
 import { parseBatchResponse, parseSingleResponse, type AnsweredStatus } from './parse';
 import { readStateFile, writeStateFile } from './state-file';
 import { BATCH_API, BATCH_SIZE, inventoryFile, SINGLE_API, stateFile, type MqttSessionsConfig } from './config';
@@ -52,6 +54,15 @@ export class MqttSessionsJob implements Job {
   /** For the status page: the inventory of the last run, and what the last successful poll found and took. */
   private lastInventory: { size: number; invalid: number } | undefined;
   private lastPoll: PollFigures | undefined;
+  /** The last successful poll's inventory and statuses, for the handover. */
+  private last: { inventory: Inventory; status: Uint8Array } | undefined;
+  /** Sharded: this replica's part of the last inventory, by inventory key and shard. */
+  private shardCache: { key: string; inventory: Inventory } | undefined;
+  readonly handover: JobHandover = {
+    rebuildsFamilies: true,
+    save: () => this.handoverSections(),
+    restore: (sections) => this.takeOver(sections),
+  };
 
   constructor(
     private readonly cfg: MqttSessionsConfig,
@@ -83,6 +94,7 @@ export class MqttSessionsJob implements Job {
       return { targets: [{ instanceId, ok: false, error: new Error(reason) }], blocked: reason };
     }
     const jobMetrics = { [INVENTORY_ENTRIES.name]: inv.size, [INVENTORY_INVALID.name]: inv.invalid };
+    if (run.shard) inv = await this.shardInventory(inv, run.shard);
     this.lastInventory = { size: inv.size, invalid: inv.invalid };
     if (!this.stateRestored) {
       this.stateRestored = true;
@@ -93,13 +105,72 @@ export class MqttSessionsJob implements Job {
       const result = await this.poll(inv, run);
       const seconds = (performance.now() - started) / 1000;
       this.unexpected += result.unexpected;
-      const families = await this.render(inv, result);
+      this.countPoll(inv, result);
+      const families = await this.render(inv, result.status);
       this.notePoll(inv, result.status, seconds);
       await this.saveState();
-      return { targets: [{ instanceId, ok: true, families }], jobMetrics };
+      return { targets: [{ instanceId, ok: true, families }], jobMetrics, inventorySize: inv.size };
     } catch (err) {
-      return { targets: [{ instanceId, ok: false, error: err as Error }], jobMetrics };
+      return { targets: [{ instanceId, ok: false, error: err as Error }], jobMetrics, inventorySize: inv.size };
     }
+  }
+
+  /** The devices of this replica's shard (sharded cluster), computed once per inventory and shard assignment. */
+  private async shardInventory(inv: Inventory, shard: NonNullable<RunContext['shard']>): Promise<Inventory> {
+    const key = `${inv.key}/${shard.id}`;
+    if (this.shardCache?.key !== key) this.shardCache = { key, inventory: await shardOf(inv, (id) => shard.owns(id)) };
+    return this.shardCache.inventory;
+  }
+
+  /** What another replica continues from: the counters, the last statuses and the per-device history, keyed by the inventory. */
+  private handoverSections(): Map<string, Uint8Array> {
+    const sections = new Map<string, Uint8Array>([[COUNTERS_SECTION, encodeCounters({ transitions: this.transitions, missing: this.missing, unexpected: this.unexpected })]]);
+    if (this.last) {
+      const history = this.state.snapshot();
+      sections.set(STATUS_SECTION, encodeStatus(this.last.inventory.key, this.last.status, history.status));
+      sections.set(FLEET_SECTION, encodeFleet(this.last.inventory.key, history));
+    }
+    return sections;
+  }
+
+  /**
+   * Takes over the publisher's counters and, when its inventory is this replica's too (same key), its statuses and
+   * history: the families are rendered from them exactly as the publisher rendered them, and this replica counts on
+   * from them if it polls next. A newer run than the state file's, so it replaces what the file gave.
+   */
+  private async takeOver(sections: ReadonlyMap<string, Uint8Array>): Promise<ReadonlyMap<string, MetricFamily[]> | undefined> {
+    this.stateRestored = true;
+    const counters = sections.get(COUNTERS_SECTION);
+    if (counters) {
+      const c = decodeCounters(counters);
+      this.transitions.clear();
+      for (const [g, t] of c.transitions) this.transitions.set(g, t);
+      this.missing.clear();
+      for (const [g, n] of c.missing) this.missing.set(g, n);
+      this.unexpected = c.unexpected;
+    }
+    const statusBytes = sections.get(STATUS_SECTION);
+    if (!statusBytes) return undefined;
+    const inv = await this.inventory.load();
+    const published = decodeStatus(statusBytes, inv.key, inv.size);
+    if (!published) {
+      // Another inventory (a file changed on one replica first): no statuses to map, and no base to count changes from.
+      this.ctx.logger.warn({ size: inv.size }, "the polling replica's inventory differs from this one's: its device statuses cannot be served here until both read the same file");
+      this.last = undefined;
+      return undefined;
+    }
+    for (const g of inv.groupNames) if (!this.transitions.has(g)) this.transitions.set(g, { online: 0, offline: 0 });
+    const fleetBytes = sections.get(FLEET_SECTION);
+    const history = fleetBytes ? decodeFleet(fleetBytes, inv.key, inv.ids) : undefined;
+    if (history) this.state = FleetState.restore(history, this.flapWindowSeconds()).state;
+    else {
+      // A publisher without history: at least the last known statuses, so changes count from them.
+      this.state = new FleetState(this.flapWindowSeconds());
+      this.state.alignTo(inv.ids);
+      this.state.observe(published.known, () => 0, () => undefined);
+    }
+    this.last = { inventory: inv, status: published.status };
+    return new Map([[this.cfg.instance_id, await this.render(inv, published.status)]]);
   }
 
   status(): JobStatus {
@@ -174,18 +245,23 @@ export class MqttSessionsJob implements Job {
     result.answeredAt[Math.floor(index / BATCH_SIZE)] = nowSeconds();
   }
 
-  private async render(inv: Inventory, result: PollResult): Promise<MetricFamily[]> {
-    const status = result.status;
+  /** What a successful poll changes: gaps per group, transitions, the per-device history, the statuses to publish. */
+  private countPoll(inv: Inventory, result: PollResult): void {
+    const noAnswer = new Array<number>(inv.groupNames.length).fill(0);
+    for (let i = 0; i < inv.size; i++) if (result.status[i] === STATUS_NO_ANSWER) noAnswer[inv.groupOf[i]]++;
+    inv.groupNames.forEach((g, gi) => this.missing.set(g, (this.missing.get(g) ?? 0) + noAnswer[gi]));
+    this.countTransitions(inv, result);
+    this.last = { inventory: inv, status: result.status };
+  }
+
+  /** The families of a poll's statuses, the counters and the history as they stand. */
+  private async render(inv: Inventory, status: Uint8Array): Promise<MetricFamily[]> {
     const online = new Array<number>(inv.groupNames.length).fill(0);
     const offline = new Array<number>(inv.groupNames.length).fill(0);
-    const noAnswer = new Array<number>(inv.groupNames.length).fill(0);
     for (let i = 0; i < inv.size; i++) {
       if (status[i] === STATUS_ONLINE) online[inv.groupOf[i]]++;
       else if (status[i] === STATUS_OFFLINE) offline[inv.groupOf[i]]++;
-      else noAnswer[inv.groupOf[i]]++;
     }
-    inv.groupNames.forEach((g, gi) => this.missing.set(g, (this.missing.get(g) ?? 0) + noAnswer[gi]));
-    this.countTransitions(inv, result);
 
     const families: MetricFamily[] = [];
     if (this.cfg.per_client_series) families.push(await this.deviceLines.render(inv, status));

@@ -1,11 +1,12 @@
 // One aliyun_redis_sessions job: one GetRedisAllSession call per instance, all instances at once behind the account's
 // limiter; each instance fails on its own.
 import type { ApiCaller } from '../../cloud/client';
-import type { Job, JobContext, JobRunResult, JobStatus, RunContext, StatusFigure, TargetResult } from '../../core/job-type';
+import type { Job, JobContext, JobHandover, JobRunResult, JobStatus, RunContext, StatusFigure, TargetResult } from '../../core/job-type';
 import { aggregateRedisSessions, renderRedisFamilies } from './aggregate';
 import { DAS_API_VERSION, dasEndpoint, REDIS_SESSIONS_API, type RedisSessionsConfig } from './config';
 import { parseGetRedisAllSession } from './parse';
 import { OTHER } from '../shared/top-n';
+import { jsonHandover } from '../shared/json-handover';
 
 export class RedisSessionsJob implements Job {
   readonly instanceIds: string[];
@@ -14,6 +15,14 @@ export class RedisSessionsJob implements Job {
   private readonly foldedTotals = new Map<string, number>();
   /** Per instance, its last successful answer's figures for the status page. */
   private readonly last = new Map<string, { sessions: number; listed: number; clientIps: number; nodes: number }>();
+  /** Cluster HA: the folded-IPs counters' bases, so the next leader counts on from them. */
+  readonly handover: JobHandover = jsonHandover(
+    'folded.v1',
+    () => [...this.foldedTotals],
+    (saved: Array<[string, number]>) => {
+      for (const [id, n] of saved) if (this.foldedTotals.has(id)) this.foldedTotals.set(id, n);
+    },
+  );
 
   constructor(
     private readonly cfg: RedisSessionsConfig,
@@ -26,7 +35,8 @@ export class RedisSessionsJob implements Job {
 
   async run(run: RunContext): Promise<JobRunResult> {
     // All instances at once: the account's rate limiter paces the calls, and each instance fails on its own.
-    const targets = await Promise.all(this.instanceIds.map((id) => this.poll(id, run)));
+    const mine = run.shard ? this.instanceIds.filter((id) => run.shard!.owns(id)) : this.instanceIds;
+    const targets = await Promise.all(mine.map((id) => this.poll(id, run)));
     return { targets };
   }
 

@@ -4,8 +4,9 @@ import { CloudError } from '../../cloud/errors';
 import type { ApiCaller } from '../../cloud/client';
 import { DeclaredFamilyBuilder, singleSample } from '../../metrics/declare';
 import type { MetricFamily } from '../../metrics/family';
-import type { Job, JobContext, JobRunResult, JobStatus, RunContext, StatusFigure, TargetResult } from '../../core/job-type';
+import type { Job, JobContext, JobHandover, JobRunResult, JobStatus, RunContext, StatusFigure, TargetResult } from '../../core/job-type';
 import { foldTopN, OTHER } from '../shared/top-n';
+import { jsonHandover } from '../shared/json-handover';
 import { CONNECTIONS_API, MONGODB_API_VERSION, mongodbEndpoint, UNSUPPORTED_CODES, type MongoConnectionsConfig } from './config';
 import * as F from './families';
 import { parseClientConnections, type Page } from './parse';
@@ -18,10 +19,20 @@ interface InstanceState {
   last?: { connections: number; clientIps: number; complete: boolean };
 }
 
+/** The handover's section (cluster HA): per instance, the folded-IPs counter's base and whether it is unsupported. */
+const STATE_SECTION = 'instances.v1';
+
 export class MongoConnectionsJob implements Job {
   readonly instanceIds: string[];
   private readonly caller: ApiCaller;
   private readonly state = new Map<string, InstanceState>();
+  readonly handover: JobHandover = jsonHandover(
+    STATE_SECTION,
+    () => [...this.state],
+    (saved: Array<[string, InstanceState]>) => {
+      for (const [id, st] of saved) if (this.state.has(id)) this.state.set(id, st);
+    },
+  );
 
   constructor(
     private readonly cfg: MongoConnectionsConfig,
@@ -34,7 +45,8 @@ export class MongoConnectionsJob implements Job {
 
   async run(run: RunContext): Promise<JobRunResult> {
     // Instances run concurrently; the account's shared limiter paces every call of every job using the account.
-    const targets = await Promise.all(this.instanceIds.map((id) => this.pollInstance(id, run)));
+    const mine = run.shard ? this.instanceIds.filter((id) => run.shard!.owns(id)) : this.instanceIds;
+    const targets = await Promise.all(mine.map((id) => this.pollInstance(id, run)));
     return { targets };
   }
 

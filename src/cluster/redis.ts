@@ -1,0 +1,94 @@
+// The Redis connection the cluster modules share (cluster.redis in the config), set up to fail fast instead of waiting.
+import Redis from 'ioredis';
+
+export interface ClusterRedisOptions {
+  /** redis://[user:password@]host:port/db, or rediss:// for TLS (cluster.redis.url). */
+  url: string;
+  /** The password of cluster.redis.password_file (read with the config); wins over a password in the URL. */
+  password?: string;
+  /**
+   * Longest a command may take before Redis counts as unavailable (default 1,000 ms). A call waiting for a grant waits
+   * at most this long before its replica falls back to its local share.
+   */
+  commandTimeoutMs?: number;
+  /** How often to try again while Redis is unreachable (default 500 ms). */
+  reconnectMs?: number;
+  /** Connection errors (refused, reset, TLS); commands fail as well, which is how the cluster modules notice. */
+  onError?: (err: Error) => void;
+}
+
+/**
+ * A client that never queues commands while disconnected and never resends them after a reconnect: a grant that
+ * cannot be answered now is worth nothing later (the caller has fallen back to its local share by then), and a
+ * resent grant would spend a window slot nobody uses.
+ */
+export function connectClusterRedis(opts: ClusterRedisOptions): Redis {
+  let url = opts.url;
+  const password = opts.password;
+  if (password !== undefined) {
+    const parsed = new URL(url);
+    parsed.password = '';
+    url = parsed.toString();
+  }
+  const reconnectMs = opts.reconnectMs ?? 500;
+  const commandTimeoutMs = opts.commandTimeoutMs ?? 1000;
+  const redis = new Redis(url, {
+    ...(password !== undefined ? { password } : {}),
+    enableOfflineQueue: false,
+    autoResendUnfulfilledCommands: false,
+    maxRetriesPerRequest: 0,
+    commandTimeout: commandTimeoutMs,
+    connectTimeout: Math.max(commandTimeoutMs, 1000),
+    retryStrategy: () => reconnectMs,
+    // ioredis' default reconnect-on-READONLY etc. is left off: every failure is reported to the caller.
+    reconnectOnError: () => false,
+  });
+  // Without a listener ioredis prints every failed reconnect attempt to the console.
+  redis.on('error', opts.onError ?? (() => undefined));
+  return redis;
+}
+
+export type ScriptRunner = (keys: readonly string[], args: ReadonlyArray<string | number | Buffer>) => Promise<unknown>;
+
+/**
+ * A Lua script sent as EVALSHA. ioredis sends the full text once per connection (so a restarted, empty Redis gets it
+ * again on the new connection) and falls back to EVAL when the server answers NOSCRIPT (SCRIPT FLUSH, failover).
+ */
+export function defineScript(redis: Redis, name: string, lua: string): ScriptRunner {
+  redis.defineCommand(name, { lua });
+  const command = (redis as unknown as Record<string, (...a: Array<string | number | Buffer>) => Promise<unknown>>)[name].bind(redis);
+  return (keys, args) => command(keys.length, ...keys, ...args);
+}
+
+/**
+ * Redis time as seen from this process. Every script answers with Redis' TIME; the request left at `sentAt` and the
+ * answer came at `receivedAt` (performance.now()), so at any later local moment l Redis' clock read at least
+ * time + (l - receivedAt) and at most time + (l - sentAt). Used for deadlines: a script executed after its deadline
+ * changes nothing, so a request that timed out here cannot take effect later (a Redis that was paused and resumes
+ * executes everything still in its socket buffer).
+ */
+export class RedisClock {
+  private redisTime = NaN;
+  private receivedAt = NaN;
+
+  constructor(private readonly now: () => number) {}
+
+  get known(): boolean {
+    return !Number.isNaN(this.redisTime);
+  }
+
+  note(redisTime: number, receivedAt: number): void {
+    this.redisTime = redisTime;
+    this.receivedAt = receivedAt;
+  }
+
+  /**
+   * The latest Redis time at which a request sent now may still take effect, given that this process gives up on it
+   * after `timeoutMs`: before the give-up moment by the lower bound of Redis' clock, less 0.1% of the time since
+   * the clock was read (clock rates differ) and 5 ms.
+   */
+  deadline(timeoutMs: number): number {
+    const elapsed = this.now() - this.receivedAt;
+    return this.redisTime + elapsed + timeoutMs - 5 - 0.001 * elapsed;
+  }
+}

@@ -1,0 +1,121 @@
+// The `cluster:` block: replicas that share one quota, poll each job once (leases) or split the inventories (shards),
+// coordinated through Redis (src/cluster/). Absent: one process, local limiters, no Redis.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { z } from 'zod';
+import { registerSecret } from '../util/redact';
+import { durationMs } from './duration';
+
+/** Where the Redis is, named without its password: redis[s]://host:port/db. */
+export function redisUrlDisplay(url: URL): string {
+  return `${url.protocol}//${url.host}${url.pathname && url.pathname !== '/' ? url.pathname : '/0'}`;
+}
+
+/** The URL, or a problem that does not quote it (it may hold a password). */
+function parseRedisUrl(text: string): URL | { problem: string } {
+  let url: URL;
+  try {
+    url = new URL(text.trim());
+  } catch {
+    return { problem: 'is not a URL such as redis://redis:6379/0' };
+  }
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') return { problem: `has the scheme ${url.protocol.slice(0, -1)}: use redis:// or rediss:// (TLS)` };
+  if (!url.hostname) return { problem: 'names no host' };
+  if (url.pathname && url.pathname !== '/' && !/^\/\d{1,2}$/.test(url.pathname)) return { problem: 'ends in a database number, e.g. /0, or nothing' };
+  if (url.search || url.hash) return { problem: 'must be redis[s]://[user:password@]host[:port][/db] only, without a query' };
+  return url;
+}
+
+const redisUrl = z.string().superRefine((v, ctx) => {
+  const url = parseRedisUrl(v);
+  if (!(url instanceof URL)) ctx.addIssue({ code: z.ZodIssueCode.custom, message: url.problem });
+});
+
+const name = z.string().regex(/^[a-zA-Z0-9_.:-]+$/, 'letters, digits, and _ . : -');
+
+const minLeaseMs = 1000;
+
+export const clusterShape = {
+  redis: z
+    .object({
+      url: redisUrl,
+      /** Several exporter deployments can share one Redis: every key starts with `<key_prefix>:`. */
+      key_prefix: name.default('cse'),
+      /** The password in a file (its trailing newline ignored); wins over one in the URL. */
+      password_file: z.string().min(1, 'must be a file path').optional(),
+    })
+    .strict(),
+  /** This replica's name in Redis (leases, membership, shards): unique per replica. Default hostname-pid. */
+  replica_id: name.max(128).optional(),
+  /** A job's leader lease: failover within lease + one schedule interval. */
+  lease: durationMs.refine((ms) => ms >= minLeaseMs, { message: `must be at least ${minLeaseMs / 1000}s` }).default('15s'),
+  /** Static `{total_shards, shard}` (like kube-state-metrics) or `auto` (live replicas in Redis, rendezvous hashing). */
+  sharding: z
+    .union([
+      z.literal('auto'),
+      z
+        .object({
+          total_shards: z.number().int('must be a whole number').min(1).max(1000),
+          shard: z.number().int('must be a whole number').min(0),
+        })
+        .strict(),
+    ], { errorMap: () => ({ message: 'must be auto or {total_shards: N, shard: I}' }) })
+    .optional(),
+  /**
+   * Whether the replicas reach the clouds from one source IP (one NAT gateway, one node): then a product's
+   * per-source-IP ceiling (source_ip_qps) is one quota for all of them; false: each replica has its own.
+   */
+  shared_egress_ip: z.boolean().default(true),
+};
+
+type ParsedCluster = z.output<z.ZodObject<typeof clusterShape>>;
+
+export interface ClusterConfig extends Omit<ParsedCluster, 'redis' | 'replica_id'> {
+  redis: { url: string; key_prefix: string; password_file?: string; /** From password_file, read at load. */ password?: string };
+  replica_id: string;
+}
+
+/** Problems across keys, once each key is valid: a shard number within total_shards. */
+export function clusterProblems(cfg: ParsedCluster): Array<[string[], string]> {
+  const s = cfg.sharding;
+  if (s && s !== 'auto' && s.shard >= s.total_shards) return [[['sharding', 'shard'], `must be below total_shards (${s.total_shards}): shards are numbered from 0`]];
+  return [];
+}
+
+/**
+ * The block as the exporter uses it: the replica id defaulted, the password read from its file (a problem if it
+ * cannot be) and every password registered as a secret, so it is masked wherever it could show.
+ */
+export function resolveCluster(cfg: ParsedCluster, dir: string, problem: (p: string[], msg: string) => void): ClusterConfig | undefined {
+  const url = parseRedisUrl(cfg.redis.url);
+  if (!(url instanceof URL)) return undefined;
+  if (url.password) {
+    registerSecret(url.password);
+    registerSecret(decodeURIComponent(url.password));
+  }
+  let password: string | undefined;
+  if (cfg.redis.password_file !== undefined) {
+    try {
+      password = fs.readFileSync(path.resolve(dir, cfg.redis.password_file), 'utf8').replace(/\r?\n$/, '');
+      registerSecret(password);
+    } catch (err) {
+      problem(['redis', 'password_file'], `cannot read ${cfg.redis.password_file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      return undefined;
+    }
+  }
+  return {
+    ...cfg,
+    redis: { ...cfg.redis, ...(password === undefined ? {} : { password }) },
+    replica_id: cfg.replica_id ?? `${os.hostname()}-${process.pid}`,
+  };
+}
+
+/** What --config.check says about the block (never a password). */
+export function describeCluster(cfg: ClusterConfig): string {
+  const url = new URL(cfg.redis.url);
+  const auth = cfg.redis.password !== undefined ? ', password from password_file' : url.password ? ', password from the URL' : '';
+  const sharding = cfg.sharding === undefined ? 'no sharding: one leader per job (lease)' : cfg.sharding === 'auto' ? 'sharding auto (live replicas in Redis)' : `static shard ${cfg.sharding.shard} of ${cfg.sharding.total_shards}`;
+  const ceilings = cfg.shared_egress_ip ? 'per-source-IP ceilings shared by the replicas' : 'a per-source-IP ceiling per replica';
+  return `cluster: Redis ${redisUrlDisplay(url)}${auth}, key prefix ${cfg.redis.key_prefix}, replica ${cfg.replica_id}, lease ${cfg.lease / 1000}s, ${sharding}, ${ceilings}`;
+}
