@@ -20,6 +20,7 @@ export function hashStringSeeded(s: string, seed: number): number {
   return fmix32(h);
 }
 
+// MurmurHash3's finaliser. src/cluster/sharding.ts has its own copy: the emulator imports nothing from the exporter.
 function fmix32(h: number): number {
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);

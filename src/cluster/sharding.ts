@@ -9,7 +9,10 @@
 // Never change the hash (util/hash.ts): every entry would move.
 import { fnv1a32 } from '../util/hash';
 
-/** MurmurHash3's finaliser: spreads FNV's weak low bits, and combines an entry's hash with a replica's seed. */
+/**
+ * MurmurHash3's finaliser: spreads FNV's weak low bits, and combines an entry's hash with a replica's seed.
+ * The emulator (emulator/core/prng.ts) has its own copy: it is a separate program that imports nothing from src/.
+ */
 function mix32(x: number): number {
   let h = x >>> 0;
   h ^= h >>> 16;
