@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # `npm test`'s pretest step: obtains what the tests need that npm cannot install. The tests run real servers and
 # tools from Debian packages (Prometheus, promtool and amtool; Redis; Mosquitto; kubectl for the Kubernetes
-# manifests; openssl for test certificates; Chromium, which playwright-core drives for the status page's browser test) and compare the manifests with Debian's own kubectl (kustomize v2),
-# unpacked into .cache/. As root on a Debian machine this installs what is missing; otherwise it stops and prints the
+# manifests; openssl for test certificates; git for the docs tests; Chromium, which playwright-core drives for the
+# status page's browser test) and compare the manifests with Debian's own kubectl (kustomize v2), unpacked into .cache/. As root on a Debian machine this installs what is missing; otherwise it stops and prints the
 # exact command to run. Servers are never started here: policy-rc.d keeps the packages' services down (the tests
 # start their own on free ports).
 set -euo pipefail
@@ -16,6 +16,8 @@ have redis-server || missing+=(redis-server)
 [ -x /usr/sbin/mosquitto ] || have mosquitto || missing+=(mosquitto)
 have kubectl || missing+=(kubernetes-client)
 have openssl || missing+=(openssl)
+# The docs tests list the files git tracks (git ls-files, check-ignore): a bare machine's checkout copy may lack git.
+have git || missing+=(git)
 # At the path test/web/status-browser.test.ts launches: playwright-core downloads no browser of its own here.
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 
