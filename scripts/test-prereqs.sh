@@ -2,8 +2,9 @@
 # `npm test`'s pretest step: obtains what the tests need that npm cannot install. The tests run real servers and
 # tools from Debian packages (Prometheus, promtool and amtool; Redis; Mosquitto; kubectl for the Kubernetes
 # manifests; openssl for test certificates; git for the docs tests; Chromium, which playwright-core drives for the
-# status page's browser test) and compare the manifests with Debian's own kubectl (kustomize v2), unpacked into .cache/. As root on a Debian machine this installs what is missing; otherwise it stops and prints the
-# exact command to run. Servers are never started here: policy-rc.d keeps the packages' services down (the tests
+# status page's browser test) and compare the manifests with Debian's own kubectl (kustomize v2), unpacked into
+# .cache/. As root on a Debian machine this installs what is missing; otherwise it stops and prints the exact command
+# to run. Servers are never started here: policy-rc.d keeps the packages' services down (the tests
 # start their own on free ports).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -139,7 +139,7 @@ jobs:
           `successful polls >= 2: ${polls.length === 1}, devices online or not: ${online[0]?.value[1] ?? 'none'}, rules evaluated 4 times: ${rules.length === 1} (up ${up[0]?.value[1] ?? 'none'}, runs ${runs.join(' ') || 'none'}; last log: ${t.logs.slice(-3).join(' | ')})`,
         );
       },
-      Number(process.env.CSE_DASHBOARD_WAIT_MS ?? 180_000),
+      180_000,
       2_000,
     );
     const [d] = loadDashboards(path.dirname(DASHBOARD_FILE)).filter((x) => x.file === path.basename(DASHBOARD_FILE)) as [Dashboard];

@@ -109,6 +109,7 @@ describe('aliyun_mqtt_sessions', () => {
     expect(m.value('cloud_session_exporter_api_throttled_total', { api: 'BatchQuerySessionByClientIds' })).toBe(throttled);
     expect(m.value('cloud_session_exporter_api_retries_total', { api: 'BatchQuerySessionByClientIds' })).toBe(throttled);
     expect(m.value('cloud_session_exporter_job_success', { job_name: 'fleet' })).toBe(1);
+    expect(seriesOf(m, 'aliyun_mqtt_client_online')).toHaveLength(Object.keys(truth).length);
     for (const [labels, value] of seriesOf(m, 'aliyun_mqtt_client_online')) expect(value).toBe(truth[labels.client_id] ? 1 : 0);
   });
 
@@ -118,6 +119,7 @@ describe('aliyun_mqtt_sessions', () => {
     expect(m.value('cloud_session_exporter_api_throttled_total', { api: 'BatchQuerySessionByClientIds' })).toBeGreaterThan(0);
     expect(m.value('cloud_session_exporter_api_retries_total', { api: 'BatchQuerySessionByClientIds' })).toBeGreaterThan(0);
     expect(m.value('cloud_session_exporter_job_success', { job_name: 'fleet' })).toBe(1);
+    expect(seriesOf(m, 'aliyun_mqtt_client_online')).toHaveLength(Object.keys(truth).length);
     for (const [labels, value] of seriesOf(m, 'aliyun_mqtt_client_online')) expect(value).toBe(truth[labels.client_id] ? 1 : 0);
   });
 
@@ -132,6 +134,7 @@ describe('aliyun_mqtt_sessions', () => {
     expect(m.value('cloud_session_exporter_api_requests_total', { code: 'Timeout' })).toBeGreaterThan(0);
     expect(m.value('cloud_session_exporter_api_requests_total', { code: 'MalformedResponse' })).toBeGreaterThan(0);
     expect(m.value('cloud_session_exporter_api_requests_total', { code: 'InternalError' })).toBeGreaterThan(0);
+    expect(seriesOf(m, 'aliyun_mqtt_client_online')).toHaveLength(Object.keys(truth).length);
     for (const [labels, value] of seriesOf(m, 'aliyun_mqtt_client_online')) expect(value).toBe(truth[labels.client_id] ? 1 : 0);
   });
 
@@ -154,6 +157,7 @@ describe('aliyun_mqtt_sessions', () => {
     const { truth, m } = await pollWholeFleet(emu);
     expect(m.value('cloud_session_exporter_job_success', { job_name: 'fleet' })).toBe(1);
     expect(emu.stats().apis.QuerySessionByClientId.calls).toBe(30);
+    expect(seriesOf(m, 'aliyun_mqtt_client_online')).toHaveLength(Object.keys(truth).length);
     for (const [labels, value] of seriesOf(m, 'aliyun_mqtt_client_online')) expect(value).toBe(truth[labels.client_id] ? 1 : 0);
   });
 
