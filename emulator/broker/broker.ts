@@ -311,7 +311,8 @@ export class MqttBroker {
   }
 
   private permits(session: TokenSession, need: 'R' | 'W', topic: string): boolean {
-    return [...session.tokens.values()].some((t) => (t.type === need || t.type === 'RW') && t.expiresAt > this.now() && !t.revoked && t.resources.some((r) => resourceCovers(r, topic)));
+    const store = this.opts.tokens!;
+    return [...session.tokens.values()].some((t) => (t.type === need || t.type === 'RW') && store.lapsed(t) === undefined && t.resources.some((r) => resourceCovers(r, topic)));
   }
 
   /**

@@ -120,9 +120,16 @@ export class TokenStore {
     const t = this.byToken.get(token);
     if (t === undefined) return INVALID_TOKEN.forged;
     if (t.instanceId !== instanceId || t.accessKeyId !== accessKeyId) return INVALID_TOKEN.account;
+    const lapsed = this.lapsed(t);
+    if (lapsed !== undefined) return lapsed;
+    if (t.type !== type) return INVALID_TOKEN.typeMismatch;
+    return undefined;
+  }
+
+  /** Why a token issued as it should have been is no longer good (revoked, expired); undefined while it is. */
+  lapsed(t: IssuedToken): number | undefined {
     if (t.revoked) return INVALID_TOKEN.revoked;
     if (t.expiresAt <= this.now()) return INVALID_TOKEN.expired;
-    if (t.type !== type) return INVALID_TOKEN.typeMismatch;
     return undefined;
   }
 

@@ -50,7 +50,7 @@ export class Cluster implements SharedLimiters {
   private readonly fixedShard: ShardView | undefined;
   private readonly limiters = new Set<RedisWindowLimiter>();
   /** Per product, the local stand-in for its per-source-IP ceiling while Redis is away, and the divisor it was made for. */
-  private readonly localCeilings = new Map<string, { limiter: WindowRateLimiter; divisor: number }>();
+  private readonly localCeilings = new Map<string, { limiter: WindowRateLimiter; qps: number; divisor: number }>();
   private readonly publishScript: ScriptRunner;
   private readonly membersWaiters: Array<() => void> = [];
   /** Per job name, its coordination now: a reload replaces a job's before the old one has stopped. */
@@ -162,15 +162,16 @@ export class Cluster implements SharedLimiters {
   /**
    * The local ceiling of a product while Redis is away: its share when the replicas share an egress IP. One per
    * product, shared by every limiter of its APIs; a larger divisor (more replicas seen) replaces it with a smaller
-   * share that keeps its recent calls, a smaller one keeps the stricter share.
+   * share that keeps its recent calls, a smaller one keeps the stricter share. A reload that changes the product's
+   * ceiling (source_ip_qps) replaces it too.
    */
   private localCeiling(product: string, qps: number, divisor: number): WindowRateLimiter {
-    const d = this.config.shared_egress_ip ? divisor : 1;
     const existing = this.localCeilings.get(product);
-    if (existing && existing.divisor >= d) return existing.limiter;
+    const d = Math.max(this.config.shared_egress_ip ? divisor : 1, existing?.divisor ?? 1);
+    if (existing && existing.qps === qps && existing.divisor === d) return existing.limiter;
     const limiter = new WindowRateLimiter({ rate: qps / d, guardMs: CEILING_GUARD_MS });
     if (existing) limiter.inheritWindow(existing.limiter);
-    this.localCeilings.set(product, { limiter, divisor: d });
+    this.localCeilings.set(product, { limiter, qps, divisor: d });
     return limiter;
   }
 

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { registerSecret } from '../util/redact';
 import { durationMs } from './duration';
+import { identifier } from './identifier';
 
 /** Where the Redis is, named without its password: redis[s]://host:port/db. */
 export function redisUrlDisplay(url: URL): string {
@@ -32,7 +33,7 @@ const redisUrl = z.string().superRefine((v, ctx) => {
   if (!(url instanceof URL)) ctx.addIssue({ code: z.ZodIssueCode.custom, message: url.problem });
 });
 
-const name = z.string().regex(/^[a-zA-Z0-9_.:-]+$/, 'letters, digits, and _ . : -');
+const name = identifier();
 
 const minLeaseMs = 1000;
 

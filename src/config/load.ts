@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { LineCounter, parseDocument, isMap, isSeq, type Node } from 'yaml';
 import { z } from 'zod';
+import { durationMs } from './duration';
 import { redact, registerSecret } from '../util/redact';
 import type { AnyJobConfigSpec } from './spec';
 import { parseProxyUrl, registerProxyCredentials } from './proxy-url';
@@ -176,12 +177,23 @@ function checkQuotaGroups(raw: unknown, problem: Problem): void {
     const prior = first.get(acc.quota_group);
     if (!prior) return void first.set(acc.quota_group, { index: i, acc });
     const where = formatPath(['accounts', prior.index]);
-    for (const key of ['provider', 'qps', 'rate_limit_margin']) {
-      if (JSON.stringify(acc[key] ?? null) !== JSON.stringify(prior.acc[key] ?? null)) {
+    for (const key of ['provider', 'qps', 'rate_limit_margin'] as const) {
+      if (quotaSetting(key, acc[key]) !== quotaSetting(key, prior.acc[key])) {
         problem(['accounts', i, 'quota_group'], `quota group "${acc.quota_group}" is shared with ${where}, whose ${key} differs: accounts sharing a quota must share ${key}`);
       }
     }
   });
+}
+
+/** A quota-group setting as it takes effect: "1s" and 1 one margin, qps maps in any key order, {} no overrides. */
+function quotaSetting(key: 'provider' | 'qps' | 'rate_limit_margin', v: unknown): string {
+  if (key === 'rate_limit_margin') {
+    const ms = durationMs.safeParse(v);
+    if (ms.success) return String(ms.data);
+  }
+  if (key === 'qps' && isObject(v)) return JSON.stringify(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : 1)));
+  if (key === 'qps' && v === undefined) return '[]';
+  return JSON.stringify(v ?? null);
 }
 
 function parseAccounts(

@@ -2,6 +2,7 @@
 import cron from 'node-cron';
 import { z } from 'zod';
 import { durationMs } from './duration';
+import { identifier } from './identifier';
 import { parseByteSize } from './byte-size';
 import { aliyunCredentialsSchema, tencentCredentialsSchema, type AliyunCredentialsConfig, type TencentCredentialsConfig } from './credentials';
 import { parseProxyUrl } from './proxy-url';
@@ -48,7 +49,7 @@ export const aliyunAccountSchema = z
     credentials: aliyunCredentialsSchema.optional(),
     qps: qpsOverrides.optional(),
     /** Accounts naming the same group share one quota (one limiter per API): Alibaba counts per account UID, whatever the AccessKey. */
-    quota_group: z.string().regex(/^[a-zA-Z0-9_.:-]+$/, 'letters, digits, and _ . : -').optional(),
+    quota_group: identifier().optional(),
     request_timeout: positiveDurationMs.default('5s'),
     /** Cloud answers larger than this fail with ResponseTooLarge. */
     max_response_size: byteSize.default(DEFAULT_MAX_RESPONSE_BYTES),
@@ -69,7 +70,7 @@ export const tencentAccountSchema = z
     credentials: tencentCredentialsSchema.optional(),
     qps: qpsOverrides.optional(),
     /** Accounts naming the same group share one quota (one limiter per API): Alibaba counts per account UID, whatever the AccessKey. */
-    quota_group: z.string().regex(/^[a-zA-Z0-9_.:-]+$/, 'letters, digits, and _ . : -').optional(),
+    quota_group: identifier().optional(),
     request_timeout: positiveDurationMs.default('10s'),
     /** Cloud answers larger than this fail with ResponseTooLarge. */
     max_response_size: byteSize.default(DEFAULT_MAX_RESPONSE_BYTES),
@@ -154,7 +155,7 @@ const cronSchedule = z.string().superRefine((s, ctx) => {
 
 /** Keys every job has, whatever its type. */
 export const commonJobShape = {
-  name: z.string().regex(/^[a-zA-Z0-9_.:-]+$/, 'job names use letters, digits, and _ . : -'),
+  name: identifier('job names'),
   type: z.string(),
   schedule: cronSchedule,
   labels: staticLabels.default({}),

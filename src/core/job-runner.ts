@@ -262,7 +262,8 @@ export class JobRunner {
       if (!allOk && failures.length === 0) failures.push(failureOf(new Error(result.blocked ?? 'the run reported no instance'), undefined));
       logger.debug({ duration_ms: finished - started, ok: allOk }, 'run finished');
       if (coordination) {
-        const sections = (await job.handover?.save()) ?? new Map<string, Uint8Array>();
+        // A sharded replica publishes nothing (each serves its own part): no handover to build for it.
+        const sections = (!coordination.sharded && (await job.handover?.save())) || new Map<string, Uint8Array>();
         const run = { producedAt: finished, durationMs: finished - started, targets: result.targets, sections, inventorySize: result.inventorySize ?? result.targets.length };
         await coordination.completed(result.jobMetrics ? { ...run, jobMetrics: result.jobMetrics } : run, !job.handover?.rebuildsFamilies);
       }

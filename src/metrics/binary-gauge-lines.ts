@@ -10,10 +10,10 @@
 // the family's chunks then skip its bytes (slices of the same Buffer around it), so the other lines stay byte-identical
 // and nothing is rendered again. Prometheus sees the series missing from the scrape and marks it stale.
 import { CHUNK_BYTES, type MetricFamily } from './family';
+import { YIELD_EVERY, yieldToEventLoop } from '../util/yield';
 
 /** Copy granularity: large enough to be fast, small enough that one slice never stalls the event loop for long. */
 const COPY_SLICE_BYTES = 8 << 20;
-const RENDER_YIELD_EVERY = 32 * 1024;
 const ONE = 0x31;
 const ZERO = 0x30;
 /** A value meaning "no value this poll": the line is left out of the family. */
@@ -30,8 +30,6 @@ interface Rendered {
   /** Scrapes streaming this Buffer right now. */
   readers: number;
 }
-
-const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 export class BinaryGaugeLines {
   private last: Rendered | undefined;
@@ -128,7 +126,7 @@ export class BinaryGaugeLines {
       piece += `${head}0\n`;
       pieceBytes += headBytes + 2;
       if (pieceBytes >= CHUNK_BYTES || i === count - 1) flush(i + 1);
-      if ((i + 1) % RENDER_YIELD_EVERY === 0) await yieldToEventLoop();
+      if ((i + 1) % YIELD_EVERY === 0) await yieldToEventLoop();
     }
     if (used >= 2 ** 32) throw new Error(`${this.name}: ${count} lines exceed 4 GiB`);
     if (buf === undefined) buf = Buffer.alloc(0);

@@ -2,6 +2,7 @@
 // so even a million-series scrape never blocks the event loop for long.
 import { familyHeader } from './family';
 import type { SnapshotStore } from './snapshot-store';
+import { yieldToEventLoop } from '../util/yield';
 
 export interface Sink {
   /** Returns false when the consumer wants us to wait for 'drain'. */
@@ -62,7 +63,7 @@ export async function writeExposition(sink: Sink, chunks: Iterable<string | Uint
     if (sink.destroyed) return;
     if (!sink.write(chunk)) await waitForDrain(sink);
     if (performance.now() - sliceStart > MAX_WRITE_SLICE_MS) {
-      await new Promise<void>((resolve) => setImmediate(resolve));
+      await yieldToEventLoop();
       sliceStart = performance.now();
     }
   }

@@ -135,3 +135,25 @@ describe('configuration: values from the environment or a file are never echoed 
     expect(message).not.toContain(secret.slice(0, 12));
   });
 });
+
+describe('quota groups', () => {
+  const yaml = (one: string, two: string) => `accounts:
+  - {name: one, provider: aliyun, access_key_id: a, access_key_secret: s, quota_group: uid-1, ${one}}
+  - {name: two, provider: aliyun, access_key_id: b, access_key_secret: t, quota_group: uid-1, ${two}}
+jobs:
+  - {name: fleet, type: aliyun_mqtt_sessions, account: one, schedule: "*/30 * * * * *", region: cn-hangzhou, instance_id: post-cn-0001, client_ids: [GID_a@@@d1]}
+`;
+  const parse = (one: string, two: string) => parseConfig(yaml(one, two), 'q.yml', { env: {}, jobTypes: JOB_TYPES });
+
+  test('settings that take effect alike are alike: a margin in seconds or ms, qps maps in any order, {} or none', () => {
+    expect(() => parse('rate_limit_margin: 1s', 'rate_limit_margin: 1000ms')).not.toThrow();
+    expect(() => parse('rate_limit_margin: 1', 'rate_limit_margin: 1s')).not.toThrow();
+    expect(() => parse('qps: {BatchQuerySessionByClientIds: 50, QuerySessionByClientId: 200}', 'qps: {QuerySessionByClientId: 200, BatchQuerySessionByClientIds: 50}')).not.toThrow();
+    expect(() => parse('qps: {}', 'request_timeout: 5s')).not.toThrow();
+  });
+
+  test('settings that differ are named', () => {
+    expect(() => parse('rate_limit_margin: 1s', 'rate_limit_margin: 2s')).toThrow(/whose rate_limit_margin differs/);
+    expect(() => parse('qps: {BatchQuerySessionByClientIds: 50}', 'qps: {BatchQuerySessionByClientIds: 60}')).toThrow(/whose qps differs/);
+  });
+});

@@ -8,12 +8,9 @@ import { escapeLabelValue, FamilyBuilder, joinLabels, type MetricFamily } from '
 import { CLIENT_LAST_CHANGE, CLIENT_ONLINE } from './families';
 import type { FleetState } from './fleet-state';
 import type { Inventory } from './inventory';
+import { YIELD_EVERY, yieldToEventLoop } from '../../util/yield';
 
 type Where = { region: string; instance_id: string };
-
-/** Yield to the event loop this often while writing lines anew, so that a million of them never stall a scrape. */
-const YIELD_EVERY = 32 * 1024;
-const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /** Label sets `region, instance_id, group_id, client_id` + static labels of a per-device family, for one inventory. */
 class DeviceLabels {

@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { Logger } from '../../util/log';
 import { checkClientId } from '../aliyun-mqtt/product';
 import { fnv1a32 } from '../../util/hash';
+import { YIELD_EVERY, yieldToEventLoop } from '../../util/yield';
 
 /**
  * Client IDs packed into one string with their offsets: a million devices are then a handful of heap objects instead
@@ -93,7 +94,7 @@ export async function shardOf(inv: Inventory, owns: (id: string) => boolean): Pr
       groupOf[ids.length] = inv.groupOf[i];
       ids.push(id);
     }
-    if ((i + 1) % 32_768 === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+    if ((i + 1) % YIELD_EVERY === 0) await yieldToEventLoop();
   }
   return new Inventory(ids, inv.groupNames, groupOf.subarray(0, ids.length), inv.invalid);
 }
