@@ -5,9 +5,15 @@
 // (e.g. last-change times) gets a name of its own; replicas that do not know it skip it. The per-device history
 // (fleet-state.ts: since when each status holds, whether a change was seen, flapping slices; 18 B a device) travels
 // deflated in its own section, so offline durations, top flappers and last changes survive a failover too.
+import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import type { FleetSnapshot } from './fleet-state';
 import type { PackedIds } from './inventory';
+import { littleEndian, readLittleEndian } from './state-file';
+
+// On libuv's thread pool: a million devices' history is tens of MB, too much to compress on the event loop each run.
+const deflateRaw = promisify(zlib.deflateRaw);
+const inflateRaw = promisify(zlib.inflateRaw);
 
 /** Statuses: 1 bit a device (online), then the devices without a status in the poll and their last known status. */
 export const STATUS_SECTION = 'status.v1';
@@ -90,21 +96,19 @@ interface FleetHeader {
   flaps?: { sliceSeconds: number; sliceNo: number[] };
 }
 
-export function encodeFleet(inventoryKey: string, snap: FleetSnapshot): Uint8Array {
+export async function encodeFleet(inventoryKey: string, snap: FleetSnapshot): Promise<Uint8Array> {
   const header: FleetHeader = { key: inventoryKey, devices: snap.ids.size, ...(snap.flaps ? { flaps: { sliceSeconds: snap.flaps.sliceSeconds, sliceNo: [...snap.flaps.sliceNo] } } : {}) };
   const head = Buffer.from(JSON.stringify(header), 'utf8');
   const len = Buffer.alloc(4);
   len.writeUInt32BE(head.length);
-  const since = Buffer.alloc(snap.since.length * 4);
-  snap.since.forEach((v, i) => since.writeUInt32LE(v, i * 4));
-  const parts = [len, head, Buffer.from(snap.status), Buffer.from(snap.changeSeen), since, ...(snap.flaps ? [Buffer.from(snap.flaps.counts)] : [])];
+  const parts = [len, head, Buffer.from(snap.status), Buffer.from(snap.changeSeen), littleEndian(snap.since), ...(snap.flaps ? [Buffer.from(snap.flaps.counts)] : [])];
   // Mostly repeated times and empty flapping slices: level 1 takes a fraction of the size for little CPU.
-  return zlib.deflateRawSync(Buffer.concat(parts), { level: 1 });
+  return deflateRaw(Buffer.concat(parts), { level: 1 });
 }
 
 /** The history for an inventory of this key (its IDs); undefined when the publisher's inventory was another. */
-export function decodeFleet(bytes: Uint8Array, inventoryKey: string, ids: PackedIds): FleetSnapshot | undefined {
-  const buf = zlib.inflateRawSync(bytes);
+export async function decodeFleet(bytes: Uint8Array, inventoryKey: string, ids: PackedIds): Promise<FleetSnapshot | undefined> {
+  const buf = await inflateRaw(bytes);
   const headLen = buf.readUInt32BE(0);
   const header = JSON.parse(buf.toString('utf8', 4, 4 + headLen)) as FleetHeader;
   if (header.key !== inventoryKey || header.devices !== ids.size) return undefined;
@@ -117,9 +121,7 @@ export function decodeFleet(bytes: Uint8Array, inventoryKey: string, ids: Packed
   };
   const status = take(n);
   const changeSeen = take(n);
-  const sinceBytes = Buffer.from(take(4 * n));
-  const since = new Uint32Array(n);
-  for (let i = 0; i < n; i++) since[i] = sinceBytes.readUInt32LE(i * 4);
+  const since = readLittleEndian(Buffer.from(take(4 * n)), n);
   const flaps = header.flaps ? { sliceSeconds: header.flaps.sliceSeconds, sliceNo: header.flaps.sliceNo, counts: take(header.flaps.sliceNo.length * n) } : undefined;
   return { ids, status, since, changeSeen, ...(flaps ? { flaps } : {}) };
 }

@@ -123,12 +123,12 @@ export class MqttSessionsJob implements Job {
   }
 
   /** What another replica continues from: the counters, the last statuses and the per-device history, keyed by the inventory. */
-  private handoverSections(): Map<string, Uint8Array> {
+  private async handoverSections(): Promise<Map<string, Uint8Array>> {
     const sections = new Map<string, Uint8Array>([[COUNTERS_SECTION, encodeCounters({ transitions: this.transitions, missing: this.missing, unexpected: this.unexpected })]]);
     if (this.last) {
       const history = this.state.snapshot();
       sections.set(STATUS_SECTION, encodeStatus(this.last.inventory.key, this.last.status, history.status));
-      sections.set(FLEET_SECTION, encodeFleet(this.last.inventory.key, history));
+      sections.set(FLEET_SECTION, await encodeFleet(this.last.inventory.key, history));
     }
     return sections;
   }
@@ -161,7 +161,7 @@ export class MqttSessionsJob implements Job {
     }
     for (const g of inv.groupNames) if (!this.transitions.has(g)) this.transitions.set(g, { online: 0, offline: 0 });
     const fleetBytes = sections.get(FLEET_SECTION);
-    const history = fleetBytes ? decodeFleet(fleetBytes, inv.key, inv.ids) : undefined;
+    const history = fleetBytes ? await decodeFleet(fleetBytes, inv.key, inv.ids) : undefined;
     if (history) this.state = FleetState.restore(history, this.flapWindowSeconds()).state;
     else {
       // A publisher without history: at least the last known statuses, so changes count from them.

@@ -184,14 +184,15 @@ function bytesOf(a: Uint8Array): Buffer {
   return Buffer.from(a.buffer, a.byteOffset, a.byteLength);
 }
 
-function littleEndian(a: Uint32Array): Buffer {
+/** The array's bytes in little-endian order (the state file's and the handover's layout). */
+export function littleEndian(a: Uint32Array): Buffer {
   if (NATIVE_LE) return Buffer.from(a.buffer, a.byteOffset, a.byteLength);
   const out = Buffer.allocUnsafe(4 * a.length);
   for (let i = 0; i < a.length; i++) out.writeUInt32LE(a[i], 4 * i);
   return out;
 }
 
-function readLittleEndian(b: Buffer, n: number): Uint32Array {
+export function readLittleEndian(b: Buffer, n: number): Uint32Array {
   const out = new Uint32Array(n);
   if (NATIVE_LE) new Uint8Array(out.buffer).set(b);
   else for (let i = 0; i < n; i++) out[i] = b.readUInt32LE(4 * i);
