@@ -70,7 +70,14 @@ export class Cluster implements SharedLimiters {
       lastError = err.message;
       log.debug({ err }, 'Redis error');
     };
-    this.redis = connectClusterRedis({ url: config.redis.url, password: config.redis.password, onError });
+    // Why the connection failed (refused, TLS, auth), for the warning when Redis counts as unavailable: the failed
+    // commands that follow only say the stream is not writeable.
+    let connectionError = '';
+    const onConnectionError = (err: Error) => {
+      connectionError = err.message;
+      onError(err);
+    };
+    this.redis = connectClusterRedis({ url: config.redis.url, password: config.redis.password, tls: config.redis.tls, onError: onConnectionError });
     this.events = new ClusterEvents(this.redis, config.redis.key_prefix, onError);
     const sharding = config.sharding;
     this.auto = sharding === 'auto' ? new AutoSharding(config.replica_id, config.lease) : undefined;
@@ -81,9 +88,11 @@ export class Cluster implements SharedLimiters {
       replicaId: config.replica_id,
       onError,
       onStateChange: (state) => {
-        if (state === 'down') log.warn({ redis: redisUrlDisplay(new URL(config.redis.url)), replicas_last_seen: this.membership.replicas }, 'Redis cannot be reached: every quota falls back to its local share, leaders poll only within their lease, data are kept');
+        const reason = connectionError || lastError;
+        if (state === 'down') log.warn({ redis: redisUrlDisplay(new URL(config.redis.url)), replicas_last_seen: this.membership.replicas, ...(reason ? { reason } : {}) }, 'Redis cannot be reached: every quota falls back to its local share, leaders poll only within their lease, data are kept');
         else if (state === 'up') {
           lastError = '';
+          connectionError = '';
           log.info({ redis: redisUrlDisplay(new URL(config.redis.url)), replicas: this.membership.replicas }, 'joined the cluster in Redis');
         }
       },

@@ -1,5 +1,8 @@
 // The Redis connection the cluster modules share (cluster.redis in the config), set up to fail fast instead of waiting.
+import fs from 'node:fs';
+import type { ConnectionOptions } from 'node:tls';
 import Redis from 'ioredis';
+import type { RedisTlsConfig } from '../config/cluster';
 
 export interface ClusterRedisOptions {
   /** redis://[user:password@]host:port/db, or rediss:// for TLS (cluster.redis.url). */
@@ -13,8 +16,39 @@ export interface ClusterRedisOptions {
   commandTimeoutMs?: number;
   /** How often to try again while Redis is unreachable (default 500 ms). */
   reconnectMs?: number;
+  /** cluster.redis.tls, its paths absolute (rediss:// only). */
+  tls?: RedisTlsConfig;
   /** Connection errors (refused, reset, TLS); commands fail as well, which is how the cluster modules notice. */
   onError?: (err: Error) => void;
+}
+
+/**
+ * Node TLS options whose ca, cert and key read their files when ioredis copies them, at each (re)connection: a
+ * renewed certificate or CA (cert-manager, a Kubernetes Secret volume) is used from the next connection on, without
+ * a restart or a reload. A file that cannot be read then keeps its last content, reported through onError.
+ */
+function tlsFromFiles(t: RedisTlsConfig, onError: (err: Error) => void): ConnectionOptions {
+  const options: ConnectionOptions = {
+    rejectUnauthorized: !t.insecure_skip_verify,
+    ...(t.server_name !== undefined ? { servername: t.server_name } : {}),
+  };
+  const files = { ca: ['ca_file', t.ca_file], cert: ['cert_file', t.cert_file], key: ['key_file', t.key_file] } as const;
+  for (const [option, [key, file]] of Object.entries(files)) {
+    if (file === undefined) continue;
+    let last: Buffer | undefined;
+    Object.defineProperty(options, option, {
+      enumerable: true,
+      get: () => {
+        try {
+          last = fs.readFileSync(file);
+        } catch (err) {
+          onError(new Error(`cluster.redis.tls.${key}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); connecting with the last one read`));
+        }
+        return last;
+      },
+    });
+  }
+  return options;
 }
 
 /**
@@ -32,8 +66,10 @@ export function connectClusterRedis(opts: ClusterRedisOptions): Redis {
   }
   const reconnectMs = opts.reconnectMs ?? 500;
   const commandTimeoutMs = opts.commandTimeoutMs ?? 1000;
+  const onError = opts.onError ?? (() => undefined);
   const redis = new Redis(url, {
     ...(password !== undefined ? { password } : {}),
+    ...(opts.tls ? { tls: tlsFromFiles(opts.tls, onError) } : {}),
     enableOfflineQueue: false,
     autoResendUnfulfilledCommands: false,
     maxRetriesPerRequest: 0,
@@ -44,7 +80,7 @@ export function connectClusterRedis(opts: ClusterRedisOptions): Redis {
     reconnectOnError: () => false,
   });
   // Without a listener ioredis prints every failed reconnect attempt to the console.
-  redis.on('error', opts.onError ?? (() => undefined));
+  redis.on('error', onError);
   return redis;
 }
 

@@ -1,8 +1,10 @@
 // The `cluster:` block: replicas that share one quota, poll each job once (leases) or split the inventories (shards),
 // coordinated through Redis (src/cluster/). Absent: one process, local limiters, no Redis.
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import tls from 'node:tls';
 import { z } from 'zod';
 import { registerSecret } from '../util/redact';
 import { durationMs } from './duration';
@@ -45,6 +47,21 @@ export const clusterShape = {
       key_prefix: name.default('cse'),
       /** The password in a file (its trailing newline ignored); wins over one in the URL. */
       password_file: z.string().min(1, 'must be a file path').optional(),
+      /**
+       * For rediss:// (Prometheus' tls_config keys): the CA to trust instead of the system's, a client certificate
+       * (Redis asks for one unless `tls-auth-clients no`), the name to verify. Files are read at each connection, so a
+       * renewed certificate is used from the next reconnect without a restart.
+       */
+      tls: z
+        .object({
+          ca_file: z.string().min(1, 'must be a file path').optional(),
+          cert_file: z.string().min(1, 'must be a file path').optional(),
+          key_file: z.string().min(1, 'must be a file path').optional(),
+          server_name: z.string().min(1, 'must be a host name').optional(),
+          insecure_skip_verify: z.boolean().default(false),
+        })
+        .strict()
+        .optional(),
     })
     .strict(),
   /** This replica's name in Redis (leases, membership, shards): unique per replica. Default hostname-pid. */
@@ -73,15 +90,82 @@ export const clusterShape = {
 type ParsedCluster = z.output<z.ZodObject<typeof clusterShape>>;
 
 export interface ClusterConfig extends Omit<ParsedCluster, 'redis' | 'replica_id'> {
-  redis: { url: string; key_prefix: string; password_file?: string; /** From password_file, read at load. */ password?: string };
+  redis: {
+    url: string;
+    key_prefix: string;
+    password_file?: string;
+    /** From password_file, read at load. */
+    password?: string;
+    /** File paths absolute (relative ones are to the config file's folder); checked at load, read at each connect. */
+    tls?: RedisTlsConfig;
+  };
   replica_id: string;
 }
 
-/** Problems across keys, once each key is valid: a shard number within total_shards. */
+export type RedisTlsConfig = NonNullable<ParsedCluster['redis']['tls']>;
+
+/** Problems across keys, once each key is valid: a shard number within total_shards, TLS keys that fit the URL. */
 export function clusterProblems(cfg: ParsedCluster): Array<[string[], string]> {
+  const out: Array<[string[], string]> = [];
   const s = cfg.sharding;
-  if (s && s !== 'auto' && s.shard >= s.total_shards) return [[['sharding', 'shard'], `must be below total_shards (${s.total_shards}): shards are numbered from 0`]];
-  return [];
+  if (s && s !== 'auto' && s.shard >= s.total_shards) out.push([['sharding', 'shard'], `must be below total_shards (${s.total_shards}): shards are numbered from 0`]);
+  const t = cfg.redis.tls;
+  if (t) {
+    if (!cfg.redis.url.trim().startsWith('rediss:')) out.push([['redis', 'tls'], 'applies to TLS connections only: the URL must start with rediss://']);
+    if (t.cert_file !== undefined && t.key_file === undefined) out.push([['redis', 'tls', 'cert_file'], "needs key_file: the client certificate's private key"]);
+    if (t.key_file !== undefined && t.cert_file === undefined) out.push([['redis', 'tls', 'key_file'], 'needs cert_file: the client certificate it belongs to']);
+  }
+  return out;
+}
+
+/**
+ * The TLS files as they will be used: each readable, the CA a certificate, the client certificate matching its key.
+ * Paths made absolute. Problems name the key (the file's content never: a key file is a secret).
+ */
+function resolveTls(t: RedisTlsConfig, dir: string, problem: (p: string[], msg: string) => void): RedisTlsConfig | undefined {
+  const out: RedisTlsConfig = { ...t };
+  const read = (key: 'ca_file' | 'cert_file' | 'key_file'): Buffer | undefined => {
+    if (t[key] === undefined) return undefined;
+    const file = path.resolve(dir, t[key]);
+    out[key] = file;
+    try {
+      return fs.readFileSync(file);
+    } catch (err) {
+      problem(['redis', 'tls', key], `cannot read ${t[key]}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      return undefined;
+    }
+  };
+  const ca = read('ca_file');
+  const cert = read('cert_file');
+  const key = read('key_file');
+  let ok = (t.ca_file === undefined || ca !== undefined) && (t.cert_file === undefined || cert !== undefined) && (t.key_file === undefined || key !== undefined);
+  if (ca) ok = checkPem(() => parseCertificates(ca), ['redis', 'tls', 'ca_file'], `${t.ca_file} is not a PEM CA bundle`, problem) && ok;
+  if (cert && key) ok = checkPem(() => tls.createSecureContext({ cert, key }), ['redis', 'tls', 'cert_file'], `${t.cert_file} and key_file ${t.key_file} are not a certificate and its private key`, problem) && ok;
+  return ok ? out : undefined;
+}
+
+/** Every PEM certificate in a bundle, parsed (Node's TLS ignores what it cannot parse in `ca`, silently). */
+function parseCertificates(pem: Buffer): void {
+  const blocks = pem.toString('latin1').match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
+  if (blocks.length === 0) throw new Error('no BEGIN CERTIFICATE block');
+  blocks.forEach((b, i) => {
+    try {
+      new crypto.X509Certificate(b);
+    } catch (err) {
+      throw new Error(`certificate ${i + 1} of ${blocks.length}: ${(err as Error).message}`);
+    }
+  });
+}
+
+function checkPem(make: () => unknown, at: string[], what: string, problem: (p: string[], msg: string) => void): boolean {
+  try {
+    make();
+    return true;
+  } catch (err) {
+    // OpenSSL's reason (e.g. "key values mismatch", "no start line"), never the bytes it read.
+    problem(at, `${what} (${(err as Error).message})`);
+    return false;
+  }
 }
 
 /**
@@ -105,9 +189,14 @@ export function resolveCluster(cfg: ParsedCluster, dir: string, problem: (p: str
       return undefined;
     }
   }
+  let tlsFiles: RedisTlsConfig | undefined;
+  if (cfg.redis.tls) {
+    tlsFiles = resolveTls(cfg.redis.tls, dir, problem);
+    if (!tlsFiles) return undefined;
+  }
   return {
     ...cfg,
-    redis: { ...cfg.redis, ...(password === undefined ? {} : { password }) },
+    redis: { ...cfg.redis, ...(password === undefined ? {} : { password }), ...(tlsFiles ? { tls: tlsFiles } : {}) },
     replica_id: cfg.replica_id ?? `${os.hostname()}-${process.pid}`,
   };
 }
@@ -118,5 +207,9 @@ export function describeCluster(cfg: ClusterConfig): string {
   const auth = cfg.redis.password !== undefined ? ', password from password_file' : url.password ? ', password from the URL' : '';
   const sharding = cfg.sharding === undefined ? 'no sharding: one leader per job (lease)' : cfg.sharding === 'auto' ? 'sharding auto (live replicas in Redis)' : `static shard ${cfg.sharding.shard} of ${cfg.sharding.total_shards}`;
   const ceilings = cfg.shared_egress_ip ? 'per-source-IP ceilings shared by the replicas' : 'a per-source-IP ceiling per replica';
-  return `cluster: Redis ${redisUrlDisplay(url)}${auth}, key prefix ${cfg.redis.key_prefix}, replica ${cfg.replica_id}, lease ${cfg.lease / 1000}s, ${sharding}, ${ceilings}`;
+  const t = cfg.redis.tls;
+  const tlsText = !t
+    ? ''
+    : `, TLS ${t.insecure_skip_verify ? 'without verifying the server' : `trusting ${t.ca_file ?? "the system's CAs"}${t.server_name ? ` for ${t.server_name}` : ''}`}${t.cert_file ? `, client certificate ${t.cert_file}` : ''}`;
+  return `cluster: Redis ${redisUrlDisplay(url)}${auth}${tlsText}, key prefix ${cfg.redis.key_prefix}, replica ${cfg.replica_id}, lease ${cfg.lease / 1000}s, ${sharding}, ${ceilings}`;
 }

@@ -143,7 +143,7 @@ describe('LeaderLease without Redis', () => {
     expect(await leases[1].lease.isCurrent(token)).toBe(false);
 
     // Redis comes back empty: the fencing counter is gone, yet the next token is higher.
-    redis = await startRedisServer(undefined, port);
+    redis = await startRedisServer({ port });
     const until = performance.now() + 5000;
     while (!changes.some((c, i) => i >= 2 && c.leader) && performance.now() < until) await sleep(50);
     const again = changes.slice(2).find((c) => c.leader)!;

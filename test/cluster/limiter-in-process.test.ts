@@ -157,6 +157,6 @@ describe('RedisWindowLimiter in one process', () => {
   });
 
   test('without redis-server the cluster tests fail instead of being skipped', async () => {
-    await expect(startRedisServer('/nonexistent/redis-server')).rejects.toThrow(/could not start/);
+    await expect(startRedisServer({ bin: '/nonexistent/redis-server' })).rejects.toThrow(/could not start/);
   });
 });

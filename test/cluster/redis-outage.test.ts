@@ -49,7 +49,7 @@ describe('cluster without Redis', () => {
     r.process.kill('SIGKILL');
     await r.stop();
     await until('every replica on its local share again', async () => (await scrapeAll(replicas)).every((m) => degraded(m) === 1), 10_000);
-    const restarted = await startRedisServer(undefined, port);
+    const restarted = await startRedisServer({ port });
     onTestFinished(() => restarted.stop());
     const recovered = await until('registered again in the empty Redis, sharing the quota', async () => (await scrapeAll(replicas)).every((m) => degraded(m) === 0 && m.value('cloud_session_exporter_cluster_replicas') === 3), 20_000);
     const afterRestart = (await scrapeAll(replicas)).map(calls);

@@ -121,7 +121,7 @@ describe('RedisWindowLimiter across processes', () => {
     redis!.process.kill('SIGKILL');
     await redis!.stop();
     await sleep(3000);
-    redis = await startRedisServer(undefined, port);
+    redis = await startRedisServer({ port });
     await sleep(6000);
     // Registered again, and the scripts (membership join, grant) loaded into the new server.
     const probe = new Redis({ host: '127.0.0.1', port });

@@ -20,7 +20,8 @@ describe('bad configuration files', () => {
     expect(expected.length).toBeGreaterThan(0);
     let problems: string[] = [];
     try {
-      parseConfig(text, file, { env: { AK: 'ak-0123', SK: 'sk-0123' }, jobTypes: JOB_TYPES });
+      // The source's folder is where relative file paths (password_file, tls files) are read from.
+      parseConfig(text, path.join(DIR, file), { env: { AK: 'ak-0123', SK: 'sk-0123' }, jobTypes: JOB_TYPES });
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
       problems = err.problems;

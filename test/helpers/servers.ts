@@ -50,13 +50,23 @@ export interface RedisServer {
   stop(): Promise<void>;
 }
 
+/** PEM files for a TLS-only redis-server; it asks clients for a certificate signed by `ca` (its default). */
+export interface RedisTlsFiles {
+  cert: string;
+  key: string;
+  ca: string;
+}
+
 /**
  * Starts Debian's redis-server in memory only, on a free port (the machine's own Redis is left alone) or on `port`
- * (a restart where clients already point).
+ * (a restart where clients already point); with `tls`, the port speaks TLS only.
  */
-export async function startRedisServer(bin = process.env.REDIS_SERVER ?? 'redis-server', port?: number): Promise<RedisServer> {
-  port ??= await freePort();
-  const child = spawn(bin, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+export async function startRedisServer(opts: { port?: number; tls?: RedisTlsFiles; bin?: string } = {}): Promise<RedisServer> {
+  const bin = opts.bin ?? process.env.REDIS_SERVER ?? 'redis-server';
+  const port = opts.port ?? (await freePort());
+  const t = opts.tls;
+  const listen = t ? ['--port', '0', '--tls-port', String(port), '--tls-cert-file', t.cert, '--tls-key-file', t.key, '--tls-ca-cert-file', t.ca] : ['--port', String(port)];
+  const child = spawn(bin, [...listen, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
   const failed = new Promise<never>((_, reject) => child.once('error', (err) => reject(new Error(`${bin} could not start (Debian package redis-server): ${err.message}`))));
   await Promise.race([waitForPort(bin, port, child), failed]);
   return { port, process: child, stop: () => stopChild(child) };
