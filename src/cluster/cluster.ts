@@ -41,6 +41,9 @@ export interface JobToCoordinate {
   staleAfterMs: number;
 }
 
+/** With sentinels, how often a replica that cannot reach Redis reconnects, asking the sentinels for the primary. */
+const SENTINEL_RECHECK_MS = 2000;
+
 export class Cluster implements SharedLimiters {
   readonly redis: Redis;
   readonly membership: ClusterMembership;
@@ -56,6 +59,8 @@ export class Cluster implements SharedLimiters {
   /** Per job name, its coordination now: a reload replaces a job's before the old one has stopped. */
   private readonly current = new Map<string, JobCoordination>();
   private started = false;
+  private stopping = false;
+  private failoverWatch: NodeJS.Timeout | undefined;
 
   constructor(
     readonly config: ClusterConfig,
@@ -77,7 +82,7 @@ export class Cluster implements SharedLimiters {
       connectionError = err.message;
       onError(err);
     };
-    this.redis = connectClusterRedis({ url: config.redis.url, password: config.redis.password, tls: config.redis.tls, onError: onConnectionError });
+    this.redis = connectClusterRedis({ url: config.redis.url, password: config.redis.password, sentinels: config.redis.sentinels, sentinelPassword: config.redis.sentinelPassword, tls: config.redis.tls, onError: onConnectionError });
     this.events = new ClusterEvents(this.redis, config.redis.key_prefix, onError);
     const sharding = config.sharding;
     this.auto = sharding === 'auto' ? new AutoSharding(config.replica_id, config.lease) : undefined;
@@ -89,8 +94,11 @@ export class Cluster implements SharedLimiters {
       onError,
       onStateChange: (state) => {
         const reason = connectionError || lastError;
-        if (state === 'down') log.warn({ redis: redisUrlDisplay(new URL(config.redis.url)), replicas_last_seen: this.membership.replicas, ...(reason ? { reason } : {}) }, 'Redis cannot be reached: every quota falls back to its local share, leaders poll only within their lease, data are kept');
-        else if (state === 'up') {
+        if (state === 'down') {
+          log.warn({ redis: redisUrlDisplay(new URL(config.redis.url)), replicas_last_seen: this.membership.replicas, ...(reason ? { reason } : {}) }, 'Redis cannot be reached: every quota falls back to its local share, leaders poll only within their lease, data are kept');
+          if (config.redis.sentinels) this.watchForFailover();
+        } else if (state === 'up') {
+          this.endFailoverWatch();
           lastError = '';
           connectionError = '';
           log.info({ redis: redisUrlDisplay(new URL(config.redis.url)), replicas: this.membership.replicas }, 'joined the cluster in Redis');
@@ -112,6 +120,27 @@ export class Cluster implements SharedLimiters {
     });
   }
 
+  /**
+   * With sentinels, while Redis counts as unavailable: a primary that hangs (stopped, partitioned) keeps the TCP
+   * connection up, so ioredis never reconnects and never asks the sentinels again; commands only time out. Every
+   * SENTINEL_RECHECK_MS the connection is dropped and made again, which asks the sentinels for the primary now. When
+   * Redis is back, the subscriber connection is made again too: it may still sit on the former primary.
+   */
+  private watchForFailover(): void {
+    if (this.failoverWatch || this.stopping) return;
+    this.failoverWatch = setInterval(() => {
+      if (this.redis.status === 'ready' || this.redis.status === 'connect') this.redis.disconnect(true);
+    }, SENTINEL_RECHECK_MS);
+    this.failoverWatch.unref();
+  }
+
+  private endFailoverWatch(): void {
+    if (!this.failoverWatch) return;
+    clearInterval(this.failoverWatch);
+    this.failoverWatch = undefined;
+    if (!this.stopping) this.events.reconnect();
+  }
+
   /** Keeping to local shares: Redis away, or a limiter settling after an outage or a silent replica. */
   get degraded(): boolean {
     return this.membership.state === 'down' || [...this.limiters].some((l) => l.degraded);
@@ -126,6 +155,8 @@ export class Cluster implements SharedLimiters {
 
   /** Leaves the cluster (the others stop counting this replica at once) and closes the connections. Stop the jobs first. */
   async stop(): Promise<void> {
+    this.stopping = true;
+    clearInterval(this.failoverWatch);
     for (const l of this.limiters) l.close();
     this.limiters.clear();
     try {

@@ -44,6 +44,11 @@ export class ClusterEvents {
     sub.on('ready', () => void sub.subscribe(this.channel).catch((err: Error) => this.onError(err)));
   }
 
+  /** Drops the subscription's connection and makes it again (with sentinels: to the primary they name now). */
+  reconnect(): void {
+    this.subscriber?.disconnect(true);
+  }
+
   stop(): void {
     this.subscriber?.disconnect();
     this.subscriber = undefined;

@@ -35,6 +35,17 @@ const redisUrl = z.string().superRefine((v, ctx) => {
   if (!(url instanceof URL)) ctx.addIssue({ code: z.ZodIssueCode.custom, message: url.problem });
 });
 
+/** host:port of a sentinel (IPv6 in brackets). */
+const sentinelAddress = z.string().superRefine((v, ctx) => {
+  if (!parseHostPort(v)) ctx.addIssue({ code: z.ZodIssueCode.custom, message: `"${v}" is not host:port, e.g. sentinel-0:26379` });
+});
+
+export function parseHostPort(v: string): { host: string; port: number } | undefined {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^\s:/\[\]]+)):(\d{1,5})$/.exec(v.trim());
+  const port = m ? Number(m[3]) : 0;
+  return m && port >= 1 && port <= 65535 ? { host: m[1] ?? m[2], port } : undefined;
+}
+
 const name = identifier();
 
 const minLeaseMs = 1000;
@@ -47,6 +58,13 @@ export const clusterShape = {
       key_prefix: name.default('cse'),
       /** The password in a file (its trailing newline ignored); wins over one in the URL. */
       password_file: z.string().min(1, 'must be a file path').optional(),
+      /**
+       * Redis Sentinel: the sentinels to ask for the current primary of the master group named by the URL's host
+       * (redis://mymaster/0); a failover moves every replica to the new primary.
+       */
+      sentinels: z.array(sentinelAddress).min(1, 'must list at least one sentinel as host:port').optional(),
+      /** The sentinels' own password (requirepass in sentinel.conf), in a file. */
+      sentinel_password_file: z.string().min(1, 'must be a file path').optional(),
       /**
        * For rediss:// (Prometheus' tls_config keys): the CA to trust instead of the system's, a client certificate
        * (Redis asks for one unless `tls-auth-clients no`), the name to verify. Files are read at each connection, so a
@@ -96,6 +114,10 @@ export interface ClusterConfig extends Omit<ParsedCluster, 'redis' | 'replica_id
     password_file?: string;
     /** From password_file, read at load. */
     password?: string;
+    sentinels?: string[];
+    sentinel_password_file?: string;
+    /** From sentinel_password_file, read at load. */
+    sentinelPassword?: string;
     /** File paths absolute (relative ones are to the config file's folder); checked at load, read at each connect. */
     tls?: RedisTlsConfig;
   };
@@ -109,6 +131,9 @@ export function clusterProblems(cfg: ParsedCluster): Array<[string[], string]> {
   const out: Array<[string[], string]> = [];
   const s = cfg.sharding;
   if (s && s !== 'auto' && s.shard >= s.total_shards) out.push([['sharding', 'shard'], `must be below total_shards (${s.total_shards}): shards are numbered from 0`]);
+  if (cfg.redis.sentinels && /^rediss?:\/\/(?:[^@/]*@)?[^/]*:\d+/.test(cfg.redis.url.trim())) out.push([['redis', 'url'], "names with sentinels the master group as its host, without a port (redis://mymaster/0): the sentinels tell the primary's address"]);
+  if (cfg.redis.sentinels && cfg.redis.url.trim().startsWith('rediss:')) out.push([['redis', 'sentinels'], 'work with redis:// URLs only: TLS through sentinels is not supported']);
+  if (cfg.redis.sentinel_password_file !== undefined && !cfg.redis.sentinels) out.push([['redis', 'sentinel_password_file'], 'applies only with sentinels']);
   const t = cfg.redis.tls;
   if (t) {
     if (!cfg.redis.url.trim().startsWith('rediss:')) out.push([['redis', 'tls'], 'applies to TLS connections only: the URL must start with rediss://']);
@@ -179,24 +204,25 @@ export function resolveCluster(cfg: ParsedCluster, dir: string, problem: (p: str
     registerSecret(url.password);
     registerSecret(decodeURIComponent(url.password));
   }
-  let password: string | undefined;
-  if (cfg.redis.password_file !== undefined) {
+  const readPassword = (key: 'password_file' | 'sentinel_password_file'): string | undefined | null => {
+    const file = cfg.redis[key];
+    if (file === undefined) return undefined;
     try {
-      password = fs.readFileSync(path.resolve(dir, cfg.redis.password_file), 'utf8').replace(/\r?\n$/, '');
-      registerSecret(password);
+      const secret = fs.readFileSync(path.resolve(dir, file), 'utf8').replace(/\r?\n$/, '');
+      registerSecret(secret);
+      return secret;
     } catch (err) {
-      problem(['redis', 'password_file'], `cannot read ${cfg.redis.password_file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-      return undefined;
+      problem(['redis', key], `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      return null;
     }
-  }
-  let tlsFiles: RedisTlsConfig | undefined;
-  if (cfg.redis.tls) {
-    tlsFiles = resolveTls(cfg.redis.tls, dir, problem);
-    if (!tlsFiles) return undefined;
-  }
+  };
+  const password = readPassword('password_file');
+  const sentinelPassword = readPassword('sentinel_password_file');
+  const tlsFiles = cfg.redis.tls && resolveTls(cfg.redis.tls, dir, problem);
+  if (password === null || sentinelPassword === null || (cfg.redis.tls && !tlsFiles)) return undefined;
   return {
     ...cfg,
-    redis: { ...cfg.redis, ...(password === undefined ? {} : { password }), ...(tlsFiles ? { tls: tlsFiles } : {}) },
+    redis: { ...cfg.redis, ...(password === undefined ? {} : { password }), ...(sentinelPassword === undefined ? {} : { sentinelPassword }), ...(tlsFiles ? { tls: tlsFiles } : {}) },
     replica_id: cfg.replica_id ?? `${os.hostname()}-${process.pid}`,
   };
 }
@@ -211,5 +237,6 @@ export function describeCluster(cfg: ClusterConfig): string {
   const tlsText = !t
     ? ''
     : `, TLS ${t.insecure_skip_verify ? 'without verifying the server' : `trusting ${t.ca_file ?? "the system's CAs"}${t.server_name ? ` for ${t.server_name}` : ''}`}${t.cert_file ? `, client certificate ${t.cert_file}` : ''}`;
-  return `cluster: Redis ${redisUrlDisplay(url)}${auth}${tlsText}, key prefix ${cfg.redis.key_prefix}, replica ${cfg.replica_id}, lease ${cfg.lease / 1000}s, ${sharding}, ${ceilings}`;
+  const via = cfg.redis.sentinels ? `, primary of master group ${url.hostname} from sentinels ${cfg.redis.sentinels.join(', ')}${cfg.redis.sentinelPassword !== undefined ? ' (password from sentinel_password_file)' : ''}` : '';
+  return `cluster: Redis ${redisUrlDisplay(url)}${via}${auth}${tlsText}, key prefix ${cfg.redis.key_prefix}, replica ${cfg.replica_id}, lease ${cfg.lease / 1000}s, ${sharding}, ${ceilings}`;
 }

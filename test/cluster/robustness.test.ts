@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
+import { tempDir } from '../helpers/harness';
 import { runExporter } from '../helpers/exporter-process';
 import { canConnect, freePort } from '../helpers/servers';
 import { ENV, fleet, redis, replica, replicaConfig, until } from './replicas';
@@ -14,7 +15,7 @@ const PASSWORD = 'redis-Pa55word-never-shown-7c1f';
 /** redis-server with a password, in memory only, on a free port. */
 async function redisWithPassword(): Promise<{ port: number; stop(): void }> {
   const port = await freePort();
-  const child = spawn(process.env.REDIS_SERVER ?? 'redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--requirepass', PASSWORD], { stdio: 'ignore' });
+  const child = spawn(process.env.REDIS_SERVER ?? 'redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', tempDir(), '--save', '', '--appendonly', 'no', '--requirepass', PASSWORD], { stdio: 'ignore' });
   await until('redis-server listens', () => canConnect(port), 5000, 50);
   return { port, stop: () => child.kill('SIGKILL') };
 }
