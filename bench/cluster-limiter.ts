@@ -6,7 +6,7 @@ import net from 'node:net';
 import path from 'node:path';
 import type { WorkerConfig } from './cluster-worker';
 import { defaultGuardMs } from '../src/cloud/rate-limiter';
-import { freePort, log, percentile, round, sleep, ROOT } from './lib';
+import { log, percentile, round, sleep, startRedis, ROOT } from './lib';
 
 export interface ClusterLimiterFigure {
   limiter: string;
@@ -42,23 +42,6 @@ interface Case {
   rate: number;
   serverLatencyMs: number;
   heartbeatMs?: number;
-}
-
-function startRedis(port: number): Promise<ChildProcess> {
-  const child = spawn(process.env.REDIS_SERVER ?? 'redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-  return new Promise((resolve, reject) => {
-    child.once('error', (err) => reject(new Error(`redis-server could not start (Debian package redis-server): ${err.message}`)));
-    const until = Date.now() + 10_000;
-    const poll = () => {
-      const s = net.connect(port, '127.0.0.1');
-      s.once('connect', () => {
-        s.destroy();
-        resolve(child);
-      });
-      s.once('error', () => (Date.now() > until ? reject(new Error('redis-server did not listen')) : setTimeout(poll, 50)));
-    };
-    poll();
-  });
 }
 
 function busiest(times: number[]): number {
@@ -107,8 +90,7 @@ function startWorker(config: WorkerConfig): WorkerHandle {
 }
 
 async function runCase(c: Case, seconds: number): Promise<ClusterLimiterFigure> {
-  const redisPort = await freePort();
-  const redis = await startRedis(redisPort);
+  const { port: redisPort, proc: redis } = await startRedis();
   const arrivals: number[] = [];
   const lags: number[] = [];
   const server = http.createServer((req, res) => {

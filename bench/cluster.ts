@@ -2,35 +2,18 @@
 // 7: poll efficiency of 1, 2 and 3 replicas sharing one 100 QPS quota, each polling its static shard of one fleet.
 // 8: the published run of a 1M-device MQTT job: its size, the leader's encode and write, a follower's read, decode and
 //    render. 9: failover after SIGKILL of the leader, and the handover of a graceful stop, at the default lease.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import Redis from 'ioredis';
 import { decodeStatus, encodeCounters, encodeStatus } from '../src/apis/aliyun-mqtt-sessions/handover';
 import { DeviceLines } from '../src/apis/aliyun-mqtt-sessions/device-lines';
 import { Inventory } from '../src/apis/aliyun-mqtt-sessions/inventory';
 import { decodeRun, encodeRun } from '../src/cluster/published-run';
-import { freePort, get, getJson, log, post, round, sample, selfSection, sleep, startNode, waitForStatus } from './lib';
+import { freePort, get, getJson, log, post, round, sample, selfSection, sleep, startNode, startRedis, waitForStatus } from './lib';
 
 const INSTANCE = 'post-cn-bench0001';
 const GROUP = 'GID_bench';
-
-async function startRedis(): Promise<{ port: number; proc: ChildProcess }> {
-  const port = await freePort();
-  const proc = spawn(process.env.REDIS_SERVER ?? 'redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-  const until = Date.now() + 10_000;
-  for (;;) {
-    const up = await new Promise<boolean>((resolve) => {
-      const s = net.connect(port, '127.0.0.1');
-      s.once('connect', () => (s.destroy(), resolve(true)));
-      s.once('error', () => resolve(false));
-    });
-    if (up) return { port, proc };
-    if (Date.now() > until || proc.exitCode !== null) throw new Error('redis-server did not start (Debian package redis-server)');
-    await sleep(50);
-  }
-}
 
 function fleetIds(devices: number): string[] {
   const ids: string[] = new Array(devices);

@@ -3,6 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
@@ -151,3 +152,29 @@ export function percentile(values: number[], p: number): number {
 }
 
 export const round = (v: number, digits = 3) => (Number.isFinite(v) ? Number(v.toFixed(digits)) : v);
+
+/**
+ * Debian's redis-server in memory on a free port, in its own empty folder: a dump.rdb lying in the working directory
+ * (a replica writes one) would otherwise be loaded at start.
+ */
+export async function startRedis(): Promise<{ port: number; proc: ChildProcess }> {
+  const port = await freePort();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cse-bench-redis-'));
+  const proc = spawn(process.env.REDIS_SERVER ?? 'redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  proc.once('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+  const spawnFailed = new Promise<never>((_, reject) => proc.once('error', (err) => reject(new Error(`redis-server could not start (Debian package redis-server): ${err.message}`))));
+  const until = Date.now() + 10_000;
+  for (;;) {
+    const up = await Promise.race([
+      spawnFailed,
+      new Promise<boolean>((resolve) => {
+        const s = net.connect(port, '127.0.0.1');
+        s.once('connect', () => (s.destroy(), resolve(true)));
+        s.once('error', () => resolve(false));
+      }),
+    ]);
+    if (up) return { port, proc };
+    if (Date.now() > until || proc.exitCode !== null) throw new Error('redis-server did not start (Debian package redis-server)');
+    await sleep(50);
+  }
+}
