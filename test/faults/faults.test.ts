@@ -93,8 +93,10 @@ describe('fault suite', () => {
         return bothOk(e);
       }, 2000 + 1000);
       // An undeclared huge body is read up to the cap (8 MiB a call here) before the call fails; the exporter then asks
-      // V8 for a collection (src/util/reclaim.ts), after which the heap it grew to stays somewhat larger.
-      const rssSlack = mode === 'huge-chunked' ? 32 * 1024 * 1024 : 16 * 1024 * 1024;
+      // V8 for a collection (src/util/reclaim.ts), after which the heap it grew to stays somewhat larger, and how much
+      // of the freed buffers the allocator gives back to the OS varies: +19-28 MB in most runs, +65 MB once (a fresh
+      // Node 22 container). Without the cap each answer would hold its 300 MB, far beyond this.
+      const rssSlack = mode === 'huge-chunked' ? 96 * 1024 * 1024 : 16 * 1024 * 1024;
       let fdsAfter = 0;
       let rssAfter = 0;
       await waitFor(`${mode}: fds and RSS back to their baseline`, () => {
