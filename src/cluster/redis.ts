@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
 import Redis, { type RedisOptions } from 'ioredis';
-import { parseHostPort, type RedisTlsConfig } from '../config/cluster';
+import { sentinelAddress, type RedisTlsConfig } from '../config/cluster';
 
 export interface ClusterRedisOptions {
   /** redis://[user:password@]host:port/db, or rediss:// for TLS (cluster.redis.url). */
@@ -62,7 +62,7 @@ function tlsFromFiles(t: RedisTlsConfig, onError: (err: Error) => void): Connect
 function sentinelOptions(sentinels: readonly string[], name: string, sentinelPassword: string | undefined, reconnectMs: number, commandTimeoutMs: number): RedisOptions {
   return {
     name,
-    sentinels: sentinels.map((a) => parseHostPort(a)!),
+    sentinels: sentinels.map((a) => sentinelAddress(a)!),
     ...(sentinelPassword !== undefined ? { sentinelPassword } : {}),
     sentinelRetryStrategy: () => reconnectMs,
     sentinelCommandTimeout: commandTimeoutMs,

@@ -1,12 +1,12 @@
 // The `cluster:` block: replicas that share one quota, poll each job once (leases) or split the inventories (shards),
 // coordinated through Redis (src/cluster/). Absent: one process, local limiters, no Redis.
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import tls from 'node:tls';
 import { z } from 'zod';
+import { firstCertificate, keyMismatch, pemCertificates, privateKey } from '../util/pem';
 import { registerSecret } from '../util/redact';
+import { splitHostPort } from '../util/host-port';
 import { durationMs } from './duration';
 import { identifier } from './identifier';
 
@@ -36,14 +36,9 @@ const redisUrl = z.string().superRefine((v, ctx) => {
 });
 
 /** host:port of a sentinel (IPv6 in brackets). */
-const sentinelAddress = z.string().superRefine((v, ctx) => {
-  if (!parseHostPort(v)) ctx.addIssue({ code: z.ZodIssueCode.custom, message: `"${v}" is not host:port, e.g. sentinel-0:26379` });
-});
-
-export function parseHostPort(v: string): { host: string; port: number } | undefined {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^\s:/\[\]]+)):(\d{1,5})$/.exec(v.trim());
-  const port = m ? Number(m[3]) : 0;
-  return m && port >= 1 && port <= 65535 ? { host: m[1] ?? m[2], port } : undefined;
+export function sentinelAddress(v: string): { host: string; port: number } | undefined {
+  const a = splitHostPort(v);
+  return a && a.host !== '' && a.port >= 1 && a.port <= 65535 ? a : undefined;
 }
 
 const name = identifier();
@@ -62,7 +57,9 @@ export const clusterShape = {
        * Redis Sentinel: the sentinels to ask for the current primary of the master group named by the URL's host
        * (redis://mymaster/0); a failover moves every replica to the new primary.
        */
-      sentinels: z.array(sentinelAddress).min(1, 'must list at least one sentinel as host:port').optional(),
+      sentinels: z
+        .array(z.string().refine((v) => sentinelAddress(v) !== undefined, (v) => ({ message: `"${v}" is not host:port, e.g. sentinel-0:26379` })))
+        .min(1, 'must list at least one sentinel as host:port').optional(),
       /** The sentinels' own password (requirepass in sentinel.conf), in a file. */
       sentinel_password_file: z.string().min(1, 'must be a file path').optional(),
       /**
@@ -108,19 +105,8 @@ export const clusterShape = {
 type ParsedCluster = z.output<z.ZodObject<typeof clusterShape>>;
 
 export interface ClusterConfig extends Omit<ParsedCluster, 'redis' | 'replica_id'> {
-  redis: {
-    url: string;
-    key_prefix: string;
-    password_file?: string;
-    /** From password_file, read at load. */
-    password?: string;
-    sentinels?: string[];
-    sentinel_password_file?: string;
-    /** From sentinel_password_file, read at load. */
-    sentinelPassword?: string;
-    /** File paths absolute (relative ones are to the config file's folder); checked at load, read at each connect. */
-    tls?: RedisTlsConfig;
-  };
+  /** As written, the secrets read at load and the TLS file paths made absolute (checked at load, read at each connect). */
+  redis: ParsedCluster['redis'] & { password?: string; sentinelPassword?: string };
   replica_id: string;
 }
 
@@ -131,12 +117,15 @@ export function clusterProblems(cfg: ParsedCluster): Array<[string[], string]> {
   const out: Array<[string[], string]> = [];
   const s = cfg.sharding;
   if (s && s !== 'auto' && s.shard >= s.total_shards) out.push([['sharding', 'shard'], `must be below total_shards (${s.total_shards}): shards are numbered from 0`]);
-  if (cfg.redis.sentinels && /^rediss?:\/\/(?:[^@/]*@)?[^/]*:\d+/.test(cfg.redis.url.trim())) out.push([['redis', 'url'], "names with sentinels the master group as its host, without a port (redis://mymaster/0): the sentinels tell the primary's address"]);
-  if (cfg.redis.sentinels && cfg.redis.url.trim().startsWith('rediss:')) out.push([['redis', 'sentinels'], 'work with redis:// URLs only: TLS through sentinels is not supported']);
+  // The URL is valid here (each key was checked on its own first).
+  const url = parseRedisUrl(cfg.redis.url) as URL;
+  const tlsUrl = url.protocol === 'rediss:';
+  if (cfg.redis.sentinels && url.port) out.push([['redis', 'url'], "names with sentinels the master group as its host, without a port (redis://mymaster/0): the sentinels tell the primary's address"]);
+  if (cfg.redis.sentinels && tlsUrl) out.push([['redis', 'sentinels'], 'work with redis:// URLs only: TLS through sentinels is not supported']);
   if (cfg.redis.sentinel_password_file !== undefined && !cfg.redis.sentinels) out.push([['redis', 'sentinel_password_file'], 'applies only with sentinels']);
   const t = cfg.redis.tls;
   if (t) {
-    if (!cfg.redis.url.trim().startsWith('rediss:')) out.push([['redis', 'tls'], 'applies to TLS connections only: the URL must start with rediss://']);
+    if (!tlsUrl) out.push([['redis', 'tls'], 'applies to TLS connections only: the URL must start with rediss://']);
     if (t.cert_file !== undefined && t.key_file === undefined) out.push([['redis', 'tls', 'cert_file'], "needs key_file: the client certificate's private key"]);
     if (t.key_file !== undefined && t.cert_file === undefined) out.push([['redis', 'tls', 'key_file'], 'needs cert_file: the client certificate it belongs to']);
   }
@@ -144,53 +133,39 @@ export function clusterProblems(cfg: ParsedCluster): Array<[string[], string]> {
 }
 
 /**
- * The TLS files as they will be used: each readable, the CA a certificate, the client certificate matching its key.
- * Paths made absolute. Problems name the key (the file's content never: a key file is a secret).
+ * The TLS files as they will be used: each readable, the CA file holding certificates, the client certificate
+ * matching its key (the same checks and words as the web config's, src/util/pem.ts). Paths made absolute.
  */
 function resolveTls(t: RedisTlsConfig, dir: string, problem: (p: string[], msg: string) => void): RedisTlsConfig | undefined {
   const out: RedisTlsConfig = { ...t };
-  const read = (key: 'ca_file' | 'cert_file' | 'key_file'): Buffer | undefined => {
+  let ok = true;
+  const read = (key: 'ca_file' | 'cert_file' | 'key_file'): string | undefined => {
     if (t[key] === undefined) return undefined;
     const file = path.resolve(dir, t[key]);
     out[key] = file;
     try {
-      return fs.readFileSync(file);
+      return fs.readFileSync(file, 'utf8');
     } catch (err) {
+      ok = false;
       problem(['redis', 'tls', key], `cannot read ${t[key]}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
       return undefined;
     }
   };
+  const report = (key: string, why: string) => {
+    ok = false;
+    problem(['redis', 'tls', key], why);
+  };
   const ca = read('ca_file');
-  const cert = read('cert_file');
-  const key = read('key_file');
-  let ok = (t.ca_file === undefined || ca !== undefined) && (t.cert_file === undefined || cert !== undefined) && (t.key_file === undefined || key !== undefined);
-  if (ca) ok = checkPem(() => parseCertificates(ca), ['redis', 'tls', 'ca_file'], `${t.ca_file} is not a PEM CA bundle`, problem) && ok;
-  if (cert && key) ok = checkPem(() => tls.createSecureContext({ cert, key }), ['redis', 'tls', 'cert_file'], `${t.cert_file} and key_file ${t.key_file} are not a certificate and its private key`, problem) && ok;
+  const certText = read('cert_file');
+  const keyText = read('key_file');
+  if (ca !== undefined && pemCertificates(ca).length === 0) report('ca_file', 'contains no PEM certificate');
+  const cert = certText === undefined ? undefined : firstCertificate(certText);
+  if (typeof cert === 'string') report('cert_file', cert);
+  const key = keyText === undefined ? undefined : privateKey(keyText);
+  if (typeof key === 'string') report('key_file', key);
+  const mismatch = typeof cert === 'object' && typeof key === 'object' && keyMismatch(cert, key);
+  if (mismatch) report('key_file', mismatch);
   return ok ? out : undefined;
-}
-
-/** Every PEM certificate in a bundle, parsed (Node's TLS ignores what it cannot parse in `ca`, silently). */
-function parseCertificates(pem: Buffer): void {
-  const blocks = pem.toString('latin1').match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
-  if (blocks.length === 0) throw new Error('no BEGIN CERTIFICATE block');
-  blocks.forEach((b, i) => {
-    try {
-      new crypto.X509Certificate(b);
-    } catch (err) {
-      throw new Error(`certificate ${i + 1} of ${blocks.length}: ${(err as Error).message}`);
-    }
-  });
-}
-
-function checkPem(make: () => unknown, at: string[], what: string, problem: (p: string[], msg: string) => void): boolean {
-  try {
-    make();
-    return true;
-  } catch (err) {
-    // OpenSSL's reason (e.g. "key values mismatch", "no start line"), never the bytes it read.
-    problem(at, `${what} (${(err as Error).message})`);
-    return false;
-  }
 }
 
 /**

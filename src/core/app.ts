@@ -22,6 +22,7 @@ import { refreshFrom, renderConfigPage, renderStatusPage } from './status-page';
 import { maskedConfigYaml } from './config-view';
 import { Cluster } from '../cluster/cluster';
 import { boundedWait } from '../util/bounded-wait';
+import { splitHostPort } from '../util/host-port';
 
 export interface AppDeps {
   logger?: Logger;
@@ -242,9 +243,8 @@ export function createApp(initial: ExporterConfig, deps: AppDeps): App {
 const CLUSTER_LEAVE_BUDGET_MS = 150;
 
 function parseListenAddress(address: string): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(address.trim());
-  if (!m) throw new Error(`invalid listen address "${address}": use host:port, :port or [::1]:port`);
-  const port = Number(m[3]);
-  if (port > 65535) throw new Error(`invalid port in listen address "${address}"`);
-  return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
+  const a = splitHostPort(address);
+  if (!a) throw new Error(`invalid listen address "${address}": use host:port, :port or [::1]:port`);
+  if (a.port > 65535) throw new Error(`invalid port in listen address "${address}"`);
+  return { host: a.host || '0.0.0.0', port: a.port };
 }

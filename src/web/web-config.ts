@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import tls from 'node:tls';
 import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument, type Document } from 'yaml';
+import { firstCertificate, keyMismatch, pemCertificates, privateKey } from '../util/pem';
 import { bcryptHashProblem } from './basic-auth';
 import { Secret } from './secret';
 import { GO_CIPHER_SUITES, GO_CURVES, GO_INSECURE_CIPHER_SUITES, GO_TLS_VERSIONS, HTTP2_REQUIRED_CIPHER_SUITES, TLS13_CIPHER_SUITES } from './tls-names';
@@ -492,26 +493,18 @@ function parseTls(w: Walker, f: Field | undefined, ctx: TlsContext): TlsServerCo
 
   let x509: crypto.X509Certificate | undefined;
   if (certPem) {
-    const blocks = pemCertificates(certPem.text);
-    if (!blocks.length) w.report(certPem.field, 'contains no PEM certificate');
-    else {
-      try {
-        x509 = new crypto.X509Certificate(blocks[0]);
-      } catch (err) {
-        w.report(certPem.field, `the first certificate cannot be parsed: ${(err as Error).message}`);
-      }
-    }
+    const c = firstCertificate(certPem.text);
+    if (typeof c === 'string') w.report(certPem.field, c);
+    else x509 = c;
   }
   let keyObject: crypto.KeyObject | undefined;
   if (keyPem) {
-    try {
-      keyObject = crypto.createPrivateKey(keyPem.text);
-    } catch {
-      // OpenSSL's reason is left out on purpose: nothing about a private key's content goes into a message.
-      w.report(keyPem.field, 'is not an unencrypted PEM private key (PKCS#8, PKCS#1 or SEC1)');
-    }
+    const k = privateKey(keyPem.text);
+    if (typeof k === 'string') w.report(keyPem.field, k);
+    else keyObject = k;
   }
-  if (x509 && keyObject && !x509.checkPrivateKey(keyObject)) w.report(keyPem!.field, `does not belong to the certificate (${x509.subject.replace(/\n/g, ', ')})`);
+  const mismatch = x509 && keyObject && keyMismatch(x509, keyObject);
+  if (mismatch) w.report(keyPem!.field, mismatch);
   if (caPem && !pemCertificates(caPem.text).length) w.report(caPem.field, 'contains no PEM certificate');
 
   if (clientAuth === undefined) return undefined;
@@ -616,10 +609,6 @@ function parseGoDuration(text: string): number | undefined {
 function sortByLine(problems: string[]): void {
   const lineOf = (p: string) => Number(/\(line (\d+)\)/.exec(p)?.[1] ?? 0);
   problems.sort((a, b) => lineOf(a) - lineOf(b));
-}
-
-function pemCertificates(text: string): string[] {
-  return text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
 }
 
 function isNull(node: YNode): boolean {

@@ -2,22 +2,18 @@
 // --config.check or errors, a wrong one only degrades; SIGTERM with Redis hanging exits within the grace period;
 // a reload cannot change the cluster block.
 import fs from 'node:fs';
-import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { tempDir } from '../helpers/harness';
 import { runExporter } from '../helpers/exporter-process';
-import { canConnect, freePort } from '../helpers/servers';
+import { startRedisServer } from '../helpers/servers';
 import { ENV, fleet, redis, replica, replicaConfig, until } from './replicas';
 
 const PASSWORD = 'redis-Pa55word-never-shown-7c1f';
 
 /** redis-server with a password, in memory only, on a free port. */
 async function redisWithPassword(): Promise<{ port: number; stop(): void }> {
-  const port = await freePort();
-  const child = spawn(process.env.REDIS_SERVER ?? 'redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', tempDir(), '--save', '', '--appendonly', 'no', '--requirepass', PASSWORD], { stdio: 'ignore' });
-  await until('redis-server listens', () => canConnect(port), 5000, 50);
-  return { port, stop: () => child.kill('SIGKILL') };
+  const r = await startRedisServer({ args: ['--requirepass', PASSWORD] });
+  return { port: r.port, stop: () => r.process.kill('SIGKILL') };
 }
 
 describe('cluster robustness', () => {

@@ -60,23 +60,28 @@ export interface RedisTlsFiles {
   ca: string;
 }
 
+/** Spawns Debian's redis-server with `args` and resolves once it listens on `port`. */
+async function spawnRedis(args: string[], port: number, bin = process.env.REDIS_SERVER ?? 'redis-server'): Promise<RedisServer> {
+  const child = spawn(bin, args, { stdio: 'ignore' });
+  const failed = new Promise<never>((_, reject) => child.once('error', (err) => reject(new Error(`${bin} could not start (Debian package redis-server): ${err.message}`))));
+  await Promise.race([waitForPort(bin, port, child), failed]);
+  return { port, process: child, stop: () => stopChild(child) };
+}
+
 /**
  * Starts Debian's redis-server in memory only, on a free port (the machine's own Redis is left alone) or on `port`
  * (a restart where clients already point); with `tls`, the port speaks TLS only.
  */
 export async function startRedisServer(opts: { port?: number; tls?: RedisTlsFiles; bin?: string; args?: string[] } = {}): Promise<RedisServer> {
-  const bin = opts.bin ?? process.env.REDIS_SERVER ?? 'redis-server';
   const port = opts.port ?? (await freePort());
   const t = opts.tls;
   const listen = t ? ['--port', '0', '--tls-port', String(port), '--tls-cert-file', t.cert, '--tls-key-file', t.key, '--tls-ca-cert-file', t.ca] : ['--port', String(port)];
   // Its own empty folder: a replica writes the RDB its primary sends (dump.rdb, even without `save`), and a server
   // loads a dump.rdb it finds at start; in the working directory one test's data would reach the next test's Redis.
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cse-redis-'));
-  const child = spawn(bin, [...listen, '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no', ...(opts.args ?? [])], { stdio: 'ignore' });
-  child.once('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
-  const failed = new Promise<never>((_, reject) => child.once('error', (err) => reject(new Error(`${bin} could not start (Debian package redis-server): ${err.message}`))));
-  await Promise.race([waitForPort(bin, port, child), failed]);
-  return { port, process: child, stop: () => stopChild(child) };
+  const r = await spawnRedis([...listen, '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no', ...(opts.args ?? [])], port, opts.bin);
+  r.process.once('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+  return r;
 }
 
 /**
@@ -85,15 +90,11 @@ export async function startRedisServer(opts: { port?: number; tls?: RedisTlsFile
  * rewrites it).
  */
 export async function startSentinel(o: { dir: string; name: string; primaryPort: number; downAfterMs: number }): Promise<RedisServer> {
-  const bin = process.env.REDIS_SERVER ?? 'redis-server';
   const port = await freePort();
   const conf = path.join(o.dir, `sentinel-${port}.conf`);
   fs.writeFileSync(
     conf,
     [`port ${port}`, 'bind 127.0.0.1', `dir ${o.dir}`, `sentinel monitor ${o.name} 127.0.0.1 ${o.primaryPort} 1`, `sentinel down-after-milliseconds ${o.name} ${o.downAfterMs}`, `sentinel failover-timeout ${o.name} 10000`].join('\n') + '\n',
   );
-  const child = spawn(bin, [conf, '--sentinel'], { stdio: 'ignore' });
-  const failed = new Promise<never>((_, reject) => child.once('error', (err) => reject(new Error(`${bin} --sentinel could not start (Debian package redis-server): ${err.message}`))));
-  await Promise.race([waitForPort(`${bin} --sentinel`, port, child), failed]);
-  return { port, process: child, stop: () => stopChild(child) };
+  return spawnRedis([conf, '--sentinel'], port);
 }
